@@ -1,0 +1,257 @@
+"""Domain models shared by workflows, activities, the API and the store.
+
+Workflow-safe: only the standard library and pydantic. Amounts are integers in base units.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class CaseStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    TRACING = "TRACING"
+    WAITING_CONFIRMATIONS = "WAITING_CONFIRMATIONS"
+    CLASSIFIED = "CLASSIFIED"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    RECOVERING = "RECOVERING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (CaseStatus.COMPLETED, CaseStatus.REJECTED)
+
+
+class Pattern(StrEnum):
+    WRONG_NETWORK_SAME_KEY = "WRONG_NETWORK_SAME_KEY"
+    CONTRACT_RECIPIENT = "CONTRACT_RECIPIENT"
+    UNLISTED_TOKEN = "UNLISTED_TOKEN"
+    NOT_FOUND = "NOT_FOUND"
+    FAILED_TX = "FAILED_TX"
+    NOT_OURS = "NOT_OURS"
+    NOT_YOUR_DEPOSIT = "NOT_YOUR_DEPOSIT"
+    ALREADY_CREDITED = "ALREADY_CREDITED"
+    TOO_SMALL = "TOO_SMALL"
+
+
+class Route(StrEnum):
+    AUTOMATIC = "AUTOMATIC"
+    MANUAL = "MANUAL"
+    NONE = "NONE"
+
+
+NATIVE_LOG_INDEX = -1
+"""Log index used for a native-value transfer (the transaction's own ``value``)."""
+
+
+def deposit_key(chain: str, tx_hash: str, log_index: int | None) -> str:
+    """The identity of one deposit. ``None`` means the claim did not resolve to a transfer."""
+    suffix = "x" if log_index is None else ("n" if log_index == NATIVE_LOG_INDEX else str(log_index))
+    return f"{chain}:{tx_hash.lower()}:{suffix}"
+
+
+def case_id_for(chain: str, tx_hash: str, log_index: int | None) -> str:
+    """Workflow id and case id: one case per deposit."""
+    return "case-" + deposit_key(chain, tx_hash, log_index).replace(":", "-")
+
+
+class Transfer(BaseModel):
+    """A value movement found in a transaction. ``token_address`` is None for the native asset."""
+
+    chain: str
+    tx_hash: str
+    log_index: int
+    token_address: str | None
+    asset: str | None
+    decimals: int | None
+    sender: str
+    recipient: str
+    amount: int
+
+    @property
+    def key(self) -> str:
+        return deposit_key(self.chain, self.tx_hash, self.log_index)
+
+
+class TraceResult(BaseModel):
+    """What a chain says about a transaction."""
+
+    chain: str | None
+    tx_hash: str
+    found: bool
+    succeeded: bool | None = None
+    block_number: int | None = None
+    confirmations: int = 0
+    required_confirmations: int = 0
+    block_time_ms: int = 0
+    transfers: list[Transfer] = Field(default_factory=list)
+
+    @property
+    def confirmed(self) -> bool:
+        return self.found and self.confirmations >= self.required_confirmations
+
+    def transfer_at(self, log_index: int | None) -> Transfer | None:
+        return next((t for t in self.transfers if t.log_index == log_index), None)
+
+
+class DepositFacts(BaseModel):
+    """Everything the classifier needs, gathered by an activity so classification stays pure."""
+
+    claimant_user_id: str
+    trace: TraceResult
+    deposit: Transfer | None = None
+    owner_user_id: str | None = None
+    recipient_is_contract: bool = False
+    signer_holds_key: bool = False
+    credited_here: bool = False
+    credited_chains: list[str] = Field(default_factory=list)
+    already_credited: bool = False
+    engineers: list[str] = Field(default_factory=list)
+    """The roster allowed to approve or reject this case if it needs a manual decision."""
+
+
+class Classification(BaseModel):
+    pattern: Pattern
+    recoverable: bool
+    route: Route
+    reason: str
+
+
+class Quote(BaseModel):
+    """The fee for one recovery, in the deposit's asset base units."""
+
+    asset: str
+    decimals: int
+    amount: int
+    amount_usd: Decimal
+    percent_bps: int
+    fee_usd: Decimal
+    fee: int
+    gas_estimate: int
+    net_estimate: int
+
+
+class Settlement(BaseModel):
+    """What was actually recovered and how it splits: recovered = credited + fee + gas."""
+
+    recovered: int
+    credited: int
+    fee: int
+    gas: int
+    gas_native: int
+
+
+class CaseInput(BaseModel):
+    case_id: str
+    user_id: str
+    chain: str | None
+    tx_hash: str
+    log_index: int | None
+    asset: str | None = None
+    amount_display: str | None = None
+    """Decimal string of the located amount, for the workflow's summary in the UI."""
+
+
+class Decision(BaseModel):
+    """An engineer's decision on a case awaiting approval (the UI records no identity)."""
+
+    engineer: str
+    reason: str = ""
+
+
+class TimelineEvent(BaseModel):
+    key: str
+    status: CaseStatus
+    message: str
+
+
+class CaseUpdate(BaseModel):
+    """A change to the case record plus the timeline event that explains it (idempotent by key)."""
+
+    case_id: str
+    event: TimelineEvent
+    pattern: Pattern | None = None
+    reason: str | None = None
+    chain: str | None = None
+    asset: str | None = None
+    token_address: str | None = None
+    decimals: int | None = None
+    amount: int | None = None
+    quote: Quote | None = None
+    settlement: Settlement | None = None
+    topup_tx_hash: str | None = None
+    sweep_tx_hash: str | None = None
+
+
+class TraceRequest(BaseModel):
+    chain: str | None
+    tx_hash: str
+
+
+class FactsRequest(BaseModel):
+    case_id: str
+    user_id: str
+    trace: TraceResult
+    log_index: int | None
+
+
+class QuoteRequest(BaseModel):
+    case_id: str
+    deposit: Transfer
+
+
+class SignRequest(BaseModel):
+    """Ask the signer to build and sign a transaction once, keyed by ``idempotency_key``.
+
+    ``purpose`` is ``sweep`` (deposit address to hot wallet) or ``gas_topup`` (gas wallet to the
+    deposit address, sized from the already signed sweep).
+    """
+
+    idempotency_key: str
+    case_id: str
+    purpose: str
+    deposit: Transfer
+    sweep_key: str | None = None
+
+
+class TxStatusRequest(BaseModel):
+    chain: str
+    tx_hash: str
+
+
+class SettleRequest(BaseModel):
+    case_id: str
+    user_id: str
+    deposit: Transfer
+    quote: Quote
+    receipts: list[TxReceipt]
+
+
+class SignedTx(BaseModel):
+    idempotency_key: str
+    chain: str
+    tx_hash: str | None
+    """None when nothing had to be sent (for example, the address already had gas)."""
+
+
+class TxReceipt(BaseModel):
+    chain: str
+    tx_hash: str
+    succeeded: bool
+    block_number: int
+    gas_used: int
+    effective_gas_price: int
+    confirmations: int
+    required_confirmations: int
+
+
+class CaseResult(BaseModel):
+    case_id: str
+    status: CaseStatus
+    pattern: Pattern | None
+    reason: str
+    settlement: Settlement | None = None

@@ -1,0 +1,162 @@
+"""Configuration: embedded dev defaults, overridable by environment variables and a TOML file.
+
+Environment variables use the prefix ``RECOVERY_`` and ``__`` for nesting
+(``RECOVERY_API_PORT=9000``); ``DATABASE_URL`` is honoured as is. A TOML file is read from
+``RECOVERY_CONFIG`` (default ``recovery.toml`` in the working directory) when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class TokenConfig(BaseModel):
+    symbol: str
+    address: str
+    decimals: int
+
+
+class ChainConfig(BaseModel):
+    """One configured chain. ``credited_assets`` are the assets the exchange credits there."""
+
+    name: str
+    family: Literal["evm"] = "evm"
+    chain_id: int
+    rpc_urls: list[str]
+    confirmations: int = 12
+    block_time_ms: int = 12_000
+    native_symbol: str = "ETH"
+    native_decimals: int = 18
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    credited_assets: list[str] = Field(default_factory=list)
+
+    def token_by_address(self, address: str) -> TokenConfig | None:
+        wanted = address.lower()
+        return next((t for t in self.tokens if t.address.lower() == wanted), None)
+
+    def token_by_symbol(self, symbol: str) -> TokenConfig | None:
+        return next((t for t in self.tokens if t.symbol == symbol), None)
+
+
+class FeePolicyConfig(BaseModel):
+    """Percentage of the recovered value, clamped to [min_usd, max_usd], plus the gas spent."""
+
+    percent_bps: int = 500
+    min_usd: Decimal = Decimal("10")
+    max_usd: Decimal = Decimal("500")
+
+
+USDT_ETHEREUM = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
+USDT_BSC = "0x55d398326f99059fF775485246999027B3197955"
+
+
+def dev_chains() -> list[ChainConfig]:
+    return [
+        ChainConfig(
+            name="ethereum",
+            chain_id=1,
+            rpc_urls=["http://127.0.0.1:8545"],
+            confirmations=3,
+            block_time_ms=1000,
+            native_symbol="ETH",
+            tokens=[TokenConfig(symbol="USDT", address=USDT_ETHEREUM, decimals=6)],
+            credited_assets=["ETH", "USDT"],
+        ),
+        ChainConfig(
+            name="bsc",
+            chain_id=56,
+            rpc_urls=["http://127.0.0.1:8546"],
+            confirmations=3,
+            block_time_ms=1000,
+            native_symbol="BNB",
+            tokens=[TokenConfig(symbol="USDT", address=USDT_BSC, decimals=18)],
+            credited_assets=[],
+        ),
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RECOVERY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    data_dir: Path = ROOT / ".data"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("RECOVERY_DATABASE_URL", "DATABASE_URL", "database_url")
+    )
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "recovery-cases"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    ui_port: int = 8233
+    max_body_bytes: int = 16_384
+
+    chains: list[ChainConfig] = Field(default_factory=dev_chains)
+    prices_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {"USDT": Decimal("1"), "ETH": Decimal("3000"), "BNB": Decimal("600")}
+    )
+    fee: FeePolicyConfig = Field(default_factory=FeePolicyConfig)
+    engineers: list[str] = Field(default_factory=lambda: ["alice", "bob"])
+
+    signer_mnemonic: SecretStr | None = None
+    seed_file: Path | None = None
+    gas_topup_multiplier_pct: int = 150
+    dev_faucet_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{self.data_dir / 'recovery.db'}"
+        if self.seed_file is None:
+            self.seed_file = self.data_dir / "signer-seed"
+        names = [c.name for c in self.chains]
+        if len(names) != len(set(names)):
+            raise ValueError(f"chain names must be unique, got {names}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("RECOVERY_CONFIG", "recovery.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return (init_settings, env_settings, toml, file_secret_settings)
+
+    def chain(self, name: str) -> ChainConfig:
+        for chain in self.chains:
+            if chain.name == name:
+                return chain
+        raise KeyError(name)
+
+    @property
+    def chain_names(self) -> list[str]:
+        return [c.name for c in self.chains]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,672 @@
+"""Database engine, tables and the case store.
+
+Every amount is a Python ``int`` in base units stored exactly by :class:`Amount` (``NUMERIC(78,0)`` on
+PostgreSQL, decimal text on SQLite). Service functions are keyword-only and commit their own
+transaction; call them on a session with no transaction open (a fresh session, or right after a commit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from recovery.models import CaseStatus, CaseUpdate, Pattern, Transfer
+
+# --------------------------------------------------------------------------------------------------
+# Column types
+# --------------------------------------------------------------------------------------------------
+
+
+class Amount(TypeDecorator[int]):
+    """An arbitrary-size non-float integer (token amounts exceed int64: 100 USDT at 18 decimals is 1e20).
+
+    PostgreSQL: ``NUMERIC(78, 0)`` (fits 2**256 - 1). SQLite: ``TEXT`` holding the decimal digits, because
+    SQLite's NUMERIC affinity turns integers beyond int64 into floats. Values come back as ``int``.
+    Sorting and summing in SQL is therefore only numeric on PostgreSQL; sum in Python for portability.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(78, 0))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"amounts must be int base units, got {type(value).__name__}: {value!r}")
+        if dialect.name == "postgresql":
+            return Decimal(value)
+        return str(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            if value != value.to_integral_value():
+                raise ValueError(f"non-integral amount in the database: {value}")
+            return int(value)
+        return int(value)
+
+    @property
+    def python_type(self) -> type:
+        return int
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use datetime.now(UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StrEnumType(TypeDecorator[Enum]):
+    """A ``StrEnum`` stored as plain text (no PostgreSQL ENUM type to migrate)."""
+
+    impl = String(40)
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[Enum]) -> None:
+        super().__init__()
+        self.enum_cls = enum_cls
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else self.enum_cls(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Enum | None:
+        return None if value is None else self.enum_cls(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------------
+# Display helpers (exact; never float)
+# --------------------------------------------------------------------------------------------------
+
+
+def format_units(amount: int, decimals: int) -> str:
+    """``format_units(100_500_000, 6) == "100.5"``; exact for any size."""
+    sign = "-" if amount < 0 else ""
+    digits = str(abs(amount))
+    if decimals <= 0:
+        return sign + digits + "0" * -decimals
+    digits = digits.rjust(decimals + 1, "0")
+    whole, frac = digits[:-decimals], digits[-decimals:].rstrip("0")
+    return sign + whole + ("." + frac if frac else "")
+
+
+def parse_units(value: str | Decimal, decimals: int) -> int:
+    """``parse_units("100.5", 6) == 100_500_000``; refuses more fractional digits than ``decimals``."""
+    number = Decimal(value) if isinstance(value, Decimal) else Decimal(value.strip())
+    if not number.is_finite():
+        raise ValueError(f"not a finite number: {value}")
+    scaled = number.scaleb(decimals) if decimals else number
+    # scaleb rounds to the context precision; redo it exactly from the tuple to be safe
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    shift = exponent + decimals
+    if shift >= 0:
+        result = int("".join(map(str, digits)) or "0") * 10**shift
+    else:
+        kept, dropped = digits[:shift], digits[shift:]
+        if any(dropped):
+            raise ValueError(f"{value} has more than {decimals} decimal places")
+        result = int("".join(map(str, kept)) or "0")
+    del scaled
+    return -result if sign else result
+
+
+# --------------------------------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------------------------------
+
+_IMMEDIATE = "recovery_sqlite_begin_immediate"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``sqlite:///path`` or ``postgresql://...`` (driven by psycopg 3). No I/O but mkdir."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    if parsed.get_backend_name() != "sqlite":
+        raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
+
+    memory = parsed.database in (None, "", ":memory:")
+    if memory:
+        engine = create_engine(
+            url, echo=echo, connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+    else:
+        assert parsed.database is not None
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy emits BEGIN itself (below), so that writers can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock at once (waiting up to busy_timeout), so a write
+        # transaction never fails half-way upgrading a read snapshot ("database is locked").
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
+
+    return engine
+
+
+def init_db(engine: Engine) -> None:
+    """Create every table (idempotent). Tables of ``fees.ledger`` share this metadata."""
+    import fees.ledger  # noqa: F401  (registers LedgerCredit and FeeEntry)
+
+    SQLModel.metadata.create_all(engine)
+
+
+def get_session(engine: Engine) -> Iterator[Session]:
+    """Generator for dependency injection (FastAPI ``Depends``)."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """``with session_scope(engine) as session:`` for scripts, the CLI and activities."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+def begin_write(session: Session) -> None:
+    """Open the session's transaction as a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+    if not session.in_transaction():
+        session.connection(execution_options={_IMMEDIATE: True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+
+
+class UserBase(SQLModel):
+    user_id: str = Field(primary_key=True, max_length=128)
+    deposit_index: int = Field(unique=True)
+    deposit_address: str = Field(unique=True, index=True, max_length=128)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"  # type: ignore[assignment]
+
+    token_hash: str = Field(unique=True, max_length=64)
+    """sha256 hex of the API token; the token itself is shown once and never stored."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UserPublic(UserBase):
+    created_at: datetime
+
+
+Index("ix_users_deposit_address_lower", func.lower(User.__table__.c.deposit_address), unique=True)  # type: ignore[attr-defined]
+
+
+class CaseBase(SQLModel):
+    chain: str | None = Field(default=None, max_length=64)
+    tx_hash: str = Field(index=True, max_length=130)
+    log_index: int | None = None
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "cases"  # type: ignore[assignment]
+
+    case_id: str = Field(primary_key=True, max_length=255)
+    user_id: str = Field(index=True, max_length=128)
+    status: CaseStatus = Field(default=CaseStatus.RECEIVED, sa_type=StrEnumType(CaseStatus))
+    pattern: Pattern | None = Field(default=None, sa_type=StrEnumType(Pattern))
+    reason: str = Field(default="", sa_type=Text)
+    asset: str | None = Field(default=None, max_length=64)
+    token_address: str | None = Field(default=None, max_length=128)
+    decimals: int | None = None
+    amount: int | None = Field(default=None, sa_type=Amount)
+    fee: int | None = Field(default=None, sa_type=Amount)
+    gas: int | None = Field(default=None, sa_type=Amount)
+    credited: int | None = Field(default=None, sa_type=Amount)
+    fee_usd: str | None = Field(default=None, max_length=64)
+    quote_json: str | None = Field(default=None, sa_type=Text)
+    topup_tx_hash: str | None = Field(default=None, max_length=130)
+    sweep_tx_hash: str | None = Field(default=None, max_length=130)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+Index("ix_cases_user_created", Case.__table__.c.user_id, Case.__table__.c.created_at)  # type: ignore[attr-defined]
+
+
+class CaseEvent(SQLModel, table=True):
+    """One line of a case's timeline; ``(case_id, key)`` is unique so appending is idempotent."""
+
+    __tablename__ = "case_events"  # type: ignore[assignment]
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_case_events_case_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=255)
+    key: str = Field(max_length=255)
+    status: CaseStatus = Field(sa_type=StrEnumType(CaseStatus))
+    message: str = Field(default="", sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SignedTransaction(SQLModel, table=True):
+    """A transaction signed once per idempotency key. The raw signed tx is public once broadcast;
+    no key material is ever stored here."""
+
+    __tablename__ = "signed_transactions"  # type: ignore[assignment]
+    __table_args__ = (
+        UniqueConstraint("chain", "from_address", "nonce", name="uq_signed_tx_chain_from_nonce"),
+    )
+
+    idempotency_key: str = Field(primary_key=True, max_length=255)
+    case_id: str = Field(index=True, max_length=255)
+    chain: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    from_address: str = Field(max_length=128)
+    nonce: int
+    tx_hash: str = Field(max_length=130)
+    raw_tx: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+class UserExists(Exception):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id!r} already exists")
+        self.user_id = user_id
+
+
+class CaseExists(Exception):
+    def __init__(self, existing: Case) -> None:
+        super().__init__(f"case {existing.case_id!r} already exists")
+        self.existing = existing
+
+
+class CaseNotFound(KeyError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(case_id)
+        self.case_id = case_id
+
+    def __str__(self) -> str:
+        return f"case {self.case_id!r} not found"
+
+
+class NonceTaken(Exception):
+    """Another transaction was already saved for this (chain, from_address, nonce)."""
+
+    def __init__(self, chain: str, from_address: str, nonce: int) -> None:
+        super().__init__(f"nonce {nonce} of {from_address} on {chain} is already used by another transaction")
+        self.chain, self.from_address, self.nonce = chain, from_address, nonce
+
+
+# --------------------------------------------------------------------------------------------------
+# Users
+# --------------------------------------------------------------------------------------------------
+
+
+class AddressSigner(Protocol):
+    def address(self, path: str) -> str: ...
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _default_deposit_path(index: int) -> str:
+    from chains.signer import deposit_path
+
+    return deposit_path(index)
+
+
+def create_user(
+    session: Session,
+    *,
+    user_id: str,
+    signer: AddressSigner,
+    path_for: Callable[[int], str] | None = None,
+) -> tuple[User, str]:
+    """Create a user with the next free deposit index and a fresh API token; returns (user, token).
+
+    ``path_for`` maps a deposit index to a derivation path (default ``chains.signer.deposit_path``).
+    Raises :class:`UserExists`.
+    """
+    user_id = user_id.strip()
+    if not user_id:
+        raise ValueError("user_id must not be empty")
+    path_for = path_for or _default_deposit_path
+    for _attempt in range(5):
+        begin_write(session)
+        if session.get(User, user_id) is not None:
+            session.rollback()
+            raise UserExists(user_id)
+        last = session.exec(select(func.max(User.deposit_index))).one()
+        index = 0 if last is None else last + 1
+        token = secrets.token_urlsafe(32)
+        user = User(
+            user_id=user_id,
+            deposit_index=index,
+            deposit_address=signer.address(path_for(index)),
+            token_hash=hash_token(token),
+        )
+        session.add(user)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if session.get(User, user_id) is not None:
+                raise UserExists(user_id) from None
+            continue  # another process took this deposit index: try the next one
+        return user, token
+    raise RuntimeError("could not allocate a deposit index; try again")
+
+
+def authenticate(session: Session, *, token: str) -> User | None:
+    if not token:
+        return None
+    wanted = hash_token(token)
+    user = session.exec(select(User).where(User.token_hash == wanted)).first()
+    if user is None or not hmac.compare_digest(user.token_hash, wanted):
+        return None
+    return user
+
+
+def get_user(session: Session, *, user_id: str) -> User | None:
+    return session.get(User, user_id)
+
+
+def user_by_address(session: Session, *, address: str) -> User | None:
+    """The user owning a deposit address, compared case-insensitively."""
+    return session.exec(select(User).where(func.lower(User.deposit_address) == address.lower())).first()
+
+
+# --------------------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------------------
+
+
+def get_case(session: Session, *, case_id: str) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def create_case(
+    session: Session,
+    *,
+    case_id: str,
+    user_id: str,
+    chain: str | None,
+    tx_hash: str,
+    log_index: int | None,
+    deposit: Transfer | None = None,
+) -> Case:
+    """Insert a RECEIVED case and its "received" timeline event. Raises :class:`CaseExists`.
+
+    ``deposit``, when the claim already resolved to a transfer, pre-fills asset and amount.
+    """
+    begin_write(session)
+    existing = session.get(Case, case_id)
+    if existing is not None:
+        session.rollback()
+        raise CaseExists(existing)
+    now = utcnow()
+    case = Case(
+        case_id=case_id,
+        user_id=user_id,
+        chain=chain,
+        tx_hash=tx_hash,
+        log_index=log_index,
+        status=CaseStatus.RECEIVED,
+        created_at=now,
+        updated_at=now,
+    )
+    if deposit is not None:
+        case.asset = deposit.asset
+        case.token_address = deposit.token_address
+        case.decimals = deposit.decimals
+        case.amount = deposit.amount
+    session.add(case)
+    session.add(
+        CaseEvent(
+            case_id=case_id, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(Case, case_id)
+        if existing is None:
+            raise
+        raise CaseExists(existing) from None
+    return case
+
+
+def list_cases(session: Session, *, user_id: str, limit: int = 50, offset: int = 0) -> list[Case]:
+    """The user's cases, newest first."""
+    statement = (
+        select(Case)
+        .where(Case.user_id == user_id)
+        .order_by(col(Case.created_at).desc(), col(Case.case_id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
+def count_cases(session: Session, *, user_id: str) -> int:
+    return session.exec(select(func.count()).select_from(Case).where(Case.user_id == user_id)).one()
+
+
+def delete_case(session: Session, *, case_id: str) -> bool:
+    """Remove a case and its timeline. Only to undo a case whose workflow could not be started."""
+    begin_write(session)
+    case = session.get(Case, case_id)
+    if case is None:
+        session.rollback()
+        return False
+    for ev in session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id)).all():
+        session.delete(ev)
+    session.delete(case)
+    session.commit()
+    return True
+
+
+_PLAIN_UPDATE_FIELDS = (
+    "pattern",
+    "reason",
+    "chain",
+    "asset",
+    "token_address",
+    "decimals",
+    "amount",
+    "topup_tx_hash",
+    "sweep_tx_hash",
+)
+
+
+def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
+    """Apply ``update`` and append its timeline event in one transaction, once per event key.
+
+    Returns False (and changes nothing) when the event key was already recorded for the case.
+    Fields left ``None`` are kept. A terminal status (COMPLETED/REJECTED) never goes back to a
+    non-terminal one. Raises :class:`CaseNotFound` for an unknown case.
+    """
+    begin_write(session)
+    case = session.get(Case, update.case_id)
+    if case is None:
+        session.rollback()
+        raise CaseNotFound(update.case_id)
+    seen = session.exec(
+        select(CaseEvent.id).where(CaseEvent.case_id == update.case_id, CaseEvent.key == update.event.key)
+    ).first()
+    if seen is not None:
+        session.rollback()
+        return False
+
+    for name in _PLAIN_UPDATE_FIELDS:
+        value = getattr(update, name)
+        if value is not None:
+            setattr(case, name, value)
+    if update.quote is not None:
+        case.fee = update.quote.fee
+        case.fee_usd = str(update.quote.fee_usd)
+        case.quote_json = update.quote.model_dump_json()
+    if update.settlement is not None:
+        case.credited = update.settlement.credited
+        case.fee = update.settlement.fee
+        case.gas = update.settlement.gas
+    new_status = CaseStatus(update.event.status)
+    if not (case.status.terminal and not new_status.terminal):
+        case.status = new_status
+    now = utcnow()
+    case.updated_at = now
+    session.add(case)
+    session.add(
+        CaseEvent(
+            case_id=update.case_id,
+            key=update.event.key,
+            status=new_status,
+            message=update.event.message,
+            at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent writer recorded the same event key first
+        session.rollback()
+        return False
+    return True
+
+
+def timeline(session: Session, *, case_id: str) -> list[CaseEvent]:
+    statement = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id))
+    return list(session.exec(statement).all())
+
+
+# --------------------------------------------------------------------------------------------------
+# Signed transactions (nonce bookkeeping for the signer)
+# --------------------------------------------------------------------------------------------------
+
+
+def _norm_address(address: str) -> str:
+    """EVM addresses are case-insensitive: store them lower-case. Others (base58) keep their case."""
+    return address.lower() if address.startswith(("0x", "0X")) else address
+
+
+def save_signed_tx(
+    session: Session,
+    *,
+    idempotency_key: str,
+    case_id: str,
+    chain: str,
+    purpose: str,
+    from_address: str,
+    nonce: int,
+    tx_hash: str,
+    raw_tx: str,
+) -> SignedTransaction:
+    """Record a signed transaction before broadcasting it.
+
+    If a transaction with this idempotency key already exists (another worker won the race) the stored
+    one is returned unchanged: broadcast that one. Raises :class:`NonceTaken` when another key already
+    holds this (chain, from_address, nonce).
+    """
+    row = SignedTransaction(
+        idempotency_key=idempotency_key,
+        case_id=case_id,
+        chain=chain,
+        purpose=purpose,
+        from_address=_norm_address(from_address),
+        nonce=nonce,
+        tx_hash=tx_hash,
+        raw_tx=raw_tx,
+    )
+    begin_write(session)
+    existing = session.get(SignedTransaction, idempotency_key)
+    if existing is not None:
+        session.rollback()
+        return existing
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(SignedTransaction, idempotency_key)
+        if existing is not None:
+            return existing
+        raise NonceTaken(chain, from_address, nonce) from None
+    return row
+
+
+def get_signed_tx(session: Session, *, idempotency_key: str) -> SignedTransaction | None:
+    return session.get(SignedTransaction, idempotency_key)
+
+
+def max_nonce(session: Session, *, chain: str, from_address: str) -> int | None:
+    """Highest nonce recorded for the address on the chain, or None."""
+    statement = select(func.max(SignedTransaction.nonce)).where(
+        SignedTransaction.chain == chain, SignedTransaction.from_address == _norm_address(from_address)
+    )
+    return session.exec(statement).one()

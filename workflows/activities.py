@@ -1,0 +1,354 @@
+"""Activities of the case workflow: every side effect (chains, signer, database) happens here.
+
+Each activity is idempotent: a retry after a crash at any line finds what the first attempt stored
+(signed transactions, ledger rows, timeline events by key) instead of doing it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from chains.evm import EvmChain, build_erc20_transfer_data, locate
+from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer, deposit_path
+from fees import ledger
+from fees.policy import native_to_asset_units, quote, settle
+from fees.prices import PricePort
+from recovery import store
+from recovery.models import (
+    NATIVE_LOG_INDEX,
+    CaseUpdate,
+    DepositFacts,
+    FactsRequest,
+    Quote,
+    QuoteRequest,
+    Settlement,
+    SettleRequest,
+    SignedTx,
+    SignRequest,
+    TraceRequest,
+    TraceResult,
+    Transfer,
+    TxReceipt,
+    TxStatusRequest,
+)
+from recovery.settings import ChainConfig, Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_GAS_FALLBACK = 100_000
+NATIVE_TRANSFER_GAS = 21_000
+GAS_HEADROOM_PCT = 120
+
+
+class CaseActivities:
+    def __init__(self, *, settings: Settings, engine: Engine, signer: Signer, prices: PricePort) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._signer = signer
+        self._prices = prices
+        self._chains = {c.name: EvmChain(c) for c in settings.chains}
+
+    def all(self) -> list[Any]:
+        return [
+            self.trace_transaction,
+            self.gather_facts,
+            self.quote_recovery,
+            self.sign_transaction,
+            self.broadcast_transaction,
+            self.transaction_status,
+            self.settle_case,
+            self.save_case,
+        ]
+
+    def _chain(self, name: str) -> EvmChain:
+        try:
+            return self._chains[name]
+        except KeyError:
+            raise ApplicationError(f"chain {name!r} is not configured", non_retryable=True) from None
+
+    def _config(self, name: str) -> ChainConfig:
+        return self._settings.chain(name)
+
+    async def _db(self, fn: Any, /, **kwargs: Any) -> Any:
+        def run() -> Any:
+            with Session(self._engine, expire_on_commit=False) as session:
+                return fn(session, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+    # --- tracing and facts --------------------------------------------------------------------
+
+    @activity.defn(name="trace_transaction")
+    async def trace_transaction(self, request: TraceRequest) -> TraceResult:
+        if request.chain is None:
+            return await locate(self._settings.chains, request.tx_hash)
+        return await self._chain(request.chain).trace(request.tx_hash)
+
+    @activity.defn(name="gather_facts")
+    async def gather_facts(self, request: FactsRequest) -> DepositFacts:
+        trace = request.trace
+        facts = DepositFacts(
+            claimant_user_id=request.user_id, trace=trace, engineers=list(self._settings.engineers)
+        )
+        deposit = trace.transfer_at(request.log_index) if request.log_index is not None else None
+        if deposit is None or trace.chain is None:
+            return facts
+        owner = await self._db(store.user_by_address, address=deposit.recipient)
+        facts.deposit = deposit
+        if owner is None:
+            return facts
+        facts.owner_user_id = owner.user_id
+        facts.signer_holds_key = (
+            self._signer.address(deposit_path(owner.deposit_index)).lower() == deposit.recipient.lower()
+        )
+        facts.recipient_is_contract = await self._chain(trace.chain).is_contract(deposit.recipient)
+        facts.already_credited = await self._db(ledger.is_credited, deposit_key=deposit.key)
+        if deposit.asset is not None:
+            facts.credited_here = deposit.asset in self._config(trace.chain).credited_assets
+            facts.credited_chains = [
+                c.name
+                for c in self._settings.chains
+                if c.name != trace.chain and c.family == self._config(trace.chain).family
+                and deposit.asset in c.credited_assets
+            ]
+        return facts
+
+    # --- fee ----------------------------------------------------------------------------------
+
+    @activity.defn(name="quote_recovery")
+    async def quote_recovery(self, request: QuoteRequest) -> Quote:
+        deposit = request.deposit
+        config = self._config(deposit.chain)
+        asset, decimals = _asset_of(deposit)
+        price = self._price(asset)
+        chain = self._chain(deposit.chain)
+        max_fee, _tip = await chain.fee_params()
+        sweep_gas = await self._sweep_gas_limit(chain, deposit)
+        gas_native = (sweep_gas + NATIVE_TRANSFER_GAS) * max_fee
+        gas_estimate = native_to_asset_units(
+            gas_native,
+            native_decimals=config.native_decimals,
+            native_price_usd=self._price(config.native_symbol),
+            decimals=decimals,
+            price_usd=price,
+        )
+        policy = self._settings.fee
+        return quote(
+            asset=asset,
+            amount=deposit.amount,
+            decimals=decimals,
+            price_usd=price,
+            percent_bps=policy.percent_bps,
+            min_usd=policy.min_usd,
+            max_usd=policy.max_usd,
+            gas_estimate=gas_estimate,
+        )
+
+    def _price(self, asset: str) -> Decimal:
+        price = self._prices.usd_price(asset)
+        if price is None or price <= 0:
+            raise ApplicationError(f"no USD price configured for {asset}", non_retryable=True)
+        return price
+
+    async def _sweep_gas_limit(self, chain: EvmChain, deposit: Transfer) -> int:
+        if deposit.log_index == NATIVE_LOG_INDEX:
+            return NATIVE_TRANSFER_GAS
+        assert deposit.token_address is not None
+        hot = self._signer.address(HOT_WALLET_PATH)
+        try:
+            estimate = await chain.estimate_gas(
+                {
+                    "from": deposit.recipient,
+                    "to": deposit.token_address,
+                    "data": build_erc20_transfer_data(hot, deposit.amount),
+                }
+            )
+        except Exception as exc:  # noqa: BLE001 - an estimate is advisory; the fallback is safe
+            log.warning("gas estimate failed on %s: %s; using %d", deposit.chain, exc, SWEEP_GAS_FALLBACK)
+            return SWEEP_GAS_FALLBACK
+        return estimate * GAS_HEADROOM_PCT // 100
+
+    # --- signing and broadcasting --------------------------------------------------------------
+
+    @activity.defn(name="sign_transaction")
+    async def sign_transaction(self, request: SignRequest) -> SignedTx:
+        """Sign at most once per idempotency key; the signed transaction is stored before any broadcast."""
+        deposit = request.deposit
+        stored = await self._db(store.get_signed_tx, idempotency_key=request.idempotency_key)
+        if stored is not None:
+            return SignedTx(idempotency_key=request.idempotency_key, chain=stored.chain, tx_hash=stored.tx_hash)
+        chain = self._chain(deposit.chain)
+        config = self._config(deposit.chain)
+        owner = await self._db(store.user_by_address, address=deposit.recipient)
+        if owner is None:
+            raise ApplicationError(f"{deposit.recipient} is not a deposit address", non_retryable=True)
+        if request.purpose == "sweep":
+            path = deposit_path(owner.deposit_index)
+            max_fee, tip = await chain.fee_params()
+            tx = self._sweep_tx(deposit, await self._sweep_gas_limit(chain, deposit), max_fee, tip)
+        elif request.purpose == "gas_topup":
+            if request.sweep_key is None:
+                raise ApplicationError("a gas top-up needs the signed sweep it pays for", non_retryable=True)
+            sweep = await self._db(store.get_signed_tx, idempotency_key=request.sweep_key)
+            if sweep is None:
+                raise ApplicationError("the sweep must be signed before its gas top-up", non_retryable=True)
+            needed = sweep.gas_limit * sweep.max_fee_per_gas + sweep.value
+            have = await chain.balance(deposit.recipient)
+            if have >= needed:
+                return SignedTx(idempotency_key=request.idempotency_key, chain=deposit.chain, tx_hash=None)
+            path = GAS_WALLET_PATH
+            max_fee, tip = await chain.fee_params()
+            tx = {
+                "to": deposit.recipient,
+                "value": needed - have,
+                "gas": NATIVE_TRANSFER_GAS,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+        else:
+            raise ApplicationError(f"unknown purpose {request.purpose!r}", non_retryable=True)
+        sender = self._signer.address(path)
+        tx |= {"chainId": config.chain_id, "type": 2}
+        row = await self._store_signed(request, chain, path, sender, tx)
+        log.info("signed %s for %s: %s (nonce %d)", request.purpose, request.case_id, row.tx_hash, row.nonce)
+        return SignedTx(idempotency_key=request.idempotency_key, chain=deposit.chain, tx_hash=row.tx_hash)
+
+    def _sweep_tx(self, deposit: Transfer, gas: int, max_fee: int, tip: int) -> dict[str, Any]:
+        hot = self._signer.address(HOT_WALLET_PATH)
+        common = {"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+        if deposit.log_index == NATIVE_LOG_INDEX:
+            return {"to": hot, "value": deposit.amount - gas * max_fee, **common}
+        assert deposit.token_address is not None
+        return {
+            "to": deposit.token_address,
+            "value": 0,
+            "data": build_erc20_transfer_data(hot, deposit.amount),
+            **common,
+        }
+
+    async def _store_signed(
+        self, request: SignRequest, chain: EvmChain, path: str, sender: str, tx: dict[str, Any]
+    ) -> store.SignedTransaction:
+        """Pick the next free nonce for ``sender`` and store the signed transaction under it.
+
+        Two cases signing from the same address at once race on the (chain, sender, nonce) unique key;
+        the loser takes the next nonce.
+        """
+        for _attempt in range(20):
+            chain_nonce = await chain.nonce(sender)
+            stored_max = await self._db(store.max_nonce, chain=request.deposit.chain, from_address=sender)
+            nonce = max(chain_nonce, -1 if stored_max is None else stored_max + 1)
+            raw, tx_hash = self._signer.sign_evm(path, tx | {"nonce": nonce})
+            try:
+                return await self._db(
+                    store.save_signed_tx,
+                    idempotency_key=request.idempotency_key,
+                    case_id=request.case_id,
+                    chain=request.deposit.chain,
+                    purpose=request.purpose,
+                    from_address=sender,
+                    nonce=nonce,
+                    tx_hash=tx_hash,
+                    raw_tx=raw.hex(),
+                    gas_limit=tx["gas"],
+                    max_fee_per_gas=tx["maxFeePerGas"],
+                    value=tx["value"],
+                )
+            except store.NonceTaken:
+                continue
+            except store.SignedTxExists:
+                existing = await self._db(store.get_signed_tx, idempotency_key=request.idempotency_key)
+                assert existing is not None
+                return existing
+        raise ApplicationError(f"could not allocate a nonce for {sender} on {request.deposit.chain}")
+
+    @activity.defn(name="broadcast_transaction")
+    async def broadcast_transaction(self, signed: SignedTx) -> TxReceipt:
+        """Broadcast the stored signed transaction (idempotent) and wait until it is mined."""
+        assert signed.tx_hash is not None
+        row = await self._db(store.get_signed_tx, idempotency_key=signed.idempotency_key)
+        if row is None:
+            raise ApplicationError(f"no signed transaction under {signed.idempotency_key}", non_retryable=True)
+        chain = self._chain(row.chain)
+        if await chain.receipt(row.tx_hash) is None:
+            await chain.send_raw(bytes.fromhex(row.raw_tx.removeprefix("0x")), row.tx_hash)
+        while True:
+            activity.heartbeat(row.tx_hash)
+            receipt = await chain.wait_receipt(row.tx_hash, timeout_s=5)
+            if receipt is not None:
+                return await self._receipt(row.chain, row.tx_hash, receipt)
+
+    @activity.defn(name="transaction_status")
+    async def transaction_status(self, request: TxStatusRequest) -> TxReceipt:
+        receipt = await self._chain(request.chain).receipt(request.tx_hash)
+        if receipt is None:
+            raise ApplicationError(f"{request.tx_hash} has no receipt on {request.chain} (dropped or reorged)")
+        return await self._receipt(request.chain, request.tx_hash, receipt)
+
+    async def _receipt(self, chain_name: str, tx_hash: str, receipt: dict[str, Any]) -> TxReceipt:
+        head = await self._chain(chain_name).block_number()
+        block = _int(receipt["blockNumber"])
+        return TxReceipt(
+            chain=chain_name,
+            tx_hash=tx_hash,
+            succeeded=_int(receipt["status"]) == 1,
+            block_number=block,
+            gas_used=_int(receipt["gasUsed"]),
+            effective_gas_price=_int(receipt["effectiveGasPrice"]),
+            confirmations=max(head - block + 1, 0),
+            required_confirmations=self._config(chain_name).confirmations,
+        )
+
+    # --- settlement and the case record --------------------------------------------------------
+
+    @activity.defn(name="settle_case")
+    async def settle_case(self, request: SettleRequest) -> Settlement:
+        deposit = request.deposit
+        config = self._config(deposit.chain)
+        asset, decimals = _asset_of(deposit)
+        gas_native = sum(r.gas_used * r.effective_gas_price for r in request.receipts)
+        gas = native_to_asset_units(
+            gas_native,
+            native_decimals=config.native_decimals,
+            native_price_usd=self._price(config.native_symbol),
+            decimals=decimals,
+            price_usd=self._price(asset),
+        )
+        settlement = settle(recovered=deposit.amount, fee=request.quote.fee, gas=gas, gas_native=gas_native)
+        await self._db(
+            ledger.settle_case,
+            case_id=request.case_id,
+            user_id=request.user_id,
+            deposit_key=deposit.key,
+            chain=deposit.chain,
+            asset=asset,
+            settlement=settlement,
+            fee_usd=request.quote.fee_usd,
+        )
+        log.info(
+            "case %s settled: recovered %d = credited %d + fee %d + gas %d (%s base units)",
+            request.case_id, settlement.recovered, settlement.credited, settlement.fee, settlement.gas, asset,
+        )
+        return settlement
+
+    @activity.defn(name="save_case")
+    async def save_case(self, update: CaseUpdate) -> None:
+        await self._db(store.apply_case_update, update=update)
+
+
+def _asset_of(deposit: Transfer) -> tuple[str, int]:
+    if deposit.asset is None or deposit.decimals is None:
+        raise ApplicationError(f"token {deposit.token_address} is not listed: no automatic fee", non_retryable=True)
+    return deposit.asset, deposit.decimals
+
+
+def _int(value: str | int) -> int:
+    return value if isinstance(value, int) else int(value, 16)

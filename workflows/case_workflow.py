@@ -1,0 +1,375 @@
+"""The case workflow: one per deposit, from claim to credit or rejection.
+
+Only workflow-safe code here: chain access, keys and the database live in activities.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from fees.policy import to_decimal
+    from recovery.classify import classify
+    from recovery.models import (
+        CaseInput,
+        CaseResult,
+        CaseStatus,
+        CaseUpdate,
+        Classification,
+        Decision,
+        DepositFacts,
+        FactsRequest,
+        Pattern,
+        Quote,
+        QuoteRequest,
+        Route,
+        Settlement,
+        SettleRequest,
+        SignedTx,
+        SignRequest,
+        TimelineEvent,
+        TraceRequest,
+        TraceResult,
+        Transfer,
+        TxReceipt,
+        TxStatusRequest,
+    )
+    from workflows import search_attributes as sa
+
+SHORT = timedelta(seconds=30)
+CHAIN_CALL = timedelta(minutes=2)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+MIN_POLL = timedelta(seconds=1)
+MAX_POLL = timedelta(minutes=10)
+
+
+class CaseState:
+    """What the UI's query and the update validators read."""
+
+    def __init__(self) -> None:
+        self.status = CaseStatus.RECEIVED
+        self.pattern: Pattern | None = None
+        self.waiting_for = "Starting"
+        self.engineers: list[str] = []
+        self.decision: tuple[bool, Decision] | None = None
+
+
+@workflow.defn
+class CaseWorkflow:
+    def __init__(self) -> None:
+        self._state = CaseState()
+        self._case: CaseInput | None = None
+
+    @workflow.run
+    async def run(self, case: CaseInput) -> CaseResult:
+        self._case = case
+        await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
+
+        trace = await self._wait_for_deposit_depth(case)
+        facts: DepositFacts = await workflow.execute_activity(
+            "gather_facts",
+            FactsRequest(case_id=case.case_id, user_id=case.user_id, trace=trace, log_index=case.log_index),
+            result_type=DepositFacts,
+            start_to_close_timeout=CHAIN_CALL,
+            retry_policy=RETRY,
+        )
+        self._state.engineers = facts.engineers
+        verdict = classify(facts)
+        self._state.pattern = verdict.pattern
+        self._upsert_deposit_attributes(verdict, facts.deposit)
+        if not verdict.recoverable or facts.deposit is None:
+            return await self._reject(verdict.pattern, verdict.reason)
+        deposit = facts.deposit
+
+        await self._save(
+            "classified",
+            CaseStatus.CLASSIFIED,
+            f"Classified as {verdict.pattern} ({verdict.route.lower()}): {verdict.reason}",
+            waiting="quoting the fee",
+            pattern=verdict.pattern,
+            reason=verdict.reason,
+            chain=deposit.chain,
+            asset=deposit.asset,
+            token_address=deposit.token_address,
+            decimals=deposit.decimals,
+            amount=deposit.amount,
+        )
+        quote: Quote = await workflow.execute_activity(
+            "quote_recovery",
+            QuoteRequest(case_id=case.case_id, deposit=deposit),
+            result_type=Quote,
+            start_to_close_timeout=CHAIN_CALL,
+            retry_policy=RETRY,
+        )
+        self._set_amount_usd(quote)
+        if quote.net_estimate <= 0:
+            fee_total = to_decimal(quote.fee + quote.gas_estimate, quote.decimals)
+            return await self._reject(
+                Pattern.TOO_SMALL,
+                f"The deposit of {to_decimal(quote.amount, quote.decimals)} {quote.asset} does not cover the "
+                f"recovery cost of about {fee_total} {quote.asset} (fee and gas); it cannot be recovered.",
+            )
+
+        if verdict.route is Route.MANUAL:
+            approved = await self._await_decision(verdict)
+            if not approved:
+                return await self._reject(verdict.pattern, self._decision_reason("rejected"))
+
+        settlement = await self._recover(case, deposit, quote)
+        return CaseResult(
+            case_id=case.case_id,
+            status=CaseStatus.COMPLETED,
+            pattern=verdict.pattern,
+            reason=verdict.reason,
+            settlement=settlement,
+        )
+
+    # --- the engineer's decision -------------------------------------------------------------
+
+    @workflow.update
+    async def approve(self, decision: Decision) -> str:
+        self._state.decision = (True, decision)
+        return f"approved by {decision.engineer}"
+
+    @approve.validator
+    def _validate_approve(self, decision: Decision) -> None:
+        self._validate_decision(decision)
+
+    @workflow.update
+    async def reject(self, decision: Decision) -> str:
+        self._state.decision = (False, decision)
+        return f"rejected by {decision.engineer}"
+
+    @reject.validator
+    def _validate_reject(self, decision: Decision) -> None:
+        self._validate_decision(decision)
+        if not decision.reason.strip():
+            raise ValueError("A rejection needs a reason the user can read.")
+
+    def _validate_decision(self, decision: Decision) -> None:
+        if self._state.status is not CaseStatus.AWAITING_APPROVAL:
+            raise ValueError(f"The case is {self._state.status}, not awaiting approval.")
+        if self._state.decision is not None:
+            raise ValueError("A decision was already made on this case.")
+        if decision.engineer not in self._state.engineers:
+            raise ValueError(
+                f"{decision.engineer!r} is not on the roster of recovery engineers "
+                f"({', '.join(self._state.engineers) or 'empty'})."
+            )
+
+    @workflow.query
+    def status(self) -> dict[str, str]:
+        return {
+            "status": self._state.status.value,
+            "pattern": self._state.pattern.value if self._state.pattern else "",
+            "waiting_for": self._state.waiting_for,
+        }
+
+    async def _await_decision(self, verdict: Classification) -> bool:
+        await self._save(
+            "awaiting-approval",
+            CaseStatus.AWAITING_APPROVAL,
+            f"Waiting for a recovery engineer to approve or reject ({verdict.pattern})",
+            waiting="an engineer's approve or reject update",
+        )
+        await workflow.wait_condition(lambda: self._state.decision is not None)
+        assert self._state.decision is not None
+        approved, decision = self._state.decision
+        verb = "approved" if approved else "rejected"
+        await self._save(
+            f"decision-{verb}",
+            CaseStatus.AWAITING_APPROVAL,
+            f"{verb.capitalize()} by {decision.engineer}" + (f": {decision.reason}" if decision.reason else ""),
+            waiting="recovery" if approved else "closing",
+        )
+        return approved
+
+    def _decision_reason(self, verb: str) -> str:
+        assert self._state.decision is not None
+        _, decision = self._state.decision
+        return f"A recovery engineer {verb} the case: {decision.reason}"
+
+    # --- tracing and confirmations -------------------------------------------------------------
+
+    async def _wait_for_deposit_depth(self, case: CaseInput) -> TraceResult:
+        request = TraceRequest(chain=case.chain, tx_hash=case.tx_hash)
+
+        async def trace() -> TraceResult:
+            result: TraceResult = await workflow.execute_activity(
+                "trace_transaction",
+                request,
+                result_type=TraceResult,
+                start_to_close_timeout=CHAIN_CALL,
+                retry_policy=RETRY,
+            )
+            return result
+
+        result = await trace()
+        while result.found and result.succeeded is not False and not result.confirmed:
+            await self._save(
+                f"deposit-confirmations-{result.confirmations}",
+                CaseStatus.WAITING_CONFIRMATIONS,
+                f"Deposit has {result.confirmations} of {result.required_confirmations} confirmations",
+                waiting=self._confirmations_text("the deposit", result.chain, result.confirmations,
+                                                 result.required_confirmations),
+            )
+            await workflow.sleep(
+                _poll_interval(result.block_time_ms, result.required_confirmations - result.confirmations)
+            )
+            result = await trace()
+        return result
+
+    async def _wait_for_tx_depth(self, receipt: TxReceipt, label: str) -> TxReceipt:
+        request = TxStatusRequest(chain=receipt.chain, tx_hash=receipt.tx_hash)
+        while receipt.confirmations < receipt.required_confirmations:
+            self._set_waiting(
+                self._confirmations_text(label, receipt.chain, receipt.confirmations,
+                                         receipt.required_confirmations)
+            )
+            missing = receipt.required_confirmations - receipt.confirmations
+            await workflow.sleep(_poll_interval(1000, missing))
+            receipt = await workflow.execute_activity(
+                "transaction_status",
+                request,
+                result_type=TxReceipt,
+                start_to_close_timeout=CHAIN_CALL,
+                retry_policy=RETRY,
+            )
+        return receipt
+
+    @staticmethod
+    def _confirmations_text(what: str, chain: str | None, have: int, need: int) -> str:
+        return f"{need - have} more confirmation(s) of {what} on {chain} ({have}/{need})"
+
+    # --- recovery -------------------------------------------------------------------------------
+
+    async def _recover(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
+        await self._save(
+            "recovering",
+            CaseStatus.RECOVERING,
+            f"Recovering {to_decimal(deposit.amount, quote.decimals)} {quote.asset} on {deposit.chain}: "
+            f"fee {to_decimal(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) plus gas",
+            waiting="signing the sweep",
+            quote=quote,
+        )
+        sweep_key = f"{deposit.key}:sweep"
+        sweep = await self._sign(SignRequest(
+            idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit
+        ))
+        topup = await self._sign(SignRequest(
+            idempotency_key=f"{deposit.key}:gas_topup",
+            case_id=case.case_id,
+            purpose="gas_topup",
+            deposit=deposit,
+            sweep_key=sweep_key,
+        ))
+        receipts: list[TxReceipt] = []
+        if topup.tx_hash is not None:
+            self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
+            receipts.append(await self._broadcast(topup))
+            await self._save(
+                "gas-topup",
+                CaseStatus.RECOVERING,
+                f"Gas topped up on {deposit.chain} in {topup.tx_hash}",
+                topup_tx_hash=topup.tx_hash,
+            )
+        self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
+        sweep_receipt = await self._broadcast(sweep)
+        if not sweep_receipt.succeeded:
+            raise ApplicationError(f"Sweep {sweep.tx_hash} reverted on {deposit.chain}", non_retryable=True)
+        await self._save(
+            "sweep-mined",
+            CaseStatus.RECOVERING,
+            f"Sweep {sweep.tx_hash} mined in block {sweep_receipt.block_number}",
+            sweep_tx_hash=sweep.tx_hash,
+        )
+        receipts.append(await self._wait_for_tx_depth(sweep_receipt, "the sweep"))
+
+        self._set_waiting("crediting the user")
+        settlement: Settlement = await workflow.execute_activity(
+            "settle_case",
+            SettleRequest(
+                case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts
+            ),
+            result_type=Settlement,
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+        self._state.status = CaseStatus.COMPLETED
+        self._set_waiting("nothing: completed")
+        workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(CaseStatus.COMPLETED.value)])
+        return settlement
+
+    async def _sign(self, request: SignRequest) -> SignedTx:
+        signed: SignedTx = await workflow.execute_activity(
+            "sign_transaction",
+            request,
+            result_type=SignedTx,
+            start_to_close_timeout=CHAIN_CALL,
+            retry_policy=RETRY,
+        )
+        return signed
+
+    async def _broadcast(self, signed: SignedTx) -> TxReceipt:
+        receipt: TxReceipt = await workflow.execute_activity(
+            "broadcast_transaction",
+            signed,
+            result_type=TxReceipt,
+            start_to_close_timeout=CHAIN_CALL,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+        )
+        return receipt
+
+    # --- bookkeeping ----------------------------------------------------------------------------
+
+    async def _reject(self, pattern: Pattern, reason: str) -> CaseResult:
+        assert self._case is not None
+        self._state.pattern = pattern
+        await self._save(
+            "rejected", CaseStatus.REJECTED, reason, waiting="nothing: rejected", pattern=pattern, reason=reason
+        )
+        return CaseResult(case_id=self._case.case_id, status=CaseStatus.REJECTED, pattern=pattern, reason=reason)
+
+    async def _save(
+        self, key: str, status: CaseStatus, message: str, *, waiting: str | None = None, **fields: object
+    ) -> None:
+        assert self._case is not None
+        self._state.status = status
+        if waiting is not None:
+            self._set_waiting(waiting)
+        workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(status.value)])
+        update = CaseUpdate.model_validate(
+            {
+                "case_id": self._case.case_id,
+                "event": TimelineEvent(key=key, status=status, message=message),
+                **fields,
+            }
+        )
+        await workflow.execute_activity(
+            "save_case", update, start_to_close_timeout=SHORT, retry_policy=RETRY
+        )
+
+    def _set_waiting(self, what: str) -> None:
+        self._state.waiting_for = what
+        workflow.set_current_details(f"**{self._state.status}**: waiting for {what}")
+
+    def _upsert_deposit_attributes(self, verdict: Classification, deposit: Transfer | None) -> None:
+        updates = [sa.PATTERN.value_set(verdict.pattern.value)]
+        if deposit is not None:
+            updates.append(sa.CHAIN.value_set(deposit.chain))
+            updates.append(sa.ASSET.value_set(deposit.asset or deposit.token_address or "unknown"))
+        workflow.upsert_search_attributes(updates)
+
+    def _set_amount_usd(self, quote: Quote) -> None:
+        workflow.upsert_search_attributes([sa.AMOUNT_USD.value_set(int(quote.amount_usd))])
+
+
+def _poll_interval(block_time_ms: int, missing_blocks: int) -> timedelta:
+    wait = timedelta(milliseconds=max(block_time_ms, 1) * max(missing_blocks, 1))
+    return min(max(wait, MIN_POLL), MAX_POLL)
+
