@@ -11,7 +11,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from chains.evm_decode import MAX_UINT256, hex_to_int, receipt_succeeded, transfers_of
+from chains.evm_decode import MAX_UINT256, hex_to_int, trace_result
 from chains.jsonrpc import JsonRpcClient, RpcError, RpcUnavailable
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig
@@ -61,7 +61,7 @@ def to_rpc_tx(tx: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class EvmAdapter:
+class EvmChain:
     """One chain. Cheap to construct: HTTP connections are pooled per event loop."""
 
     def __init__(self, chain: ChainConfig, *, rpc: JsonRpcClient | None = None) -> None:
@@ -69,7 +69,7 @@ class EvmAdapter:
         self.rpc = rpc or JsonRpcClient(chain.rpc_urls, name=chain.name)
 
     def __repr__(self) -> str:
-        return f"EvmAdapter({self.chain.name!r}, chain_id={self.chain.chain_id})"
+        return f"EvmChain({self.chain.name!r}, chain_id={self.chain.chain_id})"
 
     async def trace(self, tx_hash: str) -> TraceResult:
         tx_hash = normalize_tx_hash(tx_hash)
@@ -80,33 +80,13 @@ class EvmAdapter:
                 ("eth_blockNumber", []),
             ]
         )
-        for item in (tx, receipt, head):
-            if isinstance(item, RpcError):
-                raise item
-        base = TraceResult(
-            chain=self.chain.name,
-            tx_hash=tx_hash,
-            found=False,
-            required_confirmations=self.chain.confirmations,
-            block_time_ms=self.chain.block_time_ms,
-        )
-        if tx is None:
-            return base
-        if receipt is None or receipt.get("blockNumber") is None:
-            return base.model_copy(update={"found": True})
-        block = hex_to_int(receipt["blockNumber"])
-        succeeded = receipt_succeeded(receipt)
-        return base.model_copy(
-            update={
-                "found": True,
-                "succeeded": succeeded,
-                "block_number": block,
-                # A receipt means the tx is mined: at least one confirmation even if a lagging
-                # endpoint answered eth_blockNumber.
-                "confirmations": max(1, hex_to_int(head) - block + 1),
-                "transfers": transfers_of(self.chain, tx, receipt),
-            }
-        )
+        if isinstance(tx, RpcError):
+            raise tx
+        if isinstance(receipt, RpcError):
+            raise receipt
+        if isinstance(head, RpcError):
+            raise head
+        return trace_result(self.chain, tx_hash, tx, receipt, hex_to_int(head))
 
     async def block_number(self) -> int:
         return hex_to_int(await self.rpc.call("eth_blockNumber"))
@@ -119,9 +99,7 @@ class EvmAdapter:
         return hex_to_int(await self.rpc.call("eth_getBalance", [to_checksum_address(address), "latest"]))
 
     async def nonce(self, address: str) -> int:
-        return hex_to_int(
-            await self.rpc.call("eth_getTransactionCount", [to_checksum_address(address), "pending"])
-        )
+        return hex_to_int(await self.rpc.call("eth_getTransactionCount", [to_checksum_address(address), "pending"]))
 
     async def token_balance(self, token: str, holder: str) -> int:
         """ERC-20 ``balanceOf``. An address without code answers ``0x``, read as 0."""
@@ -176,10 +154,13 @@ class EvmAdapter:
             await asyncio.sleep(poll_s)
 
 
+EvmAdapter = EvmChain
+
+
 async def locate(chains: list[ChainConfig], tx_hash: str) -> TraceResult:
     """Search every chain at once; the first chain that knows the transaction wins."""
     tx_hash = normalize_tx_hash(tx_hash)
-    tasks = {asyncio.create_task(EvmAdapter(c).trace(tx_hash), name=f"locate:{c.name}"): c for c in chains}
+    tasks = {asyncio.create_task(EvmChain(c).trace(tx_hash), name=f"locate:{c.name}"): c for c in chains}
     failures: list[str] = []
     pending = set(tasks)
     try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from recovery.models import NATIVE_LOG_INDEX, Transfer
+from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
 from recovery.settings import ChainConfig
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -118,3 +118,37 @@ def transfers_of(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str
         return []
     native = native_transfer(chain, tx, receipt)
     return ([native] if native else []) + decode_transfer_logs(chain, receipt.get("logs") or [])
+
+
+def trace_result(
+    chain: ChainConfig,
+    tx_hash: str,
+    tx: Mapping[str, Any] | None,
+    receipt: Mapping[str, Any] | None,
+    head: int,
+) -> TraceResult:
+    """What one chain says about ``tx_hash``, from its transaction, receipt and head block number."""
+    base = TraceResult(
+        chain=chain.name,
+        tx_hash=tx_hash.lower(),
+        found=False,
+        required_confirmations=chain.confirmations,
+        block_time_ms=chain.block_time_ms,
+    )
+    if tx is None:
+        return base
+    if receipt is None or receipt.get("blockNumber") is None:
+        return base.model_copy(update={"found": True})  # pending
+    block = hex_to_int(receipt["blockNumber"])
+    succeeded = receipt_succeeded(receipt)
+    return base.model_copy(
+        update={
+            "found": True,
+            "succeeded": succeeded,
+            "block_number": block,
+            # A receipt means the tx is mined: at least one confirmation even if a lagging
+            # endpoint answered eth_blockNumber.
+            "confirmations": max(1, head - block + 1),
+            "transfers": transfers_of(chain, tx, receipt),
+        }
+    )

@@ -41,9 +41,7 @@ class _EndpointFailed(Exception):
 
 
 # One pooled client per event loop: adapters stay cheap to construct and do not leak connections.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def shared_http_client() -> httpx.AsyncClient:
@@ -56,6 +54,13 @@ def shared_http_client() -> httpx.AsyncClient:
         )
         _clients[loop] = client
     return client
+
+
+async def aclose_shared_http_client() -> None:
+    """Close this event loop's pooled client (on shutdown; it is recreated on next use)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
 
 
 class JsonRpcClient:

@@ -141,11 +141,9 @@ def format_units(amount: int, decimals: int) -> str:
 
 def parse_units(value: str | Decimal, decimals: int) -> int:
     """``parse_units("100.5", 6) == 100_500_000``; refuses more fractional digits than ``decimals``."""
-    number = Decimal(value) if isinstance(value, Decimal) else Decimal(value.strip())
+    number = value if isinstance(value, Decimal) else Decimal(value.strip())
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value}")
-    scaled = number.scaleb(decimals) if decimals else number
-    # scaleb rounds to the context precision; redo it exactly from the tuple to be safe
     sign, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)
     shift = exponent + decimals
@@ -156,7 +154,6 @@ def parse_units(value: str | Decimal, decimals: int) -> int:
         if any(dropped):
             raise ValueError(f"{value} has more than {decimals} decimal places")
         result = int("".join(map(str, kept)) or "0")
-    del scaled
     return -result if sign else result
 
 
@@ -181,9 +178,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
     memory = parsed.database in (None, "", ":memory:")
     if memory:
-        engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False}, poolclass=StaticPool
-        )
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
         assert parsed.database is not None
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -313,9 +308,7 @@ class SignedTransaction(SQLModel, table=True):
     no key material is ever stored here."""
 
     __tablename__ = "signed_transactions"  # type: ignore[assignment]
-    __table_args__ = (
-        UniqueConstraint("chain", "from_address", "nonce", name="uq_signed_tx_chain_from_nonce"),
-    )
+    __table_args__ = (UniqueConstraint("chain", "from_address", "nonce", name="uq_signed_tx_chain_from_nonce"),)
 
     idempotency_key: str = Field(primary_key=True, max_length=255)
     case_id: str = Field(index=True, max_length=255)
@@ -325,6 +318,10 @@ class SignedTransaction(SQLModel, table=True):
     nonce: int
     tx_hash: str = Field(max_length=130)
     raw_tx: str = Field(sa_type=Text)
+    """Hex of the signed raw transaction (with or without 0x, as given)."""
+    gas_limit: int | None = Field(default=None, sa_type=Amount)
+    max_fee_per_gas: int | None = Field(default=None, sa_type=Amount)
+    value: int | None = Field(default=None, sa_type=Amount)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -352,6 +349,14 @@ class CaseNotFound(KeyError):
 
     def __str__(self) -> str:
         return f"case {self.case_id!r} not found"
+
+
+class SignedTxExists(Exception):
+    """A transaction was already signed and saved under this idempotency key: use that one."""
+
+    def __init__(self, existing: SignedTransaction) -> None:
+        super().__init__(f"a transaction is already signed under {existing.idempotency_key!r}")
+        self.existing = existing
 
 
 class NonceTaken(Exception):
@@ -419,6 +424,7 @@ def create_user(
             if session.get(User, user_id) is not None:
                 raise UserExists(user_id) from None
             continue  # another process took this deposit index: try the next one
+        session.refresh(user)
         return user, token
     raise RuntimeError("could not allocate a deposit index; try again")
 
@@ -468,6 +474,7 @@ def create_case(
     begin_write(session)
     existing = session.get(Case, case_id)
     if existing is not None:
+        session.expunge(existing)  # keep its loaded state readable after the rollback
         session.rollback()
         raise CaseExists(existing)
     now = utcnow()
@@ -488,9 +495,7 @@ def create_case(
         case.amount = deposit.amount
     session.add(case)
     session.add(
-        CaseEvent(
-            case_id=case_id, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now
-        )
+        CaseEvent(case_id=case_id, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now)
     )
     try:
         session.commit()
@@ -500,6 +505,7 @@ def create_case(
         if existing is None:
             raise
         raise CaseExists(existing) from None
+    session.refresh(case)
     return case
 
 
@@ -626,12 +632,15 @@ def save_signed_tx(
     nonce: int,
     tx_hash: str,
     raw_tx: str,
+    gas_limit: int | None = None,
+    max_fee_per_gas: int | None = None,
+    value: int | None = None,
 ) -> SignedTransaction:
     """Record a signed transaction before broadcasting it.
 
-    If a transaction with this idempotency key already exists (another worker won the race) the stored
-    one is returned unchanged: broadcast that one. Raises :class:`NonceTaken` when another key already
-    holds this (chain, from_address, nonce).
+    Raises :class:`SignedTxExists` (with ``.existing``) when this idempotency key already holds a
+    transaction (an earlier attempt or another worker won): broadcast that one, not the new one.
+    Raises :class:`NonceTaken` when another key already holds this (chain, from_address, nonce).
     """
     row = SignedTransaction(
         idempotency_key=idempotency_key,
@@ -642,12 +651,16 @@ def save_signed_tx(
         nonce=nonce,
         tx_hash=tx_hash,
         raw_tx=raw_tx,
+        gas_limit=gas_limit,
+        max_fee_per_gas=max_fee_per_gas,
+        value=value,
     )
     begin_write(session)
     existing = session.get(SignedTransaction, idempotency_key)
     if existing is not None:
+        session.expunge(existing)  # keep its loaded state readable after the rollback
         session.rollback()
-        return existing
+        raise SignedTxExists(existing)
     session.add(row)
     try:
         session.commit()
@@ -655,8 +668,9 @@ def save_signed_tx(
         session.rollback()
         existing = session.get(SignedTransaction, idempotency_key)
         if existing is not None:
-            return existing
+            raise SignedTxExists(existing) from None
         raise NonceTaken(chain, from_address, nonce) from None
+    session.refresh(row)
     return row
 
 

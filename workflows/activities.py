@@ -282,9 +282,11 @@ class CaseActivities:
             await chain.send_raw(bytes.fromhex(row.raw_tx.removeprefix("0x")), row.tx_hash)
         while True:
             activity.heartbeat(row.tx_hash)
-            receipt = await chain.wait_receipt(row.tx_hash, timeout_s=5)
-            if receipt is not None:
-                return await self._receipt(row.chain, row.tx_hash, receipt)
+            try:
+                receipt = await chain.wait_receipt(row.tx_hash, timeout_s=5)
+            except TimeoutError:
+                continue
+            return await self._receipt(row.chain, row.tx_hash, receipt)
 
     @activity.defn(name="transaction_status")
     async def transaction_status(self, request: TxStatusRequest) -> TxReceipt:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from recovery.models import CaseInput, CaseStatus
 from workflows import search_attributes as sa
@@ -21,9 +26,9 @@ async def start_case(client: Client, *, task_queue: str, case: CaseInput) -> Wor
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         search_attributes=TypedSearchAttributes(
             [
-                sa.CASE_STATUS.value_set(CaseStatus.RECEIVED.value),
-                sa.CHAIN.value_set(case.chain or "unknown"),
-                sa.USER_ID.value_set(case.user_id),
+                SearchAttributePair(sa.CASE_STATUS, CaseStatus.RECEIVED.value),
+                SearchAttributePair(sa.CHAIN, case.chain or "unknown"),
+                SearchAttributePair(sa.USER_ID, case.user_id),
             ]
         ),
         static_summary=(

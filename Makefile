@@ -1,0 +1,75 @@
+# Mis-deposit recovery engine: developer entry points. Needs only python3, npm and make.
+#
+#   make install   virtualenv in .venv with the package and its dev extras; anvil from npm
+#   make run       the whole dev stack in the foreground (Temporal, anvils, worker, API)
+#   make test      pytest (extra arguments: make test PYTEST_ARGS='-k devstack -x')
+#   make bench     every bench/bench_*.py module, in order (extra arguments: BENCH_ARGS=...)
+#   make lint      ruff and mypy
+#   make clean     caches and install stamps;  make distclean  also .venv, node_modules and .data
+
+PYTHON3 ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PY_STAMP  := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+LOCKFILE  := $(wildcard package-lock.json)
+PYTEST_ARGS ?=
+BENCH_ARGS  ?=
+LINT_PATHS = $(wildcard recovery workflows chains fees api devstack bench worker.py)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test bench lint clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY):
+	$(PYTHON3) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes (the install is editable: code changes need nothing).
+$(PY_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@
+
+# npm ci empties node_modules first, so the stamp is written after it.
+$(NPM_STAMP): package.json $(LOCKFILE)
+	@if [ -f package-lock.json ]; then \
+		npm ci --no-audit --no-fund; \
+	else \
+		npm install --no-audit --no-fund; \
+	fi
+	@touch $@
+
+run: install
+	$(PY) -m devstack
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	@if [ -f bench/__main__.py ]; then \
+		$(PY) -m bench $(BENCH_ARGS); \
+	else \
+		set -e; found=0; \
+		for f in $$(ls bench/bench_*.py 2>/dev/null | sort); do \
+			found=1; mod=$$(basename $$f .py); \
+			echo "== bench.$$mod"; \
+			$(PY) -m bench.$$mod $(BENCH_ARGS); \
+		done; \
+		if [ $$found = 0 ]; then echo "no bench/bench_*.py modules yet"; fi; \
+	fi
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(LINT_PATHS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist $(PY_STAMP) $(NPM_STAMP)
+	find . -path ./$(VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -print \
+		| xargs rm -rf
+
+distclean: clean
+	rm -rf $(VENV) node_modules .data

@@ -1,0 +1,179 @@
+"""FastAPI dependencies: database session, settings, the caller, Temporal, chain tracing, case start.
+
+Everything the routes reach outside the process comes through a dependency here, so tests can swap it
+with ``app.dependency_overrides`` (``get_tracer``, ``get_case_starter``) or ``create_app(temporal_client=...)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+from temporalio.client import Client, WorkflowHandle
+
+from recovery.models import CaseInput, TraceResult
+from recovery.settings import ChainConfig, Settings
+from recovery.store import User, authenticate
+
+TemporalConnector = Callable[[], Awaitable[Client]]
+"""Returns a connected Temporal client (connecting on first use)."""
+
+TOKEN_HELP = (
+    "send your API token as 'Authorization: Bearer <token>'; "
+    "an operator issues one with `recovery users create --user-id <your id>`"
+)
+
+
+# --- database and settings ------------------------------------------------------------------------
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+# --- the caller -----------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `recovery users create`")
+
+
+def get_current_user(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail=f"missing API token: {TOKEN_HELP}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user = authenticate(session, token=credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail=f"invalid API token: {TOKEN_HELP}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+# --- Temporal -------------------------------------------------------------------------------------
+
+
+def temporal_connector(settings: Settings, *, timeout_s: float = 10.0) -> TemporalConnector:
+    """A connector that connects once, on first use (never at import or app creation)."""
+    client: Client | None = None
+    lock: asyncio.Lock | None = None
+
+    async def connect() -> Client:
+        nonlocal client, lock
+        if client is not None:
+            return client
+        lock = lock or asyncio.Lock()
+        async with lock:
+            if client is None:
+                from temporalio.contrib.pydantic import pydantic_data_converter
+
+                client = await asyncio.wait_for(
+                    Client.connect(
+                        settings.temporal_address,
+                        namespace=settings.temporal_namespace,
+                        data_converter=pydantic_data_converter,
+                    ),
+                    timeout_s,
+                )
+        return client
+
+    return connect
+
+
+def get_temporal(request: Request) -> TemporalConnector:
+    connector: TemporalConnector = request.app.state.temporal_client
+    return connector
+
+
+TemporalDep = Annotated[TemporalConnector, Depends(get_temporal)]
+
+
+class CaseStarter(Protocol):
+    async def __call__(self, client: Client, *, task_queue: str, case: CaseInput) -> WorkflowHandle: ...
+
+
+async def _start_case(client: Client, *, task_queue: str, case: CaseInput) -> WorkflowHandle:
+    from workflows.starter import start_case
+
+    return await start_case(client, task_queue=task_queue, case=case)
+
+
+def get_case_starter() -> CaseStarter:
+    return _start_case
+
+
+StarterDep = Annotated[CaseStarter, Depends(get_case_starter)]
+
+
+# --- chains ---------------------------------------------------------------------------------------
+
+
+class ChainUnreachable(Exception):
+    """No node of the chain(s) answered. ``chains`` are configured names, safe to show to users."""
+
+    def __init__(self, chains: list[str]) -> None:
+        super().__init__(", ".join(chains))
+        self.chains = chains
+
+
+class Tracer(Protocol):
+    async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult: ...
+
+    async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult: ...
+
+
+class EvmTracer:
+    """Looks transactions up with the EVM adapter; raises :class:`ChainUnreachable` (never RPC URLs)."""
+
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self.timeout_s = timeout_s
+
+    async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult:
+        from chains.evm import EvmChain
+
+        return await self._guard([chain.name], EvmChain(chain).trace(tx_hash))
+
+    async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult:
+        from chains.evm import locate
+
+        return await self._guard([c.name for c in chains], locate(chains, tx_hash))
+
+    async def _guard(self, names: list[str], call: Awaitable[TraceResult]) -> TraceResult:
+        from chains.jsonrpc import RpcError, RpcUnavailable
+
+        try:
+            return await asyncio.wait_for(call, self.timeout_s)
+        except (RpcUnavailable, RpcError, TimeoutError) as exc:
+            raise ChainUnreachable(names) from exc
+
+
+def get_tracer() -> Tracer:
+    return EvmTracer()
+
+
+TracerDep = Annotated[Tracer, Depends(get_tracer)]

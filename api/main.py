@@ -1,0 +1,226 @@
+"""The status API: users file claims for mis-sent deposits and follow them.
+
+Run with ``uvicorn api.main:app``. Creating the app opens no connection: the database is reached on the
+first request and Temporal on the first claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import TemporalConnector, temporal_connector
+from api.routes import cases
+from recovery.settings import Settings, get_settings
+from recovery.store import init_db, make_engine
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Recover funds sent to your deposit address on the wrong network.
+
+1. Get an API token from an operator (`recovery users create --user-id <id>`).
+2. `POST /v1/cases` with the transaction hash (and the chain, if you know it).
+3. Follow the case at `GET /v1/cases/{case_id}`: status, fee and a timeline of what happened.
+
+Amounts are strings of integers in the asset's smallest unit (`base_units`) with a `decimal` rendering.
+"""
+
+try:
+    __version__ = version("misdeposit-recovery")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+
+# --- request body limits --------------------------------------------------------------------------
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over ``max_body_bytes`` with 413, by Content-Length and by the bytes actually
+    received (chunked uploads have no Content-Length). Bodies are small, so the accepted body is
+    buffered and replayed to the app."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await _error(scope, receive, send, 400, "invalid Content-Length header")
+                return
+            if int(declared) > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _error(
+            scope,
+            receive,
+            send,
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"request body too large: the limit is {self.max_body_bytes} bytes; "
+            'send only {"tx_hash": ..., "chain": ...}',
+        )
+
+
+async def _error(scope: Scope, receive: Receive, send: Send, code: int, detail: str) -> None:
+    await JSONResponse(status_code=code, content={"detail": detail})(scope, receive, send)
+
+
+# --- error bodies: always {"detail": "..."} ------------------------------------------------------
+
+JSON_HELP = 'send a JSON object such as {"tx_hash": "0x<64 hex characters>", "chain": "bsc"}'
+
+
+def _describe_validation(exc: RequestValidationError, request: Request) -> str:
+    errors = exc.errors()
+    content_type = request.headers.get("content-type", "")
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return f"the request body is not valid JSON: {JSON_HELP} with Content-Type: application/json"
+    parts: list[str] = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        kind = error.get("type", "")
+        if loc == ["body"]:
+            if kind == "missing":
+                parts.append(f"the request body is missing: {JSON_HELP}")
+            elif "json" not in content_type.lower():
+                parts.append(f"the request body must be JSON with Content-Type: application/json: {JSON_HELP}")
+            else:
+                parts.append(f"the request body must be a JSON object: {JSON_HELP}")
+            continue
+        where = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)
+        if kind == "extra_forbidden":
+            parts.append(f"unknown field {where!r}: remove it")
+        elif kind == "missing":
+            parts.append(f"{where} is required")
+        else:
+            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+            parts.append(f"{where}: {message}")
+    return "invalid request: " + "; ".join(parts)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": _describe_validation(exc, request)},
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    incident = uuid.uuid4().hex[:12]
+    log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": f"internal error (incident {incident}); try again later or contact support"},
+    )
+
+
+# --- the app --------------------------------------------------------------------------------------
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    def healthz(request: Request) -> dict[str, str]:
+        """Liveness and database reachability."""
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            log.error("health check: database unreachable: %r", exc)
+            raise HTTPException(status_code=503, detail="database unreachable") from None
+        return {"status": "ok"}
+
+    return router
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    temporal_client: TemporalConnector | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build the API. ``temporal_client`` returns a connected client (default: connect to
+    ``settings.temporal_address`` on the first claim); ``engine`` defaults to ``settings.database_url``."""
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.database_url or "")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(init_db, engine)
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Mis-deposit recovery API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.temporal_client = temporal_client or temporal_connector(settings)
+
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(cases.router)
+    app.include_router(v1)
+    app.include_router(_health_router())
+    return app
+
+
+app = create_app()

@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP API. Amounts are strings of integers (JSON numbers lose
+precision beyond 2**53; 100 USDT at 18 decimals is 1e20)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recovery.models import CaseStatus, Pattern, Quote
+from recovery.store import Case, CaseEvent, format_units
+
+TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+class CaseCreate(BaseModel):
+    """A claim: the hash of the transaction that sent the funds, and optionally the chain it is on."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tx_hash": "0x" + "ab" * 32, "chain": "bsc"}]},
+    )
+
+    tx_hash: str = Field(description="0x followed by 64 hexadecimal characters")
+    chain: str | None = Field(
+        default=None, description="A configured chain name; omit it to search every configured chain"
+    )
+
+    @field_validator("tx_hash", mode="before")
+    @classmethod
+    def _tx_hash(cls, value: object) -> str:
+        value = value.strip() if isinstance(value, str) else value
+        if not isinstance(value, str) or not TX_HASH_RE.fullmatch(value):
+            raise ValueError(
+                "must be 0x followed by 64 hexadecimal characters (the transaction hash from your "
+                "wallet or a block explorer)"
+            )
+        return value.lower()
+
+
+class CaseCreated(BaseModel):
+    case_id: str
+    status: CaseStatus
+
+
+class AmountOut(BaseModel):
+    base_units: str = Field(description="Integer amount in the asset's smallest unit, as a string")
+    decimal: str | None = Field(description="Human-readable amount; null when the decimals are unknown")
+
+    @classmethod
+    def of(cls, amount: int | None, decimals: int | None) -> AmountOut | None:
+        if amount is None:
+            return None
+        return cls(base_units=str(amount), decimal=None if decimals is None else format_units(amount, decimals))
+
+
+class FeeBreakdown(BaseModel):
+    fee: AmountOut | None = Field(description="Recovery fee, in the deposit's asset")
+    gas: AmountOut | None = Field(description="Network cost of the recovery, in the deposit's asset")
+    fee_usd: str | None
+    percent: str | None = Field(description="Fee rate of the recovered value, in percent (before min/max)")
+    final: bool = Field(description="True once settled; before that the figures are the quote's estimates")
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    status: CaseStatus
+    message: str
+
+
+class CaseSummary(BaseModel):
+    case_id: str
+    status: CaseStatus
+    pattern: Pattern | None
+    chain: str | None
+    tx_hash: str
+    asset: str | None
+    amount: AmountOut | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, case: Case) -> CaseSummary:
+        return cls(
+            case_id=case.case_id,
+            status=case.status,
+            pattern=case.pattern,
+            chain=case.chain,
+            tx_hash=case.tx_hash,
+            asset=case.asset,
+            amount=AmountOut.of(case.amount, case.decimals),
+            created_at=case.created_at,
+            updated_at=case.updated_at,
+        )
+
+
+class CaseDetail(CaseSummary):
+    reason: str
+    log_index: int | None
+    token_address: str | None
+    decimals: int | None
+    fees: FeeBreakdown
+    credited: AmountOut | None = Field(description="Amount credited to your account, once completed")
+    net_estimate: AmountOut | None = Field(description="Expected credit from the quote, before completion")
+    topup_tx_hash: str | None
+    sweep_tx_hash: str | None
+    timeline: list[TimelineEntry]
+
+    @classmethod
+    def build(cls, case: Case, events: list[CaseEvent]) -> CaseDetail:
+        quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
+        decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
+        settled = case.credited is not None
+        gas = case.gas if settled or quote is None else quote.gas_estimate
+        summary = CaseSummary.of(case).model_dump()
+        summary["amount"] = AmountOut.of(case.amount, decimals)
+        return cls(
+            **summary,
+            reason=case.reason,
+            log_index=case.log_index,
+            token_address=case.token_address,
+            decimals=decimals,
+            fees=FeeBreakdown(
+                fee=AmountOut.of(case.fee, decimals),
+                gas=AmountOut.of(gas, decimals),
+                fee_usd=case.fee_usd,
+                percent=format_units(quote.percent_bps, 2) if quote else None,
+                final=settled,
+            ),
+            credited=AmountOut.of(case.credited, decimals),
+            net_estimate=None if settled or quote is None else AmountOut.of(quote.net_estimate, decimals),
+            topup_tx_hash=case.topup_tx_hash,
+            sweep_tx_hash=case.sweep_tx_hash,
+            timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message) for e in events],
+        )
+
+
+class CasesPublic(BaseModel):
+    data: list[CaseSummary]
+    count: int
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ConflictOut(BaseModel):
+    detail: str
+    case_id: str

@@ -1,0 +1,68 @@
+"""The manual route: a recoverable case waits for an engineer's approve or reject update."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from recovery.models import Decision
+from recovery.settings import ChainConfig
+from tests.stack_fixtures import Stack, open_stack, record_history
+from workflows.case_workflow import CaseWorkflow
+
+
+@pytest.fixture
+async def manual_stack(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig]
+) -> AsyncIterator[Stack]:
+    """USDT credited on no chain at all: a bsc USDT deposit is recoverable but not automatic."""
+    chains = [c.model_copy(update={"credited_assets": []}) for c in dev_chains]
+    async for s in open_stack(time_skipping_env, tmp_path, chains):
+        yield s
+
+
+async def _awaiting(stack: Stack) -> tuple[str, str]:
+    _, token, deposit_address = stack.new_user()
+    tx_hash = await stack.send("bsc", to=deposit_address, amount=Decimal("200"))
+    response = await stack.claim(token, tx_hash)
+    assert response.status_code == 201
+    case = await stack.wait_for(token, response.json()["case_id"], "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
+    assert case["status"] == "AWAITING_APPROVAL", case
+    assert case["pattern"] == "UNLISTED_TOKEN"
+    return token, case["case_id"]
+
+
+async def test_validator_refuses_unknown_engineer_then_approval_recovers(manual_stack: Stack) -> None:
+    token, case_id = await _awaiting(manual_stack)
+    handle = manual_stack.client.get_workflow_handle(case_id)
+    with pytest.raises((WorkflowUpdateFailedError, RPCError)) as refused:
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="mallory"))
+    assert "roster" in str(refused.value.__cause__ or refused.value)
+    history = await handle.fetch_history()
+    assert "mallory" not in history.to_json()  # rejected by the validator before reaching history
+
+    assert await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="checked")) \
+        == "approved by alice"
+    case = await manual_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+    assert case["status"] == "COMPLETED"
+    assert int(case["credited"]["base_units"]) + int(case["fees"]["fee"]["base_units"]) \
+        + int(case["fees"]["gas"]["base_units"]) == 200 * 10**18
+    assert any("alice" in e["message"] for e in case["timeline"])
+    await record_history(manual_stack, case_id, "manual_approved")
+
+
+async def test_engineer_rejects_with_a_reason(manual_stack: Stack) -> None:
+    token, case_id = await _awaiting(manual_stack)
+    handle = manual_stack.client.get_workflow_handle(case_id)
+    with pytest.raises((WorkflowUpdateFailedError, RPCError)):
+        await handle.execute_update(CaseWorkflow.reject, Decision(engineer="bob", reason=" "))
+    await handle.execute_update(CaseWorkflow.reject, Decision(engineer="bob", reason="token is a scam"))
+    case = await manual_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+    assert case["status"] == "REJECTED"
+    assert "token is a scam" in case["reason"]

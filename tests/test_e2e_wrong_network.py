@@ -1,0 +1,109 @@
+"""End to end through the HTTP API: USDT sent on bsc to an address the exchange credits on ethereum only.
+
+Real anvil chains, a real Temporal server (time-skipping and dev server), the real worker and database.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from chains.evm import EvmChain
+from fees.ledger import FeeEntry, LedgerCredit
+from recovery import store
+from tests.stack_fixtures import Stack, record_history
+from workflows import search_attributes as sa
+
+
+async def test_wrong_network_usdt_is_recovered_and_credited(stack: Stack) -> None:
+    user_id, token, deposit_address = stack.new_user("alice")
+    bsc = EvmChain(stack.chain("bsc"))
+    usdt = stack.chain("bsc").token_by_symbol("USDT")
+    assert usdt is not None
+    hot_before = await bsc.token_balance(usdt.address, stack.hot_wallet)
+
+    tx_hash = await stack.send("bsc", to=deposit_address, amount=Decimal("100"))
+    response = await stack.claim(token, tx_hash)  # no chain: every configured chain is searched
+    assert response.status_code == 201, response.text
+    case_id = response.json()["case_id"]
+    assert response.json()["status"] == "RECEIVED"
+
+    case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+    assert case["status"] == "COMPLETED", case
+    assert case["pattern"] == "WRONG_NETWORK_SAME_KEY"
+    assert case["chain"] == "bsc" and case["asset"] == "USDT"
+    amount = 100 * 10**18
+    assert case["amount"]["base_units"] == str(amount)
+    assert Decimal(case["amount"]["decimal"]) == Decimal("100")
+
+    # every unit is accounted for: recovered = credited + fee + gas
+    credited = int(case["credited"]["base_units"])
+    fee = int(case["fees"]["fee"]["base_units"])
+    gas = int(case["fees"]["gas"]["base_units"])
+    assert case["fees"]["final"] is True
+    assert credited + fee + gas == amount
+    assert fee == 10 * 10**18  # 5% of 100 USD is below the 10 USD minimum
+    assert gas > 0
+
+    # the sweep really moved the deposit to the hot wallet, once
+    assert await bsc.token_balance(usdt.address, stack.hot_wallet) - hot_before == amount
+    assert await bsc.token_balance(usdt.address, deposit_address) == 0
+    sweep = await bsc.receipt(case["sweep_tx_hash"])
+    assert sweep is not None and int(sweep["status"], 16) == 1
+    assert await bsc.nonce(deposit_address) == 1
+
+    # the actual gas of the top-up and the sweep, converted at the static prices, is what was charged
+    gas_native = 0
+    for tx in (case["topup_tx_hash"], case["sweep_tx_hash"]):
+        receipt = await bsc.receipt(tx)
+        assert receipt is not None
+        gas_native += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    bnb, usd = stack.settings.prices_usd["BNB"], stack.settings.prices_usd["USDT"]
+    assert gas == -(-gas_native * int(bnb * 100) // (int(usd * 100)))
+
+    # ledger: exactly one credit and one fee row for this deposit
+    with Session(stack.engine) as session:
+        credits = session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
+        fees = session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
+    assert [(c.user_id, c.amount) for c in credits] == [(user_id, credited)]
+    assert [f.fee for f in fees] == [fee]
+
+    statuses = [e["status"] for e in case["timeline"]]
+    assert statuses[0] == "RECEIVED" and statuses[-1] == "COMPLETED"
+    # claimed right after sending: the deposit had fewer than 3 confirmations and the case waited for them
+    assert {"TRACING", "WAITING_CONFIRMATIONS", "CLASSIFIED", "RECOVERING"} <= set(statuses)
+
+    # what the engineers see in the Temporal UI
+    handle = stack.client.get_workflow_handle(case_id)
+    description = await handle.describe()
+    attrs = description.typed_search_attributes
+    assert attrs.get(sa.CASE_STATUS) == "COMPLETED"
+    assert attrs.get(sa.PATTERN) == "WRONG_NETWORK_SAME_KEY"
+    assert attrs.get(sa.CHAIN) == "bsc"
+    assert attrs.get(sa.ASSET) == "USDT"
+    assert attrs.get(sa.AMOUNT_USD) == 100
+    summary = await description.static_summary()
+    assert summary is not None and user_id in summary and "bsc" in summary and "USDT" in summary
+
+    # the same deposit claimed again: 409 with the existing case to its owner, refused to anyone else
+    again = await stack.claim(token, tx_hash, chain="bsc")
+    assert again.status_code == 409 and again.json()["case_id"] == case_id
+    _, other_token, _ = stack.new_user("mallory")
+    stolen = await stack.claim(other_token, tx_hash)
+    assert stolen.status_code == 403
+    other_view = await stack.http.get(f"/v1/cases/{case_id}", headers={"Authorization": f"Bearer {other_token}"})
+    assert other_view.status_code == 404
+
+    if stack.env.supports_time_skipping:
+        await record_history(stack, case_id, "wrong_network_completed")
+
+    listed = await stack.http.get("/v1/cases", headers={"Authorization": f"Bearer {token}"})
+    assert [c["case_id"] for c in listed.json()["data"]] == [case_id]
+
+    # keys never reach the database or the API
+    mnemonic = stack.settings.seed_file.read_text().strip() if stack.settings.seed_file else ""
+    assert mnemonic and mnemonic not in str(case)
+    with Session(stack.engine) as session:
+        for row in session.exec(select(store.SignedTransaction)).all():
+            assert mnemonic not in row.model_dump_json()

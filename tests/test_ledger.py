@@ -1,0 +1,154 @@
+"""The dev ledger: a deposit is credited at most once, atomically with its fee and the case's completion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from fees import ledger
+from recovery import store
+from recovery.models import CaseStatus, Settlement, deposit_key
+from tests.test_store import HUGE, new_case, run_threads
+
+TX = "0x" + "ab" * 32
+KEY = deposit_key("bsc", TX, 3)
+
+
+def settlement(recovered: int = 10**20, fee: int = 10 * 10**18, gas: int = 10**16) -> Settlement:
+    return Settlement(recovered=recovered, credited=recovered - fee - gas, fee=fee, gas=gas, gas_native=10**15)
+
+
+def settle(session: Session, *, s: Settlement | None = None, key: str = KEY, case_id: str = "case-1") -> bool:
+    return ledger.settle_case(
+        session,
+        case_id=case_id,
+        user_id="alice",
+        deposit_key=key,
+        chain="bsc",
+        asset="USDT",
+        settlement=s or settlement(),
+        fee_usd=Decimal("10.00"),
+    )
+
+
+def counts(session: Session) -> tuple[int, int]:
+    return (
+        len(session.exec(select(ledger.LedgerCredit)).all()),
+        len(session.exec(select(ledger.FeeEntry)).all()),
+    )
+
+
+def test_settle_case_credits_once(db_session: Session) -> None:
+    new_case(db_session)
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    case.decimals = 18
+    db_session.add(case)
+    db_session.commit()
+
+    assert ledger.is_credited(db_session, deposit_key=KEY) is False
+    assert settle(db_session) is True
+    assert ledger.is_credited(db_session, deposit_key=KEY) is True
+
+    credit = db_session.get(ledger.LedgerCredit, "credit:" + KEY)
+    fee = db_session.get(ledger.FeeEntry, "fee:" + KEY)
+    assert credit is not None and fee is not None
+    assert (credit.user_id, credit.asset, credit.amount) == ("alice", "USDT", 10**20 - 10 * 10**18 - 10**16)
+    assert (fee.chain, fee.fee, fee.gas, fee.fee_usd) == ("bsc", 10 * 10**18, 10**16, "10.00")
+
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    assert (case.status, case.credited, case.fee, case.gas, case.fee_usd) == (
+        CaseStatus.COMPLETED,
+        credit.amount,
+        10 * 10**18,
+        10**16,
+        "10.00",
+    )
+    credited_events = [e for e in store.timeline(db_session, case_id="case-1") if e.key == "credited"]
+    assert len(credited_events) == 1
+    assert "89.99 USDT" in credited_events[0].message
+
+    # a retry (even with other numbers) changes nothing
+    assert settle(db_session, s=settlement(fee=1, gas=1)) is False
+    db_session.expire_all()
+    assert counts(db_session) == (1, 1)
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None and case.fee == 10 * 10**18
+
+
+def test_settle_case_huge_amounts(db_session: Session) -> None:
+    new_case(db_session)
+    s = settlement(recovered=HUGE, fee=HUGE // 20, gas=12345)
+    assert settle(db_session, s=s) is True
+    db_session.expire_all()
+    credit = db_session.get(ledger.LedgerCredit, "credit:" + KEY)
+    assert credit is not None and credit.amount == HUGE - HUGE // 20 - 12345
+    [total] = ledger.fee_report(db_session)
+    assert (total.fee, total.gas) == (HUGE // 20, 12345)
+
+
+def test_settle_case_refuses_inconsistent_or_foreign(db_session: Session) -> None:
+    new_case(db_session)
+    bad = Settlement(recovered=100, credited=90, fee=5, gas=6, gas_native=1)
+    with pytest.raises(ValueError, match="does not add up"):
+        settle(db_session, s=bad)
+    new_case(db_session, case_id="case-bob", user_id="bob")
+    with pytest.raises(ValueError, match="belongs to bob"):
+        settle(db_session, case_id="case-bob", key="other")
+    with pytest.raises(store.CaseNotFound):
+        settle(db_session, case_id="nope", key="other2")
+    assert counts(db_session) == (0, 0)
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None and case.status is CaseStatus.RECEIVED
+
+
+def test_settle_case_race_credits_once(db_engine: Engine) -> None:
+    with Session(db_engine) as session:
+        new_case(session)
+
+    def run(i: int) -> bool:
+        with Session(db_engine) as session:
+            return settle(session, s=settlement(fee=10**18 + i))
+
+    results = run_threads(8, run)
+    assert sorted(results, key=str) == [False] * 7 + [True], results
+    with Session(db_engine) as session:
+        assert counts(session) == (1, 1)
+        fee = session.get(ledger.FeeEntry, "fee:" + KEY)
+        case = store.get_case(session, case_id="case-1")
+        assert fee is not None and case is not None
+        # the winner's numbers everywhere: the credit, the fee and the case agree
+        assert case.fee == fee.fee and case.status is CaseStatus.COMPLETED
+        credit = session.get(ledger.LedgerCredit, "credit:" + KEY)
+        assert credit is not None and credit.amount == case.credited == 10**20 - fee.fee - 10**16
+
+
+def test_fee_report(db_session: Session) -> None:
+    for i in range(3):
+        new_case(db_session, case_id=f"case-{i}")
+        assert settle(db_session, case_id=f"case-{i}", key=f"bsc:0x{i}:0", s=settlement(fee=10**18, gas=2))
+    new_case(db_session, case_id="case-eth")
+    assert ledger.settle_case(
+        db_session,
+        case_id="case-eth",
+        user_id="alice",
+        deposit_key="ethereum:0x9:1",
+        chain="ethereum",
+        asset="USDT",
+        settlement=settlement(recovered=500_000_000, fee=25_000_000, gas=1_000_000),
+        fee_usd=Decimal("25"),
+    )
+    report = ledger.fee_report(db_session)
+    assert [(t.chain, t.asset, t.count, t.fee, t.gas, t.fee_usd) for t in report] == [
+        ("bsc", "USDT", 3, 3 * 10**18, 6, Decimal("30.00")),
+        ("ethereum", "USDT", 1, 25_000_000, 1_000_000, Decimal("25")),
+    ]
+    now = datetime.now(UTC)
+    assert ledger.fee_report(db_session, since=now + timedelta(minutes=1)) == []
+    assert ledger.fee_report(db_session, until=now - timedelta(minutes=1)) == []
+    assert len(ledger.fee_report(db_session, since=now - timedelta(minutes=1), until=now + timedelta(minutes=1))) == 2

@@ -1,0 +1,27 @@
+"""Replay recorded case histories against the current workflow code: a change that breaks
+determinism for cases already in flight fails here, not in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.case_workflow import CaseWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_recorded_histories_exist() -> None:
+    names = {p.stem for p in HISTORIES}
+    assert {"wrong_network_completed", "manual_approved", "not_found_rejected"} <= names, names
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)

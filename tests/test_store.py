@@ -1,0 +1,403 @@
+"""The case store on SQLite and (with TEST_POSTGRES_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import StatementError
+from sqlmodel import Session, select
+
+from recovery import store
+from recovery.models import CaseStatus, CaseUpdate, Pattern, Quote, Settlement, TimelineEvent, Transfer
+from tests.db_fixtures import TEST_MNEMONIC, MnemonicSigner, deposit_path_for_tests
+
+HUGE = 2**255
+MAX_UINT256 = 2**256 - 1
+
+
+def new_user(session: Session, signer: MnemonicSigner, user_id: str = "alice") -> tuple[store.User, str]:
+    return store.create_user(session, user_id=user_id, signer=signer, path_for=deposit_path_for_tests)
+
+
+def new_case(session: Session, case_id: str = "case-1", user_id: str = "alice") -> store.Case:
+    return store.create_case(
+        session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash="0x" + "ab" * 32, log_index=3
+    )
+
+
+def event(key: str, status: CaseStatus = CaseStatus.TRACING, message: str = "") -> TimelineEvent:
+    return TimelineEvent(key=key, status=status, message=message or key)
+
+
+def run_threads(n: int, target: Callable[[int], Any]) -> list[Any]:
+    """Run ``target(i)`` in n threads released together; returns results (or exceptions) in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # collected and asserted by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+# --- amounts --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 1, 10**20, 2**63, HUGE, MAX_UINT256])
+def test_amounts_round_trip_exactly(db_engine: Engine, fake_signer: MnemonicSigner, value: int) -> None:
+    with Session(db_engine) as session:
+        new_case(session)
+        case = store.get_case(session, case_id="case-1")
+        assert case is not None
+        case.amount = case.fee = case.gas = case.credited = value
+        session.add(case)
+        session.commit()
+
+    with Session(db_engine) as session:
+        case = store.get_case(session, case_id="case-1")
+        assert case is not None
+        for got in (case.amount, case.fee, case.gas, case.credited):
+            assert type(got) is int
+            assert got == value
+
+
+def test_amount_column_is_exact_on_each_backend(db_engine: Engine) -> None:
+    with Session(db_engine) as session:
+        new_case(session)
+        case = store.get_case(session, case_id="case-1")
+        assert case is not None
+        case.amount = HUGE
+        session.add(case)
+        session.commit()
+    with db_engine.connect() as conn:
+        if db_engine.dialect.name == "sqlite":
+            kind, raw = conn.execute(text("SELECT typeof(amount), amount FROM cases")).one()
+            assert (kind, raw) == ("text", str(HUGE))
+        else:
+            raw = conn.execute(text("SELECT amount FROM cases")).scalar_one()
+            assert raw == Decimal(HUGE)
+            # numeric in SQL, so PostgreSQL can compare and sum exactly
+            assert conn.execute(text("SELECT amount + 1 FROM cases")).scalar_one() == Decimal(HUGE + 1)
+
+
+@pytest.mark.parametrize("bad", [1.5, Decimal("1"), "100", True])
+def test_amount_refuses_non_int(db_session: Session, bad: Any) -> None:
+    case = new_case(db_session)
+    case.amount = bad
+    db_session.add(case)
+    with pytest.raises(StatementError, match="amounts must be int"):
+        db_session.commit()
+
+
+def test_format_and_parse_units() -> None:
+    assert store.format_units(100_500_000, 6) == "100.5"
+    assert store.format_units(10**20, 18) == "100"
+    assert store.format_units(1, 18) == "0.000000000000000001"
+    assert store.format_units(0, 6) == "0"
+    assert store.format_units(MAX_UINT256, 18) == str(MAX_UINT256)[:-18] + "." + str(MAX_UINT256)[-18:]
+    assert store.format_units(-1_500_000, 6) == "-1.5"
+    assert store.parse_units("100.5", 6) == 100_500_000
+    assert store.parse_units("100", 18) == 10**20
+    assert store.parse_units("0.000000000000000001", 18) == 1
+    assert store.parse_units(store.format_units(MAX_UINT256, 18), 18) == MAX_UINT256
+    assert store.parse_units("1e3", 6) == 1000 * 10**6
+    with pytest.raises(ValueError, match="decimal places"):
+        store.parse_units("1.0000001", 6)
+    with pytest.raises(ValueError):
+        store.parse_units("NaN", 6)
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+
+def test_create_user_allocates_indexes_and_addresses(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    alice, alice_token = new_user(db_session, fake_signer, "alice")
+    bob, bob_token = new_user(db_session, fake_signer, "bob")
+    assert (alice.deposit_index, bob.deposit_index) == (0, 1)
+    assert alice.deposit_address == fake_signer.address("m/44'/60'/0'/0/0")
+    # the first address of the public test mnemonic (anvil's dev account 0)
+    assert alice.deposit_address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert bob.deposit_address != alice.deposit_address
+    assert alice_token != bob_token and len(alice_token) >= 40
+    # only the hash is stored
+    assert alice.token_hash == store.hash_token(alice_token)
+    rows = db_session.connection().execute(text("SELECT * FROM users")).all()
+    dump = " ".join(str(row) for row in rows)
+    assert alice_token not in dump and bob_token not in dump
+
+
+def test_create_user_twice_raises_user_exists(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    new_user(db_session, fake_signer, "alice")
+    with pytest.raises(store.UserExists, match="alice"):
+        new_user(db_session, fake_signer, "alice")
+    with pytest.raises(ValueError):
+        new_user(db_session, fake_signer, "  ")
+    assert len(db_session.exec(select(store.User)).all()) == 1
+
+
+def test_concurrent_user_creation_gets_distinct_indexes(db_engine: Engine, fake_signer: MnemonicSigner) -> None:
+    def create(i: int) -> int:
+        with Session(db_engine) as session:
+            user, _ = new_user(session, fake_signer, f"user-{i}")
+            return user.deposit_index
+
+    results = run_threads(6, create)
+    assert sorted(results) == list(range(6)), results
+
+
+def test_authenticate(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    alice, token = new_user(db_session, fake_signer, "alice")
+    found = store.authenticate(db_session, token=token)
+    assert found is not None and found.user_id == "alice"
+    assert store.authenticate(db_session, token=token + "x") is None
+    assert store.authenticate(db_session, token="") is None
+    assert store.authenticate(db_session, token=alice.token_hash) is None  # the hash is not a token
+
+
+def test_user_by_address_is_case_insensitive(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    alice, _ = new_user(db_session, fake_signer, "alice")
+    for form in (alice.deposit_address, alice.deposit_address.lower(), "0x" + alice.deposit_address[2:].upper()):
+        found = store.user_by_address(db_session, address=form)
+        assert found is not None and found.user_id == "alice"
+    assert store.user_by_address(db_session, address="0x" + "00" * 20) is None
+
+
+def test_default_deposit_path_is_the_signers(db_session: Session) -> None:
+    signer = pytest.importorskip("chains.signer")
+    user, _ = store.create_user(db_session, user_id="carol", signer=MnemonicSigner(TEST_MNEMONIC))
+    assert user.deposit_address == MnemonicSigner().address(signer.deposit_path(0))
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+
+def test_create_case_and_duplicate(db_session: Session) -> None:
+    deposit = Transfer(
+        chain="bsc",
+        tx_hash="0x" + "ab" * 32,
+        log_index=3,
+        token_address="0x55d398326f99059fF775485246999027B3197955",
+        asset="USDT",
+        decimals=18,
+        sender="0x" + "11" * 20,
+        recipient="0x" + "22" * 20,
+        amount=10**20,
+    )
+    case = store.create_case(
+        db_session,
+        case_id="case-1",
+        user_id="alice",
+        chain="bsc",
+        tx_hash=deposit.tx_hash,
+        log_index=3,
+        deposit=deposit,
+    )
+    assert case.status is CaseStatus.RECEIVED
+    assert (case.asset, case.decimals, case.amount) == ("USDT", 18, 10**20)
+    assert case.created_at.tzinfo is not None
+    events = store.timeline(db_session, case_id="case-1")
+    assert [(e.key, e.status) for e in events] == [("received", CaseStatus.RECEIVED)]
+
+    with pytest.raises(store.CaseExists) as info:
+        new_case(db_session, case_id="case-1", user_id="mallory")
+    assert info.value.existing.user_id == "alice"
+    assert len(store.timeline(db_session, case_id="case-1")) == 1
+
+
+def test_list_count_and_delete_cases(db_session: Session) -> None:
+    for i in range(5):
+        new_case(db_session, case_id=f"case-{i}", user_id="alice")
+    new_case(db_session, case_id="case-bob", user_id="bob")
+    listed = store.list_cases(db_session, user_id="alice")
+    assert [c.case_id for c in listed] == [f"case-{i}" for i in reversed(range(5))]
+    assert [c.case_id for c in store.list_cases(db_session, user_id="alice", limit=2, offset=1)] == [
+        "case-3",
+        "case-2",
+    ]
+    assert store.count_cases(db_session, user_id="alice") == 5
+    assert store.delete_case(db_session, case_id="case-4") is True
+    assert store.delete_case(db_session, case_id="case-4") is False
+    assert store.get_case(db_session, case_id="case-4") is None
+    assert store.timeline(db_session, case_id="case-4") == []
+
+
+def test_apply_case_update_is_idempotent(db_session: Session) -> None:
+    new_case(db_session)
+    update = CaseUpdate(
+        case_id="case-1",
+        event=event("classified", CaseStatus.CLASSIFIED, "Sent on BSC to your address"),
+        pattern=Pattern.WRONG_NETWORK_SAME_KEY,
+        reason="same key on another chain",
+        asset="USDT",
+        decimals=18,
+        amount=HUGE,
+    )
+    assert store.apply_case_update(db_session, update=update) is True
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    first_updated = case.updated_at
+    assert (case.status, case.pattern, case.amount, case.asset) == (
+        CaseStatus.CLASSIFIED,
+        Pattern.WRONG_NETWORK_SAME_KEY,
+        HUGE,
+        "USDT",
+    )
+
+    # the same key again, even with different content, changes nothing
+    replay = update.model_copy(update={"amount": 1, "reason": "other", "event": event("classified")})
+    assert store.apply_case_update(db_session, update=replay) is False
+    db_session.expire_all()
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    assert (case.amount, case.reason, case.status, case.updated_at) == (
+        HUGE,
+        "same key on another chain",
+        CaseStatus.CLASSIFIED,
+        first_updated,
+    )
+    assert [e.key for e in store.timeline(db_session, case_id="case-1")] == ["received", "classified"]
+
+
+def test_apply_case_update_quote_and_settlement(db_session: Session) -> None:
+    new_case(db_session)
+    quote = Quote(
+        asset="USDT",
+        decimals=18,
+        amount=10**20,
+        amount_usd=Decimal("100"),
+        percent_bps=500,
+        fee_usd=Decimal("10.00"),
+        fee=10 * 10**18,
+        gas_estimate=10**16,
+        net_estimate=10**20 - 10 * 10**18 - 10**16,
+    )
+    assert store.apply_case_update(
+        db_session, update=CaseUpdate(case_id="case-1", event=event("quoted", CaseStatus.RECOVERING), quote=quote)
+    )
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    assert (case.fee, case.fee_usd) == (10 * 10**18, "10.00")
+    assert case.quote_json is not None and Quote.model_validate_json(case.quote_json) == quote
+
+    settlement = Settlement(recovered=10**20, credited=89 * 10**18, fee=10 * 10**18, gas=10**18, gas_native=10**15)
+    assert store.apply_case_update(
+        db_session,
+        update=CaseUpdate(
+            case_id="case-1",
+            event=event("completed", CaseStatus.COMPLETED),
+            settlement=settlement,
+            sweep_tx_hash="0x" + "cd" * 32,
+        ),
+    )
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None
+    assert (case.status, case.credited, case.fee, case.gas, case.sweep_tx_hash) == (
+        CaseStatus.COMPLETED,
+        89 * 10**18,
+        10 * 10**18,
+        10**18,
+        "0x" + "cd" * 32,
+    )
+    # a late non-terminal event is recorded but does not reopen the case
+    assert store.apply_case_update(db_session, update=CaseUpdate(case_id="case-1", event=event("late-trace")))
+    case = store.get_case(db_session, case_id="case-1")
+    assert case is not None and case.status is CaseStatus.COMPLETED
+    assert [e.key for e in store.timeline(db_session, case_id="case-1")][-1] == "late-trace"
+
+
+def test_apply_case_update_unknown_case(db_session: Session) -> None:
+    with pytest.raises(store.CaseNotFound):
+        store.apply_case_update(db_session, update=CaseUpdate(case_id="nope", event=event("x")))
+
+
+def test_apply_case_update_race_applies_once(db_engine: Engine) -> None:
+    with Session(db_engine) as session:
+        new_case(session)
+
+    def apply(i: int) -> bool:
+        with Session(db_engine) as session:
+            update = CaseUpdate(case_id="case-1", event=event("traced"), amount=1000 + i)
+            return store.apply_case_update(session, update=update)
+
+    results = run_threads(6, apply)
+    assert sorted(results, key=str) == [False] * 5 + [True], results
+    with Session(db_engine) as session:
+        events = store.timeline(session, case_id="case-1")
+        assert [e.key for e in events] == ["received", "traced"]
+
+
+# --- signed transactions --------------------------------------------------------------------------
+
+SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def save_tx(session: Session, key: str, nonce: int, *, chain: str = "bsc", sender: str = SENDER) -> Any:
+    return store.save_signed_tx(
+        session,
+        idempotency_key=key,
+        case_id="case-1",
+        chain=chain,
+        purpose="sweep",
+        from_address=sender,
+        nonce=nonce,
+        tx_hash="0x" + f"{nonce:064x}",
+        raw_tx="02f8" + "00" * 40,
+        gas_limit=21_000,
+        max_fee_per_gas=3 * 10**9,
+        value=10**21,
+    )
+
+
+def test_signed_transactions_and_nonces(db_session: Session) -> None:
+    assert store.max_nonce(db_session, chain="bsc", from_address=SENDER) is None
+    row = save_tx(db_session, "sweep:case-1", 0)
+    assert (row.nonce, row.value, row.from_address) == (0, 10**21, SENDER.lower())
+    stored = store.get_signed_tx(db_session, idempotency_key="sweep:case-1")
+    assert stored is not None and stored.raw_tx == row.raw_tx
+    assert store.get_signed_tx(db_session, idempotency_key="nope") is None
+
+    # the same key again: the stored transaction wins
+    with pytest.raises(store.SignedTxExists) as info:
+        save_tx(db_session, "sweep:case-1", 5)
+    assert info.value.existing.nonce == 0
+
+    # the same nonce from the same address (any letter case) under another key is refused
+    with pytest.raises(store.NonceTaken):
+        save_tx(db_session, "sweep:case-2", 0, sender=SENDER.upper().replace("0X", "0x"))
+    # the same nonce on another chain, or from another address, is fine
+    save_tx(db_session, "sweep:case-3", 0, chain="ethereum")
+    save_tx(db_session, "sweep:case-4", 0, sender="0x" + "22" * 20)
+    save_tx(db_session, "sweep:case-5", 1)
+    assert store.max_nonce(db_session, chain="bsc", from_address=SENDER.lower()) == 1
+    assert store.max_nonce(db_session, chain="ethereum", from_address=SENDER) == 0
+
+
+def test_concurrent_signers_never_share_a_nonce(db_engine: Engine) -> None:
+    def sign(i: int) -> int:
+        for _ in range(20):
+            with Session(db_engine) as session:
+                top = store.max_nonce(session, chain="bsc", from_address=SENDER)
+                nonce = 0 if top is None else top + 1
+            with Session(db_engine) as session:
+                try:
+                    return save_tx(session, f"sweep:case-{i}", nonce).nonce
+                except store.NonceTaken:
+                    continue
+        raise AssertionError("no nonce")
+
+    results = run_threads(5, sign)
+    assert sorted(results) == [0, 1, 2, 3, 4], results
