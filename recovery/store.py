@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    text,
 )
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
@@ -226,9 +227,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def begin_write(session: Session) -> None:
-    """Open the session's transaction as a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
-    if not session.in_transaction():
-        session.connection(execution_options={_IMMEDIATE: True})
+    """Open the session's transaction as a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+    On SQLite an open transaction with nothing pending (reads only, e.g. the API's authentication) is
+    committed first: upgrading a read snapshot to a write fails at once under contention instead of
+    waiting for the lock. A transaction with pending changes is joined as is.
+    """
+    if session.in_transaction():
+        if session.get_bind().dialect.name != "sqlite" or session.new or session.dirty or session.deleted:
+            return
+        session.commit()
+    session.connection(execution_options={_IMMEDIATE: True})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -380,6 +389,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_USER_INDEX_LOCK = 0x5245_4356  # "RECV": advisory lock id for deposit-index allocation
+
+
 def _default_deposit_path(index: int) -> str:
     from chains.signer import deposit_path
 
@@ -402,8 +414,11 @@ def create_user(
     if not user_id:
         raise ValueError("user_id must not be empty")
     path_for = path_for or _default_deposit_path
-    for _attempt in range(5):
+    for _attempt in range(20):
         begin_write(session)
+        if session.get_bind().dialect.name == "postgresql":
+            # serialize deposit-index allocation (rare) instead of retrying on collisions
+            session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _USER_INDEX_LOCK})
         if session.get(User, user_id) is not None:
             session.rollback()
             raise UserExists(user_id)

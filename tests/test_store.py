@@ -401,3 +401,19 @@ def test_concurrent_signers_never_share_a_nonce(db_engine: Engine) -> None:
 
     results = run_threads(5, sign)
     assert sorted(results) == [0, 1, 2, 3, 4], results
+
+
+def test_writes_after_reads_on_the_same_session_wait_for_the_lock(db_engine: Engine) -> None:
+    """The API authenticates (a read) then writes on one session; concurrent writers must queue, not fail."""
+    with Session(db_engine) as session:
+        new_case(session)
+
+    def read_then_write(i: int) -> bool:
+        with Session(db_engine) as session:
+            store.get_case(session, case_id="case-1")  # opens a read transaction
+            return store.apply_case_update(session, update=CaseUpdate(case_id="case-1", event=event(f"step-{i}")))
+
+    results = run_threads(8, read_then_write)
+    assert results == [True] * 8, results
+    with Session(db_engine) as session:
+        assert len(store.timeline(session, case_id="case-1")) == 9
