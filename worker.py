@@ -70,7 +70,9 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info(
         "worker polling task queue %r on %s (chains: %s)",
-        settings.task_queue, settings.temporal_address, ", ".join(settings.chain_names),
+        settings.task_queue,
+        settings.temporal_address,
+        ", ".join(settings.chain_names),
     )
     async with worker:
         await stop.wait()

@@ -63,6 +63,7 @@ def get_current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     user = authenticate(session, token=credentials.credentials)
+    session.commit()  # hand the connection back to the pool before the handler awaits chains or Temporal
     if user is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

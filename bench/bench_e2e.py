@@ -459,7 +459,7 @@ async def run(args: argparse.Namespace) -> Results:
     stack = DevStack(settings, startup_timeout=args.startup_timeout)
     run_id = uuid.uuid4().hex[:6]
     setup: dict[str, float] = {}
-    ok = False
+    ok = interrupted = False
 
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -539,12 +539,15 @@ async def run(args: argparse.Namespace) -> Results:
         )
         ok = True
         return results
+    except asyncio.CancelledError:
+        interrupted = True
+        raise
     finally:
         if main_task is not None:
             loop.remove_signal_handler(signal.SIGTERM)
         with console.status("stopping the dev stack"):
             await asyncio.shield(stack.stop())
-        if ok and not args.keep_data:
+        if (ok or interrupted) and not args.keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
         else:
             console.print(f"data and logs kept in {data_dir}")

@@ -173,7 +173,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=40)
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)}")
 
@@ -183,7 +183,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     else:
         assert parsed.database is not None
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=100,
+        )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -113,7 +113,11 @@ def temporal_env(request: pytest.FixtureRequest) -> WorkflowEnvironment:
 
 
 async def open_stack(
-    env: WorkflowEnvironment, data_dir: Path, chains: list[ChainConfig], *, run_worker: bool = True,
+    env: WorkflowEnvironment,
+    data_dir: Path,
+    chains: list[ChainConfig],
+    *,
+    run_worker: bool = True,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
     settings = make_settings(data_dir, chains, **overrides)

@@ -95,9 +95,7 @@ class CaseActivities:
     @activity.defn(name="gather_facts")
     async def gather_facts(self, request: FactsRequest) -> DepositFacts:
         trace = request.trace
-        facts = DepositFacts(
-            claimant_user_id=request.user_id, trace=trace, engineers=list(self._settings.engineers)
-        )
+        facts = DepositFacts(claimant_user_id=request.user_id, trace=trace, engineers=list(self._settings.engineers))
         deposit = trace.transfer_at(request.log_index) if request.log_index is not None else None
         if deposit is None or trace.chain is None:
             return facts
@@ -116,7 +114,8 @@ class CaseActivities:
             facts.credited_chains = [
                 c.name
                 for c in self._settings.chains
-                if c.name != trace.chain and c.family == self._config(trace.chain).family
+                if c.name != trace.chain
+                and c.family == self._config(trace.chain).family
                 and deposit.asset in c.credited_assets
             ]
         return facts
@@ -337,7 +336,12 @@ class CaseActivities:
         )
         log.info(
             "case %s settled: recovered %d = credited %d + fee %d + gas %d (%s base units)",
-            request.case_id, settlement.recovered, settlement.credited, settlement.fee, settlement.gas, asset,
+            request.case_id,
+            settlement.recovered,
+            settlement.credited,
+            settlement.fee,
+            settlement.gas,
+            asset,
         )
         return settlement
 

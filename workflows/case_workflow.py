@@ -42,6 +42,9 @@ with workflow.unsafe.imports_passed_through():
 
 SHORT = timedelta(seconds=30)
 CHAIN_CALL = timedelta(minutes=2)
+LIVENESS = timedelta(seconds=15)
+"""Heartbeat timeout of every activity: a worker that dies mid-activity is noticed within this, not
+after the whole start-to-close timeout (long activities heartbeat, short ones finish well inside it)."""
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 MIN_POLL = timedelta(seconds=1)
 MAX_POLL = timedelta(minutes=10)
@@ -76,6 +79,7 @@ class CaseWorkflow:
             result_type=DepositFacts,
             start_to_close_timeout=CHAIN_CALL,
             retry_policy=RETRY,
+            heartbeat_timeout=LIVENESS,
         )
         self._state.engineers = facts.engineers
         verdict = classify(facts)
@@ -104,6 +108,7 @@ class CaseWorkflow:
             result_type=Quote,
             start_to_close_timeout=CHAIN_CALL,
             retry_policy=RETRY,
+            heartbeat_timeout=LIVENESS,
         )
         self._set_amount_usd(quote)
         if quote.net_estimate <= 0:
@@ -205,6 +210,7 @@ class CaseWorkflow:
                 result_type=TraceResult,
                 start_to_close_timeout=CHAIN_CALL,
                 retry_policy=RETRY,
+                heartbeat_timeout=LIVENESS,
             )
             return result
 
@@ -214,8 +220,9 @@ class CaseWorkflow:
                 f"deposit-confirmations-{result.confirmations}",
                 CaseStatus.WAITING_CONFIRMATIONS,
                 f"Deposit has {result.confirmations} of {result.required_confirmations} confirmations",
-                waiting=self._confirmations_text("the deposit", result.chain, result.confirmations,
-                                                 result.required_confirmations),
+                waiting=self._confirmations_text(
+                    "the deposit", result.chain, result.confirmations, result.required_confirmations
+                ),
             )
             await workflow.sleep(
                 _poll_interval(result.block_time_ms, result.required_confirmations - result.confirmations)
@@ -227,8 +234,7 @@ class CaseWorkflow:
         request = TxStatusRequest(chain=receipt.chain, tx_hash=receipt.tx_hash)
         while receipt.confirmations < receipt.required_confirmations:
             self._set_waiting(
-                self._confirmations_text(label, receipt.chain, receipt.confirmations,
-                                         receipt.required_confirmations)
+                self._confirmations_text(label, receipt.chain, receipt.confirmations, receipt.required_confirmations)
             )
             missing = receipt.required_confirmations - receipt.confirmations
             await workflow.sleep(_poll_interval(1000, missing))
@@ -238,6 +244,7 @@ class CaseWorkflow:
                 result_type=TxReceipt,
                 start_to_close_timeout=CHAIN_CALL,
                 retry_policy=RETRY,
+                heartbeat_timeout=LIVENESS,
             )
         return receipt
 
@@ -257,16 +264,18 @@ class CaseWorkflow:
             quote=quote,
         )
         sweep_key = f"{deposit.key}:sweep"
-        sweep = await self._sign(SignRequest(
-            idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit
-        ))
-        topup = await self._sign(SignRequest(
-            idempotency_key=f"{deposit.key}:gas_topup",
-            case_id=case.case_id,
-            purpose="gas_topup",
-            deposit=deposit,
-            sweep_key=sweep_key,
-        ))
+        sweep = await self._sign(
+            SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit)
+        )
+        topup = await self._sign(
+            SignRequest(
+                idempotency_key=f"{deposit.key}:gas_topup",
+                case_id=case.case_id,
+                purpose="gas_topup",
+                deposit=deposit,
+                sweep_key=sweep_key,
+            )
+        )
         receipts: list[TxReceipt] = []
         if topup.tx_hash is not None:
             self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
@@ -292,12 +301,11 @@ class CaseWorkflow:
         self._set_waiting("crediting the user")
         settlement: Settlement = await workflow.execute_activity(
             "settle_case",
-            SettleRequest(
-                case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts
-            ),
+            SettleRequest(case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts),
             result_type=Settlement,
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
+            heartbeat_timeout=LIVENESS,
         )
         self._state.status = CaseStatus.COMPLETED
         self._set_waiting("nothing: completed")
@@ -311,6 +319,7 @@ class CaseWorkflow:
             result_type=SignedTx,
             start_to_close_timeout=CHAIN_CALL,
             retry_policy=RETRY,
+            heartbeat_timeout=LIVENESS,
         )
         return signed
 
@@ -320,8 +329,8 @@ class CaseWorkflow:
             signed,
             result_type=TxReceipt,
             start_to_close_timeout=CHAIN_CALL,
-            heartbeat_timeout=timedelta(seconds=30),
             retry_policy=RETRY,
+            heartbeat_timeout=LIVENESS,
         )
         return receipt
 
@@ -351,7 +360,7 @@ class CaseWorkflow:
             }
         )
         await workflow.execute_activity(
-            "save_case", update, start_to_close_timeout=SHORT, retry_policy=RETRY
+            "save_case", update, start_to_close_timeout=SHORT, retry_policy=RETRY, heartbeat_timeout=LIVENESS
         )
 
     def _set_waiting(self, what: str) -> None:
@@ -372,4 +381,3 @@ class CaseWorkflow:
 def _poll_interval(block_time_ms: int, missing_blocks: int) -> timedelta:
     wait = timedelta(milliseconds=max(block_time_ms, 1) * max(missing_blocks, 1))
     return min(max(wait, MIN_POLL), MAX_POLL)
-

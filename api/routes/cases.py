@@ -132,6 +132,7 @@ async def create_case(
         case_id = case_id_for(chain or "any", body.tx_hash, None)
 
     existing = await run_in_threadpool(store.get_case, session, case_id=case_id)
+    await run_in_threadpool(session.commit)  # release the connection while Temporal is reached
     if existing is not None:
         return _existing_case_response(existing, user)
 
