@@ -49,17 +49,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install
-	@if [ -f bench/__main__.py ]; then \
-		$(PY) -m bench $(BENCH_ARGS); \
-	else \
-		set -e; found=0; \
-		for f in $$(ls bench/bench_*.py 2>/dev/null | sort); do \
-			found=1; mod=$$(basename $$f .py); \
-			echo "== bench.$$mod"; \
-			$(PY) -m bench.$$mod $(BENCH_ARGS); \
-		done; \
-		if [ $$found = 0 ]; then echo "no bench/bench_*.py modules yet"; fi; \
-	fi
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

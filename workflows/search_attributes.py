@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")
@@ -12,7 +14,7 @@ AMOUNT_USD = SearchAttributeKey.for_int("AmountUsd")
 """Whole US dollars, rounded down: for filtering only; exact amounts live on the case."""
 USER_ID = SearchAttributeKey.for_keyword("UserId")
 
-ALL = [CASE_STATUS, PATTERN, CHAIN, ASSET, AMOUNT_USD, USER_ID]
+ALL: list[SearchAttributeKey[Any]] = [CASE_STATUS, PATTERN, CHAIN, ASSET, AMOUNT_USD, USER_ID]
 
 
 def cli_flags() -> list[str]:
