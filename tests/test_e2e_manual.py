@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -41,6 +42,11 @@ async def _awaiting(stack: Stack) -> tuple[str, str]:
 async def test_validator_refuses_unknown_engineer_then_approval_recovers(manual_stack: Stack) -> None:
     token, case_id = await _awaiting(manual_stack)
     handle = manual_stack.client.get_workflow_handle(case_id)
+    # the one-line "current details" the Web UI shows for the case
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "AWAITING_APPROVAL" in metadata.current_details
+    assert "approve or reject" in metadata.current_details
+    assert (await handle.query(CaseWorkflow.status))["status"] == "AWAITING_APPROVAL"
     with pytest.raises((WorkflowUpdateFailedError, RPCError)) as refused:
         await handle.execute_update(CaseWorkflow.approve, Decision(engineer="mallory"))
     assert "roster" in str(refused.value.__cause__ or refused.value)
