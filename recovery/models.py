@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
+
+BaseUnits = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
+"""An integer amount in base units. JSON carries it as a string: the Temporal Web UI and other
+JavaScript readers would otherwise round amounts above 2**53 (100 USDT with 18 decimals is 1e20)."""
 
 
 class CaseStatus(StrEnum):
@@ -70,7 +75,7 @@ class Transfer(BaseModel):
     decimals: int | None
     sender: str
     recipient: str
-    amount: int
+    amount: BaseUnits
 
     @property
     def key(self) -> str:
@@ -126,23 +131,23 @@ class Quote(BaseModel):
 
     asset: str
     decimals: int
-    amount: int
+    amount: BaseUnits
     amount_usd: Decimal
     percent_bps: int
     fee_usd: Decimal
-    fee: int
-    gas_estimate: int
-    net_estimate: int
+    fee: BaseUnits
+    gas_estimate: BaseUnits
+    net_estimate: BaseUnits
 
 
 class Settlement(BaseModel):
     """What was actually recovered and how it splits: recovered = credited + fee + gas."""
 
-    recovered: int
-    credited: int
-    fee: int
-    gas: int
-    gas_native: int
+    recovered: BaseUnits
+    credited: BaseUnits
+    fee: BaseUnits
+    gas: BaseUnits
+    gas_native: BaseUnits
 
 
 class CaseInput(BaseModel):
@@ -180,7 +185,7 @@ class CaseUpdate(BaseModel):
     asset: str | None = None
     token_address: str | None = None
     decimals: int | None = None
-    amount: int | None = None
+    amount: BaseUnits | None = None
     quote: Quote | None = None
     settlement: Settlement | None = None
     topup_tx_hash: str | None = None
@@ -243,8 +248,8 @@ class TxReceipt(BaseModel):
     tx_hash: str
     succeeded: bool
     block_number: int
-    gas_used: int
-    effective_gas_price: int
+    gas_used: BaseUnits
+    effective_gas_price: BaseUnits
     confirmations: int
     required_confirmations: int
 

@@ -38,6 +38,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from recovery.models import CaseStatus, CaseUpdate, Pattern, Transfer
+from recovery.units import format_units, parse_units  # noqa: F401  (re-exported)
 
 # --------------------------------------------------------------------------------------------------
 # Column types
@@ -127,35 +128,6 @@ def utcnow() -> datetime:
 # --------------------------------------------------------------------------------------------------
 # Display helpers (exact; never float)
 # --------------------------------------------------------------------------------------------------
-
-
-def format_units(amount: int, decimals: int) -> str:
-    """``format_units(100_500_000, 6) == "100.5"``; exact for any size."""
-    sign = "-" if amount < 0 else ""
-    digits = str(abs(amount))
-    if decimals <= 0:
-        return sign + digits + "0" * -decimals
-    digits = digits.rjust(decimals + 1, "0")
-    whole, frac = digits[:-decimals], digits[-decimals:].rstrip("0")
-    return sign + whole + ("." + frac if frac else "")
-
-
-def parse_units(value: str | Decimal, decimals: int) -> int:
-    """``parse_units("100.5", 6) == 100_500_000``; refuses more fractional digits than ``decimals``."""
-    number = value if isinstance(value, Decimal) else Decimal(value.strip())
-    if not number.is_finite():
-        raise ValueError(f"not a finite number: {value}")
-    sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    shift = exponent + decimals
-    if shift >= 0:
-        result = int("".join(map(str, digits)) or "0") * 10**shift
-    else:
-        kept, dropped = digits[:shift], digits[shift:]
-        if any(dropped):
-            raise ValueError(f"{value} has more than {decimals} decimal places")
-        result = int("".join(map(str, kept)) or "0")
-    return -result if sign else result
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from fees.policy import to_decimal
     from recovery.classify import classify
     from recovery.models import (
         CaseInput,
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         TxReceipt,
         TxStatusRequest,
     )
+    from recovery.units import format_units
     from workflows import search_attributes as sa
 
 SHORT = timedelta(seconds=30)
@@ -112,10 +112,10 @@ class CaseWorkflow:
         )
         self._set_amount_usd(quote)
         if quote.net_estimate <= 0:
-            fee_total = to_decimal(quote.fee + quote.gas_estimate, quote.decimals)
+            fee_total = format_units(quote.fee + quote.gas_estimate, quote.decimals)
             return await self._reject(
                 Pattern.TOO_SMALL,
-                f"The deposit of {to_decimal(quote.amount, quote.decimals)} {quote.asset} does not cover the "
+                f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the "
                 f"recovery cost of about {fee_total} {quote.asset} (fee and gas); it cannot be recovered.",
             )
 
@@ -258,8 +258,8 @@ class CaseWorkflow:
         await self._save(
             "recovering",
             CaseStatus.RECOVERING,
-            f"Recovering {to_decimal(deposit.amount, quote.decimals)} {quote.asset} on {deposit.chain}: "
-            f"fee {to_decimal(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) plus gas",
+            f"Recovering {format_units(deposit.amount, quote.decimals)} {quote.asset} on {deposit.chain}: "
+            f"fee {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) plus gas",
             waiting="signing the sweep",
             quote=quote,
         )
