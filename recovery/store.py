@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
     DateTime,
@@ -135,6 +135,7 @@ def utcnow() -> datetime:
 # --------------------------------------------------------------------------------------------------
 
 _IMMEDIATE = "recovery_sqlite_begin_immediate"
+_Row = TypeVar("_Row", bound=SQLModel)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -202,6 +203,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """``with session_scope(engine) as session:`` for scripts, the CLI and activities."""
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+def _begin_write_unless_exists(session: Session, model: type[_Row], key: str) -> _Row | None:
+    """Open a write transaction, unless a row with this primary key exists: then roll back and return
+    that row, detached so that its loaded state stays readable."""
+    begin_write(session)
+    existing = session.get(model, key)
+    if existing is not None:
+        session.expunge(existing)
+        session.rollback()
+    return existing
 
 
 def begin_write(session: Session) -> None:
@@ -464,12 +476,9 @@ def create_case(
 
     ``deposit``, when the claim already resolved to a transfer, pre-fills asset and amount.
     """
-    begin_write(session)
-    existing = session.get(Case, case_id)
-    if existing is not None:
-        session.expunge(existing)  # keep its loaded state readable after the rollback
-        session.rollback()
-        raise CaseExists(existing)
+    existing_case = _begin_write_unless_exists(session, Case, case_id)
+    if existing_case is not None:
+        raise CaseExists(existing_case)
     now = utcnow()
     case = Case(
         case_id=case_id,
@@ -648,12 +657,9 @@ def save_signed_tx(
         max_fee_per_gas=max_fee_per_gas,
         value=value,
     )
-    begin_write(session)
-    existing = session.get(SignedTransaction, idempotency_key)
-    if existing is not None:
-        session.expunge(existing)  # keep its loaded state readable after the rollback
-        session.rollback()
-        raise SignedTxExists(existing)
+    existing_tx = _begin_write_unless_exists(session, SignedTransaction, idempotency_key)
+    if existing_tx is not None:
+        raise SignedTxExists(existing_tx)
     session.add(row)
     try:
         session.commit()

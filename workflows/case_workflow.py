@@ -6,6 +6,7 @@ Only workflow-safe code here: chain access, keys and the database live in activi
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -46,6 +47,7 @@ LIVENESS = timedelta(seconds=15)
 """Heartbeat timeout of every activity: a worker that dies mid-activity is noticed within this, not
 after the whole start-to-close timeout (long activities heartbeat, short ones finish well inside it)."""
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+T = TypeVar("T")
 MIN_POLL = timedelta(seconds=1)
 MAX_POLL = timedelta(minutes=10)
 
@@ -73,13 +75,10 @@ class CaseWorkflow:
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
-        facts: DepositFacts = await workflow.execute_activity(
+        facts: DepositFacts = await _activity(
             "gather_facts",
             FactsRequest(case_id=case.case_id, user_id=case.user_id, trace=trace, log_index=case.log_index),
-            result_type=DepositFacts,
-            start_to_close_timeout=CHAIN_CALL,
-            retry_policy=RETRY,
-            heartbeat_timeout=LIVENESS,
+            DepositFacts,
         )
         self._state.engineers = facts.engineers
         verdict = classify(facts)
@@ -102,14 +101,7 @@ class CaseWorkflow:
             decimals=deposit.decimals,
             amount=deposit.amount,
         )
-        quote: Quote = await workflow.execute_activity(
-            "quote_recovery",
-            QuoteRequest(case_id=case.case_id, deposit=deposit),
-            result_type=Quote,
-            start_to_close_timeout=CHAIN_CALL,
-            retry_policy=RETRY,
-            heartbeat_timeout=LIVENESS,
-        )
+        quote: Quote = await _activity("quote_recovery", QuoteRequest(case_id=case.case_id, deposit=deposit), Quote)
         self._set_amount_usd(quote)
         if quote.net_estimate <= 0:
             fee_total = format_units(quote.fee + quote.gas_estimate, quote.decimals)
@@ -204,14 +196,7 @@ class CaseWorkflow:
         request = TraceRequest(chain=case.chain, tx_hash=case.tx_hash)
 
         async def trace() -> TraceResult:
-            result: TraceResult = await workflow.execute_activity(
-                "trace_transaction",
-                request,
-                result_type=TraceResult,
-                start_to_close_timeout=CHAIN_CALL,
-                retry_policy=RETRY,
-                heartbeat_timeout=LIVENESS,
-            )
+            result: TraceResult = await _activity("trace_transaction", request, TraceResult)
             return result
 
         result = await trace()
@@ -238,14 +223,7 @@ class CaseWorkflow:
             )
             missing = receipt.required_confirmations - receipt.confirmations
             await workflow.sleep(_poll_interval(1000, missing))
-            receipt = await workflow.execute_activity(
-                "transaction_status",
-                request,
-                result_type=TxReceipt,
-                start_to_close_timeout=CHAIN_CALL,
-                retry_policy=RETRY,
-                heartbeat_timeout=LIVENESS,
-            )
+            receipt = await _activity("transaction_status", request, TxReceipt)
         return receipt
 
     @staticmethod
@@ -264,22 +242,26 @@ class CaseWorkflow:
             quote=quote,
         )
         sweep_key = f"{deposit.key}:sweep"
-        sweep = await self._sign(
-            SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit)
+        sweep = await _activity(
+            "sign_transaction",
+            SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit),
+            SignedTx,
         )
-        topup = await self._sign(
+        topup = await _activity(
+            "sign_transaction",
             SignRequest(
                 idempotency_key=f"{deposit.key}:gas_topup",
                 case_id=case.case_id,
                 purpose="gas_topup",
                 deposit=deposit,
                 sweep_key=sweep_key,
-            )
+            ),
+            SignedTx,
         )
         receipts: list[TxReceipt] = []
         if topup.tx_hash is not None:
             self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
-            receipts.append(await self._broadcast(topup))
+            receipts.append(await _activity("broadcast_transaction", topup, TxReceipt))
             await self._save(
                 "gas-topup",
                 CaseStatus.RECOVERING,
@@ -287,7 +269,7 @@ class CaseWorkflow:
                 topup_tx_hash=topup.tx_hash,
             )
         self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
-        sweep_receipt = await self._broadcast(sweep)
+        sweep_receipt = await _activity("broadcast_transaction", sweep, TxReceipt)
         if not sweep_receipt.succeeded:
             raise ApplicationError(f"Sweep {sweep.tx_hash} reverted on {deposit.chain}", non_retryable=True)
         await self._save(
@@ -299,40 +281,16 @@ class CaseWorkflow:
         receipts.append(await self._wait_for_tx_depth(sweep_receipt, "the sweep"))
 
         self._set_waiting("crediting the user")
-        settlement: Settlement = await workflow.execute_activity(
+        settlement: Settlement = await _activity(
             "settle_case",
             SettleRequest(case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts),
-            result_type=Settlement,
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-            heartbeat_timeout=LIVENESS,
+            Settlement,
+            timeout=SHORT,
         )
         self._state.status = CaseStatus.COMPLETED
         self._set_waiting("nothing: completed")
         workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(CaseStatus.COMPLETED.value)])
         return settlement
-
-    async def _sign(self, request: SignRequest) -> SignedTx:
-        signed: SignedTx = await workflow.execute_activity(
-            "sign_transaction",
-            request,
-            result_type=SignedTx,
-            start_to_close_timeout=CHAIN_CALL,
-            retry_policy=RETRY,
-            heartbeat_timeout=LIVENESS,
-        )
-        return signed
-
-    async def _broadcast(self, signed: SignedTx) -> TxReceipt:
-        receipt: TxReceipt = await workflow.execute_activity(
-            "broadcast_transaction",
-            signed,
-            result_type=TxReceipt,
-            start_to_close_timeout=CHAIN_CALL,
-            retry_policy=RETRY,
-            heartbeat_timeout=LIVENESS,
-        )
-        return receipt
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
@@ -376,6 +334,19 @@ class CaseWorkflow:
 
     def _set_amount_usd(self, quote: Quote) -> None:
         workflow.upsert_search_attributes([sa.AMOUNT_USD.value_set(int(quote.amount_usd))])
+
+
+async def _activity(name: str, arg: Any, result_type: type[T], *, timeout: timedelta = CHAIN_CALL) -> T:
+    """Every activity of a case: retried with backoff, its liveness watched by heartbeat timeout."""
+    result: T = await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timeout,
+        retry_policy=RETRY,
+        heartbeat_timeout=LIVENESS,
+    )
+    return result
 
 
 def _poll_interval(block_time_ms: int, missing_blocks: int) -> timedelta:
