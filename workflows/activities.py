@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +56,7 @@ class CaseActivities:
         self._signer = signer
         self._prices = prices
         self._chains = {c.name: EvmChain(c) for c in settings.chains}
+        self._nonce_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def all(self) -> list[Any]:
         return [
@@ -238,9 +240,16 @@ class CaseActivities:
     ) -> store.SignedTransaction:
         """Pick the next free nonce for ``sender`` and store the signed transaction under it.
 
-        Two cases signing from the same address at once race on the (chain, sender, nonce) unique key;
-        the loser takes the next nonce.
+        Within this worker a lock per sender queues the allocations (all top-ups come from one gas
+        wallet); across workers they race on the (chain, sender, nonce) unique key and the loser takes
+        the next nonce.
         """
+        async with self._nonce_locks[(request.deposit.chain, sender.lower())]:
+            return await self._allocate_and_store(request, chain, path, sender, tx)
+
+    async def _allocate_and_store(
+        self, request: SignRequest, chain: EvmChain, path: str, sender: str, tx: dict[str, Any]
+    ) -> store.SignedTransaction:
         for _attempt in range(20):
             chain_nonce = await chain.nonce(sender)
             stored_max = await self._db(store.max_nonce, chain=request.deposit.chain, from_address=sender)
