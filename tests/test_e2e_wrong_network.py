@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from eth_account import Account
 from sqlmodel import Session, select
 
 from chains.evm import EvmChain
+from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, deposit_path
 from fees.ledger import FeeEntry, LedgerCredit
 from recovery import store
 from tests.stack_fixtures import Stack, record_history
@@ -101,9 +103,18 @@ async def test_wrong_network_usdt_is_recovered_and_credited(stack: Stack) -> Non
     listed = await stack.http.get("/v1/cases", headers={"Authorization": f"Bearer {token}"})
     assert [c["case_id"] for c in listed.json()["data"]] == [case_id]
 
-    # keys never reach the database or the API
-    mnemonic = stack.settings.seed_file.read_text().strip() if stack.settings.seed_file else ""
-    assert mnemonic and mnemonic not in str(case)
+    # neither the seed nor a private key reaches workflow payloads, the database or the API
+    assert stack.settings.seed_file is not None
+    mnemonic = stack.settings.seed_file.read_text().strip()
+    Account.enable_unaudited_hdwallet_features()
+    keys = [
+        Account.from_mnemonic(mnemonic, account_path=path).key.hex().removeprefix("0x")
+        for path in (deposit_path(0), deposit_path(1), HOT_WALLET_PATH, GAS_WALLET_PATH)
+    ]
+    secrets_ = [mnemonic, mnemonic.split()[0] + " " + mnemonic.split()[1], *keys]
+    history = (await handle.fetch_history()).to_json()
     with Session(stack.engine) as session:
-        for row in session.exec(select(store.SignedTransaction)).all():
-            assert mnemonic not in row.model_dump_json()
+        stored = [row.model_dump_json() for row in session.exec(select(store.SignedTransaction)).all()]
+        stored += [row.model_dump_json() for row in session.exec(select(store.CaseEvent)).all()]
+    for text in (history, str(case), *stored):
+        assert not any(secret in text for secret in secrets_)
