@@ -27,9 +27,7 @@ async def register_search_attributes(env: WorkflowEnvironment) -> None:
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL
-            },
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL},
         )
     )
 

@@ -12,17 +12,32 @@ D = "0x1111111111111111111111111111111111111111"
 
 
 def _usdt(chain: str = "bsc", asset: str | None = "USDT") -> Transfer:
-    return Transfer(chain=chain, tx_hash=TX, log_index=0, token_address="0x55d398326f99059fF775485246999027B3197955",
-                    asset=asset, decimals=18 if asset else None, sender="0x" + "22" * 20, recipient=D,
-                    amount=100 * 10**18)
+    return Transfer(
+        chain=chain,
+        tx_hash=TX,
+        log_index=0,
+        token_address="0x55d398326f99059fF775485246999027B3197955",
+        asset=asset,
+        decimals=18 if asset else None,
+        sender="0x" + "22" * 20,
+        recipient=D,
+        amount=100 * 10**18,
+    )
 
 
 def _facts(**overrides: object) -> DepositFacts:
     deposit = _usdt()
     base: dict[str, object] = {
         "claimant_user_id": "alice",
-        "trace": TraceResult(chain="bsc", tx_hash=TX, found=True, succeeded=True, confirmations=5,
-                             required_confirmations=3, transfers=[deposit]),
+        "trace": TraceResult(
+            chain="bsc",
+            tx_hash=TX,
+            found=True,
+            succeeded=True,
+            confirmations=5,
+            required_confirmations=3,
+            transfers=[deposit],
+        ),
         "deposit": deposit,
         "owner_user_id": "alice",
         "signer_holds_key": True,
@@ -43,8 +58,10 @@ def test_wrong_network_same_key_is_automatic() -> None:
     ("overrides", "pattern"),
     [
         ({"trace": TraceResult(chain=None, tx_hash=TX, found=False), "deposit": None}, Pattern.NOT_FOUND),
-        ({"trace": TraceResult(chain="bsc", tx_hash=TX, found=True, succeeded=False), "deposit": None},
-         Pattern.FAILED_TX),
+        (
+            {"trace": TraceResult(chain="bsc", tx_hash=TX, found=True, succeeded=False), "deposit": None},
+            Pattern.FAILED_TX,
+        ),
         ({"deposit": None, "owner_user_id": None}, Pattern.NOT_OURS),
         ({"owner_user_id": None}, Pattern.NOT_OURS),
         ({"owner_user_id": "mallory"}, Pattern.NOT_YOUR_DEPOSIT),

@@ -53,12 +53,18 @@ async def test_validator_refuses_unknown_engineer_then_approval_recovers(manual_
     history = await handle.fetch_history()
     assert "mallory" not in history.to_json()  # rejected by the validator before reaching history
 
-    assert await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="checked")) \
+    assert (
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="checked"))
         == "approved by alice"
+    )
     case = await manual_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
     assert case["status"] == "COMPLETED"
-    assert int(case["credited"]["base_units"]) + int(case["fees"]["fee"]["base_units"]) \
-        + int(case["fees"]["gas"]["base_units"]) == 200 * 10**18
+    assert (
+        int(case["credited"]["base_units"])
+        + int(case["fees"]["fee"]["base_units"])
+        + int(case["fees"]["gas"]["base_units"])
+        == 200 * 10**18
+    )
     assert any("alice" in e["message"] for e in case["timeline"])
     await record_history(manual_stack, case_id, "manual_approved")
 

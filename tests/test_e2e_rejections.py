@@ -92,13 +92,20 @@ async def test_already_recovered_deposit_is_never_swept_twice(ts_stack: Stack) -
     assert done["status"] == "COMPLETED"
 
     # a second case for the same deposit started behind the API's back (an operator, a replayed job)
-    duplicate = CaseInput(case_id=done["case_id"] + "-dup", user_id=user_id, chain="bsc", tx_hash=tx_hash,
-                          log_index=done["log_index"])
+    duplicate = CaseInput(
+        case_id=done["case_id"] + "-dup", user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=done["log_index"]
+    )
     with Session(ts_stack.engine) as session:
         from recovery import store
 
-        store.create_case(session, case_id=duplicate.case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash,
-                          log_index=duplicate.log_index)
+        store.create_case(
+            session,
+            case_id=duplicate.case_id,
+            user_id=user_id,
+            chain="bsc",
+            tx_hash=tx_hash,
+            log_index=duplicate.log_index,
+        )
     handle = await start_case(ts_stack.client, task_queue=ts_stack.settings.task_queue, case=duplicate)
     result = await handle.result()
     assert result.status == "REJECTED" and result.pattern == "ALREADY_CREDITED"

@@ -23,11 +23,18 @@ def test_percentage_fee_between_min_and_max(decimals: int) -> None:
 
 @pytest.mark.parametrize("decimals", [6, 18])
 def test_minimum_and_maximum_fee(decimals: int) -> None:
-    small = quote(asset="USDT", amount=100 * 10**decimals, decimals=decimals, price_usd=Decimal("1"),
-                  gas_estimate=0, **POLICY)
+    small = quote(
+        asset="USDT", amount=100 * 10**decimals, decimals=decimals, price_usd=Decimal("1"), gas_estimate=0, **POLICY
+    )
     assert small.fee == 10 * 10**decimals  # 5% of 100 = 5 < minimum 10
-    big = quote(asset="USDT", amount=1_000_000 * 10**decimals, decimals=decimals, price_usd=Decimal("1"),
-                gas_estimate=0, **POLICY)
+    big = quote(
+        asset="USDT",
+        amount=1_000_000 * 10**decimals,
+        decimals=decimals,
+        price_usd=Decimal("1"),
+        gas_estimate=0,
+        **POLICY,
+    )
     assert big.fee == 500 * 10**decimals  # 5% of 1M = 50,000 > maximum 500
 
 
@@ -54,13 +61,25 @@ def test_huge_amounts_stay_exact() -> None:
 def test_gas_conversion_from_native_coin() -> None:
     # 0.001 BNB at 600 USD = 0.6 USD = 0.6 USDT (18 decimals) and 600000 base units of a 6-decimal USDT
     gas = 10**15
-    assert native_to_asset_units(gas, native_decimals=18, native_price_usd=Decimal("600"), decimals=18,
-                                 price_usd=Decimal("1")) == 6 * 10**17
-    assert native_to_asset_units(gas, native_decimals=18, native_price_usd=Decimal("600"), decimals=6,
-                                 price_usd=Decimal("1")) == 600_000
+    assert (
+        native_to_asset_units(
+            gas, native_decimals=18, native_price_usd=Decimal("600"), decimals=18, price_usd=Decimal("1")
+        )
+        == 6 * 10**17
+    )
+    assert (
+        native_to_asset_units(
+            gas, native_decimals=18, native_price_usd=Decimal("600"), decimals=6, price_usd=Decimal("1")
+        )
+        == 600_000
+    )
     # rounding is up, never down: one wei of gas still costs one base unit
-    assert native_to_asset_units(1, native_decimals=18, native_price_usd=Decimal("600"), decimals=6,
-                                 price_usd=Decimal("1")) == 1
+    assert (
+        native_to_asset_units(
+            1, native_decimals=18, native_price_usd=Decimal("600"), decimals=6, price_usd=Decimal("1")
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

@@ -33,9 +33,7 @@ def test_embedded_defaults_need_no_configuration() -> None:
 
 def test_toml_file_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     toml = tmp_path / "recovery.toml"
-    toml.write_text(
-        'api_port = 9100\nengineers = ["chen"]\n[fee]\npercent_bps = 250\nmin_usd = "5"\nmax_usd = "40"\n'
-    )
+    toml.write_text('api_port = 9100\nengineers = ["chen"]\n[fee]\npercent_bps = 250\nmin_usd = "5"\nmax_usd = "40"\n')
     monkeypatch.setenv("RECOVERY_CONFIG", str(toml))
     settings = Settings()
     assert settings.api_port == 9100
