@@ -12,7 +12,8 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from recovery.models import Decision
+from chains.evm import EvmChain
+from recovery.models import NATIVE_LOG_INDEX, Decision
 from recovery.settings import ChainConfig
 from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows.case_workflow import CaseWorkflow
@@ -78,3 +79,37 @@ async def test_engineer_rejects_with_a_reason(manual_stack: Stack) -> None:
     case = await manual_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
     assert case["status"] == "REJECTED"
     assert "token is a scam" in case["reason"]
+
+
+async def test_native_coin_recovered_after_approval(ts_stack: Stack) -> None:
+    """BNB is credited on no chain: a BNB deposit is manual. Approved, the sweep pays its own gas out
+    of the deposit (no top-up), and every wei is still accounted for."""
+    _, token, deposit_address = ts_stack.new_user()
+    bsc = EvmChain(ts_stack.chain("bsc"))
+    hot_before = await bsc.balance(ts_stack.hot_wallet)
+    tx_hash = await ts_stack.send("bsc", to=deposit_address, amount=Decimal("1"), asset="BNB")
+    response = await ts_stack.claim(token, tx_hash)
+    assert response.status_code == 201
+    case_id = response.json()["case_id"]
+    case = await ts_stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
+    assert (case["status"], case["pattern"], case["asset"]) == ("AWAITING_APPROVAL", "UNLISTED_TOKEN", "BNB")
+    assert case["log_index"] == NATIVE_LOG_INDEX
+
+    handle = ts_stack.client.get_workflow_handle(case_id)
+    await handle.execute_update(CaseWorkflow.approve, Decision(engineer="bob", reason="owner verified"))
+    case = await ts_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+    assert case["status"] == "COMPLETED", case
+    assert case["topup_tx_hash"] is None
+
+    amount = 10**18
+    credited = int(case["credited"]["base_units"])
+    fee = int(case["fees"]["fee"]["base_units"])
+    gas = int(case["fees"]["gas"]["base_units"])
+    assert credited + fee + gas == amount
+    assert fee == 5 * 10**16  # 5 % of 600 USD = 30 USD = 0.05 BNB
+    receipt = await bsc.receipt(case["sweep_tx_hash"])
+    assert receipt is not None
+    assert gas == int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    swept = await bsc.balance(ts_stack.hot_wallet) - hot_before
+    left_on_deposit_address = await bsc.balance(deposit_address)
+    assert swept + left_on_deposit_address + gas == amount  # unused gas reserve stays on our address
