@@ -96,13 +96,13 @@ class Stack:
 
 
 def make_settings(data_dir: Path, chains: list[ChainConfig], **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'recovery.db'}",
-        chains=chains,
-        task_queue=f"cases-{uuid.uuid4().hex[:8]}",
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": f"sqlite:///{data_dir / 'recovery.db'}",
+        "chains": chains,
+        "task_queue": f"cases-{uuid.uuid4().hex[:8]}",
+    }
+    return Settings(**(values | overrides))
 
 
 @pytest.fixture(scope="session", params=["time-skipping", "dev-server"])

@@ -5,16 +5,23 @@ Real anvil chains, a real Temporal server (time-skipping and dev server), the re
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from eth_account import Account
+from sqlalchemy import Engine
 from sqlmodel import Session, select
+from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, deposit_path
 from fees.ledger import FeeEntry, LedgerCredit
 from recovery import store
-from tests.stack_fixtures import Stack, record_history
+from recovery.settings import ChainConfig
+from tests.db_fixtures import POSTGRES_URL
+from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows import search_attributes as sa
 
 
@@ -118,3 +125,30 @@ async def test_wrong_network_usdt_is_recovered_and_credited(stack: Stack) -> Non
         stored += [row.model_dump_json() for row in session.exec(select(store.CaseEvent)).all()]
     for text in (history, str(case), *stored):
         assert not any(secret in text for secret in secrets_)
+
+
+@pytest.fixture
+async def pg_stack(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig], postgres_engine: Engine
+) -> AsyncIterator[Stack]:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    async for s in open_stack(time_skipping_env, tmp_path, dev_chains, database_url=url):
+        yield s
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="runs when TEST_POSTGRES_URL is set (always in CI)")
+async def test_wrong_network_recovery_on_postgresql(pg_stack: Stack) -> None:
+    """The same recovery with the worker and the API on PostgreSQL: 18-decimal amounts in NUMERIC(78,0)."""
+    user_id, token, deposit_address = pg_stack.new_user("pg")
+    tx_hash = await pg_stack.send("bsc", to=deposit_address, amount=Decimal("123.456"))
+    response = await pg_stack.claim(token, tx_hash)
+    assert response.status_code == 201, response.text
+    case = await pg_stack.wait_for(token, response.json()["case_id"], "COMPLETED", "REJECTED")
+    assert case["status"] == "COMPLETED", case
+    amount = 123_456 * 10**15
+    credited = int(case["credited"]["base_units"])
+    assert credited + int(case["fees"]["fee"]["base_units"]) + int(case["fees"]["gas"]["base_units"]) == amount
+    with Session(pg_stack.engine) as session:
+        credits = session.exec(select(LedgerCredit).where(LedgerCredit.user_id == user_id)).all()
+    assert [c.amount for c in credits] == [credited]
+    assert pg_stack.engine.dialect.name == "postgresql"
