@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from eth_utils import to_checksum_address
@@ -140,7 +141,7 @@ class Anvil:
         state_file: Path | None = None,
         host: str = "127.0.0.1",
         extra_args: Sequence[str] = (),
-        startup_timeout_s: float = 15.0,
+        startup_timeout: timedelta = timedelta(seconds=15),
     ) -> Anvil:
         """Start anvil. With ``block_time_s``, txs still mine at once and empty blocks keep coming."""
         if not ANVIL_BIN.exists():
@@ -161,7 +162,7 @@ class Anvil:
         output: deque[str] = deque(maxlen=200)
         assert proc.stdout is not None
         try:
-            async with asyncio.timeout(startup_timeout_s):
+            async with asyncio.timeout(startup_timeout.total_seconds()):
                 while True:
                     raw = await proc.stdout.readline()
                     if not raw:
@@ -193,12 +194,12 @@ class Anvil:
             pending = pending[-65536:]
             self._output.extend(line.decode(errors="replace").rstrip() for line in lines)
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
+    async def stop(self, timeout: timedelta = timedelta(seconds=10)) -> None:
         """SIGTERM (anvil writes its ``--state`` file on the way out), then SIGKILL on timeout."""
         if self.proc.returncode is None:
             self.proc.terminate()
             try:
-                await asyncio.wait_for(self.proc.wait(), timeout_s)
+                await asyncio.wait_for(self.proc.wait(), timeout.total_seconds())
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
@@ -290,7 +291,7 @@ def _token_address(chain: ChainConfig, asset: str) -> str | None:
 async def _send_and_wait(chain: ChainConfig, tx: dict[str, str], *, require_success: bool) -> str:
     adapter = EvmChain(chain)
     tx_hash: str = await adapter.rpc.call("eth_sendTransaction", [tx])
-    receipt = await adapter.wait_receipt(tx_hash, timeout_s=30)
+    receipt = await adapter.wait_receipt(tx_hash, timeout=timedelta(seconds=30))
     if require_success and hex_to_int(receipt.get("status", "0x0")) != 1:
         raise AnvilError(f"{chain.name}: transaction {tx_hash} reverted")
     return tx_hash

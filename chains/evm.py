@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -143,15 +144,20 @@ class EvmChain:
         result = await self.rpc.call("eth_getTransactionReceipt", [normalize_tx_hash(tx_hash)])
         return dict(result) if result else None
 
-    async def wait_receipt(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.2) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
+    async def wait_receipt(
+        self,
+        tx_hash: str,
+        timeout: timedelta = timedelta(seconds=30),
+        poll: timedelta = timedelta(milliseconds=200),
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout.total_seconds()
         while True:
             receipt = await self.receipt(tx_hash)
             if receipt is not None:
                 return receipt
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{self.chain.name}: no receipt for {tx_hash} after {timeout_s}s")
-            await asyncio.sleep(poll_s)
+                raise TimeoutError(f"{self.chain.name}: no receipt for {tx_hash} after {timeout}")
+            await asyncio.sleep(poll.total_seconds())
 
 
 EvmAdapter = EvmChain

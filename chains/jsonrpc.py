@@ -13,6 +13,7 @@ import itertools
 import logging
 import weakref
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -69,18 +70,18 @@ class JsonRpcClient:
         urls: Sequence[str],
         *,
         name: str = "",
-        timeout_s: float = 10.0,
+        timeout: timedelta = timedelta(seconds=10),
         retries: int = 2,
-        backoff_s: float = 0.2,
+        backoff: timedelta = timedelta(milliseconds=200),
         http: httpx.AsyncClient | None = None,
     ) -> None:
         if not urls:
             raise ValueError(f"no RPC URL configured for {name or 'chain'}")
         self.urls = list(urls)
         self.name = name or self.urls[0]
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout.total_seconds()
         self.retries = retries
-        self.backoff_s = backoff_s
+        self.backoff_s = backoff.total_seconds()
         self._http = http
         self._preferred = 0
         self._ids = itertools.count(1)

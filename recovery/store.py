@@ -46,7 +46,7 @@ from recovery.units import format_units, parse_units  # noqa: F401  (re-exported
 
 
 class Amount(TypeDecorator[int]):
-    """An arbitrary-size non-float integer (token amounts exceed int64: 100 USDT at 18 decimals is 1e20).
+    """An exact integer of any size (token amounts exceed int64: 100 USDT at 18 decimals is 1e20).
 
     PostgreSQL: ``NUMERIC(78, 0)`` (fits 2**256 - 1). SQLite: ``TEXT`` holding the decimal digits, because
     SQLite's NUMERIC affinity turns integers beyond int64 into floats. Values come back as ``int``.
@@ -123,11 +123,6 @@ class StrEnumType(TypeDecorator[Enum]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------------------------------
-# Display helpers (exact; never float)
-# --------------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------------

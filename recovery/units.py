@@ -1,4 +1,4 @@
-"""Base units to display strings and back, exactly (no float, any 256-bit amount). Workflow-safe."""
+"""Base units to display strings and back, exactly, for any 256-bit amount. Workflow-safe."""
 
 from __future__ import annotations
 

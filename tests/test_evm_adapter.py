@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ async def test_send_raw_is_idempotent(eth: ChainConfig) -> None:
     raw, tx_hash = signer.sign_evm(path, tx)
     assert await chain.send_raw(raw, tx_hash) == tx_hash
     assert await chain.send_raw(raw, tx_hash) == tx_hash  # again: already known / nonce too low
-    receipt = await chain.wait_receipt(tx_hash, timeout_s=10)
+    receipt = await chain.wait_receipt(tx_hash, timeout=timedelta(seconds=10))
     assert receipt["status"] == "0x1"
     assert await chain.send_raw(raw, tx_hash) == tx_hash  # and after it was mined
     assert await chain.nonce(sender) == tx["nonce"] + 1
@@ -166,7 +167,7 @@ async def test_failover_to_second_url(eth: ChainConfig) -> None:
     tx_hash = await devnet.send_from_dev_account(eth, to=fresh_address(), asset="ETH", amount=5)
     assert (await chain.trace(tx_hash)).found
     assert chain.rpc._preferred == 1  # sticks to the endpoint that works
-    dead = JsonRpcClient([dead_url(), dead_url()], name="nowhere", retries=1, backoff_s=0.01)
+    dead = JsonRpcClient([dead_url(), dead_url()], name="nowhere", retries=1, backoff=timedelta(milliseconds=10))
     with pytest.raises(RpcUnavailable, match="nowhere"):
         await dead.call("eth_blockNumber")
 
@@ -182,7 +183,7 @@ async def test_chain_queries(eth: ChainConfig) -> None:
     assert await chain.token_balance(fresh_address(), fresh_address()) == 0  # no code: 0x
     assert await chain.receipt(MISSING) is None
     with pytest.raises(TimeoutError):
-        await chain.wait_receipt(MISSING, timeout_s=0.3, poll_s=0.1)
+        await chain.wait_receipt(MISSING, timeout=timedelta(milliseconds=300), poll=timedelta(milliseconds=100))
 
 
 def test_build_erc20_transfer_data() -> None:

@@ -4,6 +4,7 @@ import logging
 import os
 import pickle
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ async def test_chain_id_1_tx_refused_by_chain_56(dev_chains: list[ChainConfig]) 
     assert await chain.receipt(tx_hash) is None
     raw, tx_hash = signer.sign_evm(path, tx | {"chainId": 56})
     assert await chain.send_raw(raw, tx_hash) == tx_hash
-    assert (await chain.wait_receipt(tx_hash, timeout_s=10))["status"] == "0x1"
+    assert (await chain.wait_receipt(tx_hash, timeout=timedelta(seconds=10)))["status"] == "0x1"
 
 
 def test_existing_seed_is_kept(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -291,7 +292,7 @@ class CaseActivities:
         while True:
             activity.heartbeat(row.tx_hash)
             try:
-                receipt = await chain.wait_receipt(row.tx_hash, timeout_s=5)
+                receipt = await chain.wait_receipt(row.tx_hash, timeout=timedelta(seconds=5))
             except TimeoutError:
                 continue
             return await self._receipt(row.chain, row.tx_hash, receipt)
