@@ -21,6 +21,12 @@ def classify(facts: DepositFacts) -> Classification:
             f"Transaction {trace.tx_hash} was not found on {chain}. Check the hash and the network, "
             "and claim again once the transaction is on chain.",
         )
+    if trace.succeeded is None:
+        return _reject(
+            Pattern.NOT_FOUND,
+            f"Transaction {trace.tx_hash} is known on {chain} but was never mined; it may have been dropped. "
+            "Claim again once it is in a block.",
+        )
     if trace.succeeded is False:
         return _reject(
             Pattern.FAILED_TX,

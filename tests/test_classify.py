@@ -62,6 +62,10 @@ def test_wrong_network_same_key_is_automatic() -> None:
             {"trace": TraceResult(chain="bsc", tx_hash=TX, found=True, succeeded=False), "deposit": None},
             Pattern.FAILED_TX,
         ),
+        (  # known to the node but never mined
+            {"trace": TraceResult(chain="bsc", tx_hash=TX, found=True, succeeded=None), "deposit": None},
+            Pattern.NOT_FOUND,
+        ),
         ({"deposit": None, "owner_user_id": None}, Pattern.NOT_OURS),
         ({"owner_user_id": None}, Pattern.NOT_OURS),
         ({"owner_user_id": "mallory"}, Pattern.NOT_YOUR_DEPOSIT),

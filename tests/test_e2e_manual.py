@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from chains import devnet
 from chains.evm import EvmChain
 from recovery.models import NATIVE_LOG_INDEX, Decision
 from recovery.settings import ChainConfig
@@ -113,3 +115,31 @@ async def test_native_coin_recovered_after_approval(ts_stack: Stack) -> None:
     swept = await bsc.balance(ts_stack.hot_wallet) - hot_before
     left_on_deposit_address = await bsc.balance(deposit_address)
     assert swept + left_on_deposit_address + gas == amount  # unused gas reserve stays on our address
+
+
+async def test_unpriced_token_cannot_be_approved_only_rejected(ts_stack: Stack) -> None:
+    """A token the exchange does not know has no price: no fee can be quoted, so approval is refused
+    with a message saying what to do, and the engineer can still reject."""
+    _, token, deposit_address = ts_stack.new_user()
+    bsc = ts_stack.chain("bsc")
+    scam = "0x" + secrets.token_hex(20)
+    await devnet.install_token(bsc, scam, symbol="SCAM", decimals=9)
+    tx_hash = await devnet.mint(bsc, asset=scam, to=deposit_address, amount=5 * 10**9)
+    response = await ts_stack.claim(token, tx_hash)
+    assert response.status_code == 201
+    case_id = response.json()["case_id"]
+    case = await ts_stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
+    assert (case["status"], case["pattern"], case["asset"]) == ("AWAITING_APPROVAL", "UNLISTED_TOKEN", None)
+    assert any("cannot be quoted" in e["message"] for e in case["timeline"])
+
+    handle = ts_stack.client.get_workflow_handle(case_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice"))
+    assert "Configure a USD price" in str(refused.value.cause)
+    assert (await handle.query(CaseWorkflow.status))["status"] == "AWAITING_APPROVAL"
+
+    await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="unknown token, no market"))
+    case = await ts_stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+    assert case["status"] == "REJECTED" and "no market" in case["reason"]
+    assert await EvmChain(bsc).nonce(deposit_address) == 0
+    await record_history(ts_stack, case_id, "unpriced_rejected")

@@ -17,7 +17,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_recorded_histories_exist() -> None:
     names = {p.stem for p in HISTORIES}
-    assert {"wrong_network_completed", "manual_approved", "not_found_rejected"} <= names, names
+    assert {"wrong_network_completed", "manual_approved", "not_found_rejected", "unpriced_rejected"} <= names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from recovery.classify import classify
@@ -49,6 +49,8 @@ after the whole start-to-close timeout (long activities heartbeat, short ones fi
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 T = TypeVar("T")
 MIN_POLL = timedelta(seconds=1)
+PENDING_LIMIT = timedelta(days=3)
+"""How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
 
 
@@ -61,6 +63,9 @@ class CaseState:
         self.waiting_for = "Starting"
         self.engineers: list[str] = []
         self.decision: tuple[bool, Decision] | None = None
+        self.approving = False
+        self.quote: Quote | None = None
+        self.quote_attempts = 0
 
 
 @workflow.defn
@@ -68,6 +73,7 @@ class CaseWorkflow:
     def __init__(self) -> None:
         self._state = CaseState()
         self._case: CaseInput | None = None
+        self._deposit: Transfer | None = None
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseResult:
@@ -101,20 +107,18 @@ class CaseWorkflow:
             decimals=deposit.decimals,
             amount=deposit.amount,
         )
-        quote: Quote = await _activity("quote_recovery", QuoteRequest(case_id=case.case_id, deposit=deposit), Quote)
-        self._set_amount_usd(quote)
-        if quote.net_estimate <= 0:
-            fee_total = format_units(quote.fee + quote.gas_estimate, quote.decimals)
-            return await self._reject(
-                Pattern.TOO_SMALL,
-                f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the "
-                f"recovery cost of about {fee_total} {quote.asset} (fee and gas); it cannot be recovered.",
-            )
+        self._deposit = deposit
+        quote = await self._quote(deposit)
+        if quote is not None and quote.net_estimate <= 0:
+            return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
 
-        if verdict.route is Route.MANUAL:
+        # without a quote even an automatic pattern needs an engineer
+        if verdict.route is Route.MANUAL or quote is None:
             approved = await self._await_decision(verdict)
             if not approved:
                 return await self._reject(verdict.pattern, self._decision_reason("rejected"))
+            quote = self._state.quote
+        assert quote is not None
 
         settlement = await self._recover(case, deposit, quote)
         return CaseResult(
@@ -129,7 +133,22 @@ class CaseWorkflow:
 
     @workflow.update
     async def approve(self, decision: Decision) -> str:
-        self._state.decision = (True, decision)
+        self._state.approving = True
+        try:
+            if self._state.quote is None:
+                # the fee could not be quoted before (no price): try again, prices may be configured now
+                assert self._deposit is not None
+                quote = await self._quote(self._deposit)
+                if quote is None:
+                    raise ApplicationError(
+                        "The fee still cannot be quoted (see the case timeline). Configure a USD price for the "
+                        "asset and approve again, or reject the case."
+                    )
+                if quote.net_estimate <= 0:
+                    raise ApplicationError(_too_small(quote) + " Reject the case instead.")
+            self._state.decision = (True, decision)
+        finally:
+            self._state.approving = False
         return f"approved by {decision.engineer}"
 
     @approve.validator
@@ -150,7 +169,7 @@ class CaseWorkflow:
     def _validate_decision(self, decision: Decision) -> None:
         if self._state.status is not CaseStatus.AWAITING_APPROVAL:
             raise ValueError(f"The case is {self._state.status}, not awaiting approval.")
-        if self._state.decision is not None:
+        if self._state.decision is not None or self._state.approving:
             raise ValueError("A decision was already made on this case.")
         if decision.engineer not in self._state.engineers:
             raise ValueError(
@@ -165,6 +184,26 @@ class CaseWorkflow:
             "pattern": self._state.pattern.value if self._state.pattern else "",
             "waiting_for": self._state.waiting_for,
         }
+
+    async def _quote(self, deposit: Transfer) -> Quote | None:
+        """The fee quote, or None when it cannot be made (no USD price, unknown token decimals)."""
+        assert self._case is not None
+        self._state.quote_attempts += 1
+        try:
+            quote = await _activity("quote_recovery", QuoteRequest(case_id=self._case.case_id, deposit=deposit), Quote)
+        except ActivityError as err:
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.non_retryable):
+                raise
+            await self._save(
+                f"no-quote-{self._state.quote_attempts}",
+                self._state.status,
+                f"The fee cannot be quoted: {cause.message}. An engineer must decide on this case.",
+            )
+            return None
+        self._state.quote = quote
+        self._set_amount_usd(quote)
+        return quote
 
     async def _await_decision(self, verdict: Classification) -> bool:
         await self._save(
@@ -200,7 +239,10 @@ class CaseWorkflow:
             return result
 
         result = await trace()
+        give_up_at = workflow.now() + PENDING_LIMIT
         while result.found and result.succeeded is not False and not result.confirmed:
+            if result.succeeded is None and workflow.now() >= give_up_at:
+                break  # still not mined: the classifier says so
             await self._save(
                 f"deposit-confirmations-{result.confirmations}",
                 CaseStatus.WAITING_CONFIRMATIONS,
@@ -347,6 +389,14 @@ async def _activity(name: str, arg: Any, result_type: type[T], *, timeout: timed
         heartbeat_timeout=LIVENESS,
     )
     return result
+
+
+def _too_small(quote: Quote) -> str:
+    cost = format_units(quote.fee + quote.gas_estimate, quote.decimals)
+    return (
+        f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the recovery "
+        f"cost of about {cost} {quote.asset} (fee and gas); it cannot be recovered."
+    )
 
 
 def _poll_interval(block_time_ms: int, missing_blocks: int) -> timedelta:
