@@ -172,6 +172,21 @@ def _credited_message(case: Case, asset: str, settlement: Settlement) -> str:
     )
 
 
+def booked_settlement(session: Session, *, deposit_key: str, gas_native: int) -> Settlement:
+    """The settlement as the ledger recorded it (for a retry that finds the deposit already settled)."""
+    credit = session.get(LedgerCredit, credit_key(deposit_key))
+    fee = session.get(FeeEntry, fee_key(deposit_key))
+    if credit is None or fee is None:
+        raise LookupError(f"deposit {deposit_key} has no complete settlement in the ledger")
+    return Settlement(
+        recovered=credit.amount + fee.fee + fee.gas,
+        credited=credit.amount,
+        fee=fee.fee,
+        gas=fee.gas,
+        gas_native=gas_native,
+    )
+
+
 def is_credited(session: Session, *, deposit_key: str) -> bool:
     return session.get(LedgerCredit, credit_key(deposit_key)) is not None
 

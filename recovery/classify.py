@@ -39,6 +39,11 @@ def classify(facts: DepositFacts) -> Classification:
             f"Transaction {trace.tx_hash} on {chain} sent nothing to an address of this exchange. "
             "Funds sent elsewhere can only be returned by the owner of the receiving address.",
         )
+    if facts.internal_transfer:
+        return _reject(
+            Pattern.NOT_OURS,
+            f"Transaction {trace.tx_hash} is the exchange's own transfer (a gas top-up or a sweep), not a deposit.",
+        )
     if facts.owner_user_id != facts.claimant_user_id:
         return _reject(
             Pattern.NOT_YOUR_DEPOSIT,

@@ -115,6 +115,8 @@ class DepositFacts(BaseModel):
     credited_here: bool = False
     credited_chains: list[str] = Field(default_factory=list)
     already_credited: bool = False
+    internal_transfer: bool = False
+    """Sent by the exchange's own hot or gas wallet (a gas top-up, for example): never a deposit."""
     engineers: list[str] = Field(default_factory=list)
     """The roster allowed to approve or reject this case if it needs a manual decision."""
 

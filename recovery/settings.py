@@ -119,7 +119,6 @@ class Settings(BaseSettings):
 
     signer_mnemonic: SecretStr | None = None
     seed_file: Path | None = None
-    gas_topup_multiplier_pct: int = 150
     dev_faucet_enabled: bool = True
 
     @model_validator(mode="after")

@@ -68,6 +68,7 @@ def test_wrong_network_same_key_is_automatic() -> None:
         ),
         ({"deposit": None, "owner_user_id": None}, Pattern.NOT_OURS),
         ({"owner_user_id": None}, Pattern.NOT_OURS),
+        ({"internal_transfer": True}, Pattern.NOT_OURS),
         ({"owner_user_id": "mallory"}, Pattern.NOT_YOUR_DEPOSIT),
         ({"already_credited": True}, Pattern.ALREADY_CREDITED),
         ({"credited_here": True}, Pattern.ALREADY_CREDITED),

@@ -112,3 +112,7 @@ async def test_already_recovered_deposit_is_never_swept_twice(ts_stack: Stack) -
     assert await EvmChain(ts_stack.chain("bsc")).nonce(deposit_address) == 1
     with Session(ts_stack.engine) as session:
         assert len(session.exec(select(LedgerCredit).where(LedgerCredit.user_id == user_id)).all()) == 1
+
+    # the gas top-up the exchange sent to the user's address is not a deposit the user can claim
+    topup = await _rejected(ts_stack, token, done["topup_tx_hash"])
+    assert topup["pattern"] == "NOT_OURS" and "own transfer" in topup["reason"]

@@ -152,3 +152,39 @@ def test_fee_report(db_session: Session) -> None:
     assert ledger.fee_report(db_session, since=now + timedelta(minutes=1)) == []
     assert ledger.fee_report(db_session, until=now - timedelta(minutes=1)) == []
     assert len(ledger.fee_report(db_session, since=now - timedelta(minutes=1), until=now + timedelta(minutes=1))) == 2
+
+
+def test_booked_settlement_is_what_the_first_settlement_wrote(db_engine: Engine) -> None:
+    """A retried settlement reports the booked figures, even if it recomputed different ones."""
+    from fees.ledger import booked_settlement, settle_case
+    from tests.db_fixtures import MnemonicSigner
+
+    with Session(db_engine) as session:
+        store.create_user(session, user_id="u-booked", signer=MnemonicSigner())
+        store.create_case(
+            session, case_id="c-booked", user_id="u-booked", chain="bsc", tx_hash="0x" + "cd" * 32, log_index=0
+        )
+        first = Settlement(recovered=100, credited=80, fee=15, gas=5, gas_native=7)
+        assert settle_case(
+            session,
+            case_id="c-booked",
+            user_id="u-booked",
+            deposit_key="bsc:0xcd:0",
+            chain="bsc",
+            asset="USDT",
+            settlement=first,
+            fee_usd=Decimal("15"),
+        )
+        retry = Settlement(recovered=100, credited=70, fee=15, gas=15, gas_native=9)
+        assert not settle_case(
+            session,
+            case_id="c-booked",
+            user_id="u-booked",
+            deposit_key="bsc:0xcd:0",
+            chain="bsc",
+            asset="USDT",
+            settlement=retry,
+            fee_usd=Decimal("15"),
+        )
+        booked = booked_settlement(session, deposit_key="bsc:0xcd:0", gas_native=9)
+    assert (booked.recovered, booked.credited, booked.fee, booked.gas) == (100, 80, 15, 5)

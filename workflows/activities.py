@@ -104,6 +104,10 @@ class CaseActivities:
             return facts
         owner = await self._db(store.user_by_address, address=deposit.recipient)
         facts.deposit = deposit
+        facts.internal_transfer = deposit.sender.lower() in {
+            self._signer.address(HOT_WALLET_PATH).lower(),
+            self._signer.address(GAS_WALLET_PATH).lower(),
+        }
         if owner is None:
             return facts
         facts.owner_user_id = owner.user_id
@@ -323,6 +327,8 @@ class CaseActivities:
     @activity.defn(name="settle_case")
     async def settle_case(self, request: SettleRequest) -> Settlement:
         deposit = request.deposit
+        if not all(r.succeeded for r in request.receipts):
+            raise ApplicationError("refusing to credit: a recovery transaction reverted", non_retryable=True)
         config = self._config(deposit.chain)
         asset, decimals = _asset_of(deposit)
         gas_native = sum(r.gas_used * r.effective_gas_price for r in request.receipts)
@@ -334,7 +340,7 @@ class CaseActivities:
             price_usd=self._price(asset),
         )
         settlement = settle(recovered=deposit.amount, fee=request.quote.fee, gas=gas, gas_native=gas_native)
-        await self._db(
+        booked = await self._db(
             ledger.settle_case,
             case_id=request.case_id,
             user_id=request.user_id,
@@ -344,6 +350,8 @@ class CaseActivities:
             settlement=settlement,
             fee_usd=request.quote.fee_usd,
         )
+        if not booked:  # settled by an earlier attempt: report what the ledger holds, not a recomputation
+            settlement = await self._db(ledger.booked_settlement, deposit_key=deposit.key, gas_native=gas_native)
         log.info(
             "case %s settled: recovered %d = credited %d + fee %d + gas %d (%s base units)",
             request.case_id,

@@ -118,7 +118,7 @@ class CaseWorkflow:
             if not approved:
                 return await self._reject(verdict.pattern, self._decision_reason("rejected"))
             quote = self._state.quote
-        assert quote is not None
+        assert quote is not None and quote.net_estimate > 0
 
         settlement = await self._recover(case, deposit, quote)
         return CaseResult(
@@ -135,17 +135,18 @@ class CaseWorkflow:
     async def approve(self, decision: Decision) -> str:
         self._state.approving = True
         try:
-            if self._state.quote is None:
-                # the fee could not be quoted before (no price): try again, prices may be configured now
+            quote = self._state.quote
+            if quote is None or quote.net_estimate <= 0:
+                # no usable quote yet (no price, or too small): quote again, prices may have changed
                 assert self._deposit is not None
                 quote = await self._quote(self._deposit)
-                if quote is None:
-                    raise ApplicationError(
-                        "The fee still cannot be quoted (see the case timeline). Configure a USD price for the "
-                        "asset and approve again, or reject the case."
-                    )
-                if quote.net_estimate <= 0:
-                    raise ApplicationError(_too_small(quote) + " Reject the case instead.")
+            if quote is None:
+                raise ApplicationError(
+                    "The fee still cannot be quoted (see the case timeline). Configure a USD price for the "
+                    "asset and approve again, or reject the case."
+                )
+            if quote.net_estimate <= 0:
+                raise ApplicationError(_too_small(quote) + " Reject the case instead.")
             self._state.decision = (True, decision)
         finally:
             self._state.approving = False
@@ -313,14 +314,17 @@ class CaseWorkflow:
         self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
         sweep_receipt = await _activity("broadcast_transaction", sweep, TxReceipt)
         if not sweep_receipt.succeeded:
-            raise ApplicationError(f"Sweep {sweep.tx_hash} reverted on {deposit.chain}", non_retryable=True)
+            await self._sweep_failed(sweep_receipt)
         await self._save(
             "sweep-mined",
             CaseStatus.RECOVERING,
             f"Sweep {sweep.tx_hash} mined in block {sweep_receipt.block_number}",
             sweep_tx_hash=sweep.tx_hash,
         )
-        receipts.append(await self._wait_for_tx_depth(sweep_receipt, "the sweep"))
+        final_sweep = await self._wait_for_tx_depth(sweep_receipt, "the sweep")
+        if not final_sweep.succeeded:  # re-included after a reorg, and reverted this time
+            await self._sweep_failed(final_sweep)
+        receipts.append(final_sweep)
 
         self._set_waiting("crediting the user")
         settlement: Settlement = await _activity(
@@ -333,6 +337,15 @@ class CaseWorkflow:
         self._set_waiting("nothing: completed")
         workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(CaseStatus.COMPLETED.value)])
         return settlement
+
+    async def _sweep_failed(self, receipt: TxReceipt) -> None:
+        """Nothing is credited for a sweep that did not move the funds: stop and leave it to an operator."""
+        message = (
+            f"Sweep {receipt.tx_hash} reverted on {receipt.chain} in block {receipt.block_number}; nothing was "
+            "credited. An operator must investigate this case."
+        )
+        await self._save("sweep-reverted", CaseStatus.RECOVERING, message, waiting="an operator (sweep reverted)")
+        raise ApplicationError(message, non_retryable=True)
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
