@@ -99,8 +99,9 @@ class EvmChain:
     async def balance(self, address: str) -> int:
         return hex_to_int(await self.rpc.call("eth_getBalance", [to_checksum_address(address), "latest"]))
 
-    async def nonce(self, address: str) -> int:
-        return hex_to_int(await self.rpc.call("eth_getTransactionCount", [to_checksum_address(address), "pending"]))
+    async def nonce(self, address: str, *, block: str = "pending") -> int:
+        """Transactions sent from ``address``: counting the mempool (``pending``) or mined only (``latest``)."""
+        return hex_to_int(await self.rpc.call("eth_getTransactionCount", [to_checksum_address(address), block]))
 
     async def token_balance(self, token: str, holder: str) -> int:
         """ERC-20 ``balanceOf``. An address without code answers ``0x``, read as 0."""

@@ -672,6 +672,16 @@ def get_signed_tx(session: Session, *, idempotency_key: str) -> SignedTransactio
     return session.get(SignedTransaction, idempotency_key)
 
 
+def signed_from(session: Session, *, chain: str, from_address: str, min_nonce: int) -> list[SignedTransaction]:
+    """Transactions signed from the address with a nonce of at least ``min_nonce`` (not yet mined)."""
+    statement = select(SignedTransaction).where(
+        SignedTransaction.chain == chain,
+        SignedTransaction.from_address == _norm_address(from_address),
+        SignedTransaction.nonce >= min_nonce,
+    )
+    return list(session.exec(statement).all())
+
+
 def max_nonce(session: Session, *, chain: str, from_address: str) -> int | None:
     """Highest nonce recorded for the address on the chain, or None."""
     statement = select(func.max(SignedTransaction.nonce)).where(

@@ -206,7 +206,15 @@ class CaseActivities:
             sweep = await self._db(store.get_signed_tx, idempotency_key=request.sweep_key)
             if sweep is None:
                 raise ApplicationError("the sweep must be signed before its gas top-up", non_retryable=True)
-            needed = sweep.gas_limit * sweep.max_fee_per_gas + sweep.value
+            # every transaction signed from this address and not yet mined will spend from its balance,
+            # not only this sweep (two deposits to one address can be recovered at once)
+            pending = await self._db(
+                store.signed_from,
+                chain=deposit.chain,
+                from_address=deposit.recipient,
+                min_nonce=await chain.nonce(deposit.recipient, block="latest"),
+            )
+            needed = sum(tx.gas_limit * tx.max_fee_per_gas + tx.value for tx in pending)
             have = await chain.balance(deposit.recipient)
             if have >= needed:
                 return SignedTx(idempotency_key=request.idempotency_key, chain=deposit.chain, tx_hash=None)
@@ -303,6 +311,7 @@ class CaseActivities:
 
     @activity.defn(name="transaction_status")
     async def transaction_status(self, request: TxStatusRequest) -> TxReceipt:
+        """Kept for cases started before the workflow's REBROADCAST_WHILE_CONFIRMING patch."""
         receipt = await self._chain(request.chain).receipt(request.tx_hash)
         if receipt is None:
             raise ApplicationError(f"{request.tx_hash} has no receipt on {request.chain} (dropped or reorged)")

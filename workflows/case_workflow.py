@@ -49,6 +49,8 @@ after the whole start-to-close timeout (long activities heartbeat, short ones fi
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 T = TypeVar("T")
 MIN_POLL = timedelta(seconds=1)
+REBROADCAST_WHILE_CONFIRMING = "rebroadcast-while-confirming"
+"""Patch id: cases started before it poll ``transaction_status``; later ones re-send while they wait."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -258,7 +260,7 @@ class CaseWorkflow:
             result = await trace()
         return result
 
-    async def _wait_for_tx_depth(self, receipt: TxReceipt, label: str) -> TxReceipt:
+    async def _wait_for_tx_depth(self, signed: SignedTx, receipt: TxReceipt, label: str) -> TxReceipt:
         request = TxStatusRequest(chain=receipt.chain, tx_hash=receipt.tx_hash)
         while receipt.confirmations < receipt.required_confirmations:
             self._set_waiting(
@@ -266,7 +268,11 @@ class CaseWorkflow:
             )
             missing = receipt.required_confirmations - receipt.confirmations
             await workflow.sleep(_poll_interval(1000, missing))
-            receipt = await _activity("transaction_status", request, TxReceipt)
+            if workflow.patched(REBROADCAST_WHILE_CONFIRMING):
+                # a transaction reorged out of the chain is sent again (the same signed bytes)
+                receipt = await _activity("broadcast_transaction", signed, TxReceipt)
+            else:
+                receipt = await _activity("transaction_status", request, TxReceipt)
         return receipt
 
     @staticmethod
@@ -321,7 +327,7 @@ class CaseWorkflow:
             f"Sweep {sweep.tx_hash} mined in block {sweep_receipt.block_number}",
             sweep_tx_hash=sweep.tx_hash,
         )
-        final_sweep = await self._wait_for_tx_depth(sweep_receipt, "the sweep")
+        final_sweep = await self._wait_for_tx_depth(sweep, sweep_receipt, "the sweep")
         if not final_sweep.succeeded:  # re-included after a reorg, and reverted this time
             await self._sweep_failed(final_sweep)
         receipts.append(final_sweep)
