@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,6 @@ class Stack:
     client: Client
     env: WorkflowEnvironment
     http: httpx.AsyncClient
-    tokens: dict[str, str] = field(default_factory=dict)
 
     def chain(self, name: str) -> ChainConfig:
         return self.settings.chain(name)

@@ -154,37 +154,16 @@ def test_fee_report(db_session: Session) -> None:
     assert len(ledger.fee_report(db_session, since=now - timedelta(minutes=1), until=now + timedelta(minutes=1))) == 2
 
 
-def test_booked_settlement_is_what_the_first_settlement_wrote(db_engine: Engine) -> None:
+def test_booked_settlement_is_what_the_first_settlement_wrote(db_session: Session) -> None:
     """A retried settlement reports the booked figures, even if it recomputed different ones."""
-    from fees.ledger import booked_settlement, settle_case
-    from tests.db_fixtures import MnemonicSigner
-
-    with Session(db_engine) as session:
-        store.create_user(session, user_id="u-booked", signer=MnemonicSigner())
-        store.create_case(
-            session, case_id="c-booked", user_id="u-booked", chain="bsc", tx_hash="0x" + "cd" * 32, log_index=0
-        )
-        first = Settlement(recovered=100, credited=80, fee=15, gas=5, gas_native=7)
-        assert settle_case(
-            session,
-            case_id="c-booked",
-            user_id="u-booked",
-            deposit_key="bsc:0xcd:0",
-            chain="bsc",
-            asset="USDT",
-            settlement=first,
-            fee_usd=Decimal("15"),
-        )
-        retry = Settlement(recovered=100, credited=70, fee=15, gas=15, gas_native=9)
-        assert not settle_case(
-            session,
-            case_id="c-booked",
-            user_id="u-booked",
-            deposit_key="bsc:0xcd:0",
-            chain="bsc",
-            asset="USDT",
-            settlement=retry,
-            fee_usd=Decimal("15"),
-        )
-        booked = booked_settlement(session, deposit_key="bsc:0xcd:0", gas_native=9)
-    assert (booked.recovered, booked.credited, booked.fee, booked.gas) == (100, 80, 15, 5)
+    new_case(db_session)
+    first = settlement(fee=15 * 10**18, gas=5 * 10**16)
+    assert settle(db_session, s=first) is True
+    assert settle(db_session, s=settlement(fee=15 * 10**18, gas=9 * 10**16)) is False
+    booked = ledger.booked_settlement(db_session, deposit_key=KEY, gas_native=1)
+    assert (booked.recovered, booked.credited, booked.fee, booked.gas) == (
+        first.recovered,
+        first.credited,
+        first.fee,
+        first.gas,
+    )
