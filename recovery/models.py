@@ -53,9 +53,28 @@ NATIVE_LOG_INDEX = -1
 """Log index used for a native-value transfer (the transaction's own ``value``)."""
 
 
+def internal_log_index(n: int) -> int:
+    """Log index of the ``n``-th (from 1) native value transfer made by a contract inside the
+    transaction (a call frame with value, in call order): -2, -3, ..."""
+    if n < 1:
+        raise ValueError("internal transfers count from 1")
+    return NATIVE_LOG_INDEX - n
+
+
 def deposit_key(chain: str, tx_hash: str, log_index: int | None) -> str:
-    """The identity of one deposit. ``None`` means the claim did not resolve to a transfer."""
-    suffix = "x" if log_index is None else ("n" if log_index == NATIVE_LOG_INDEX else str(log_index))
+    """The identity of one deposit. ``None`` means the claim did not resolve to a transfer.
+
+    Suffix: ``x`` no transfer, ``n`` the transaction's own value, ``i<k>`` the k-th internal value
+    transfer, else the log index (EVM) or output index (Bitcoin).
+    """
+    if log_index is None:
+        suffix = "x"
+    elif log_index == NATIVE_LOG_INDEX:
+        suffix = "n"
+    elif log_index < NATIVE_LOG_INDEX:
+        suffix = f"i{NATIVE_LOG_INDEX - log_index}"
+    else:
+        suffix = str(log_index)
     return f"{chain}:{tx_hash.lower()}:{suffix}"
 
 
@@ -65,7 +84,12 @@ def case_id_for(chain: str, tx_hash: str, log_index: int | None) -> str:
 
 
 class Transfer(BaseModel):
-    """A value movement found in a transaction. ``token_address`` is None for the native asset."""
+    """A value movement found in a transaction. ``token_address`` is None for the native asset.
+
+    ``log_index``: the log index of an ERC-20/TRC-20 ``Transfer``, ``NATIVE_LOG_INDEX`` for the
+    transaction's own value, ``internal_log_index(k)`` for value forwarded by a contract, the output
+    index on Bitcoin. ``memo``: XRP ``DestinationTag`` or a Bitcoin OP_RETURN payload, as text.
+    """
 
     chain: str
     tx_hash: str
@@ -76,6 +100,11 @@ class Transfer(BaseModel):
     sender: str
     recipient: str
     amount: BaseUnits
+    memo: str | None = None
+
+    @property
+    def native(self) -> bool:
+        return self.token_address is None
 
     @property
     def key(self) -> str:
@@ -94,6 +123,9 @@ class TraceResult(BaseModel):
     required_confirmations: int = 0
     block_time_ms: int = 0
     transfers: list[Transfer] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    """What the adapter noticed that a reader should know (e.g. an XRP partial payment delivered less
+    than its ``Amount``)."""
 
     @property
     def confirmed(self) -> bool:
@@ -101,6 +133,25 @@ class TraceResult(BaseModel):
 
     def transfer_at(self, log_index: int | None) -> Transfer | None:
         return next((t for t in self.transfers if t.log_index == log_index), None)
+
+
+class TokenRisk(StrEnum):
+    """Why a token must not be recovered automatically."""
+
+    TRANSFER_REVERTS = "TRANSFER_REVERTS"
+    """A dry run of the sweep (``transfer`` from the deposit address) reverts."""
+    FEE_ON_TRANSFER = "FEE_ON_TRANSFER"
+    """The dry run delivers less than it was told to move."""
+    REBASING = "REBASING"
+    """The holder's balance changed without a ``Transfer`` to or from it."""
+    NO_PRICE = "NO_PRICE"
+    NOT_A_TOKEN = "NOT_A_TOKEN"
+    """No code at the address, or it does not answer ``balanceOf``/``decimals``."""
+
+
+class TokenFinding(BaseModel):
+    risk: TokenRisk
+    detail: str
 
 
 class DepositFacts(BaseModel):

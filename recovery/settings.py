@@ -30,12 +30,22 @@ class TokenConfig(BaseModel):
     decimals: int
 
 
+ChainFamily = Literal["evm", "bitcoin", "tron", "xrpl"]
+
+
 class ChainConfig(BaseModel):
-    """One configured chain. ``credited_assets`` are the assets the exchange credits there."""
+    """One configured chain. ``credited_assets`` are the assets the exchange credits there.
+
+    ``rpc_urls`` are the chain's endpoints, tried in order with failover: JSON-RPC URLs for ``evm``
+    and ``xrpl``, Esplora base URLs (``https://host/api``) for ``bitcoin``, Tron HTTP API base URLs
+    for ``tron``. Finality: ``confirmations`` blocks on ``evm`` and ``bitcoin``; solidified blocks on
+    ``tron`` (``confirmations`` is then a lower bound); ``validated`` ledgers on ``xrpl``.
+    """
 
     name: str
-    family: Literal["evm"] = "evm"
-    chain_id: int
+    family: ChainFamily = "evm"
+    chain_id: int = 0
+    """EVM chain id (signed transactions are bound to it); 0 for other families."""
     rpc_urls: list[str]
     confirmations: int = 12
     block_time_ms: int = 12_000
@@ -43,6 +53,29 @@ class ChainConfig(BaseModel):
     native_decimals: int = 18
     tokens: list[TokenConfig] = Field(default_factory=list)
     credited_assets: list[str] = Field(default_factory=list)
+    deposit_minimums: dict[str, int] = Field(default_factory=dict)
+    """Smallest credited deposit per asset symbol, in base units."""
+    shared_deposit_address: str | None = None
+    """Shared-address chains (XRP): the exchange's one deposit address; users are told apart by memo."""
+    fork_of: str | None = None
+    """A UTXO fork (BCH, LTC...) whose addresses look like those of the named chain: deposits to our
+    addresses on that chain are ``UTXO_FORK`` cases."""
+    rescue_routes: dict[str, str] = Field(default_factory=dict)
+    """Token contract address -> how tokens sent to the contract itself can be rescued (its issuer's
+    procedure). Without an entry such deposits are unrecoverable."""
+    rpc_retries: int = 2
+    rpc_backoff_ms: int = 200
+    rpc_timeout_ms: int = 10_000
+    trace_internal: bool = True
+    """Read native value forwarded by contracts with ``debug_traceTransaction`` (EVM, if the node has it)."""
+
+    @model_validator(mode="after")
+    def _check_family(self) -> ChainConfig:
+        if self.family == "evm" and self.chain_id <= 0:
+            raise ValueError(f"chain {self.name!r}: an evm chain needs its chain_id")
+        if not self.rpc_urls:
+            raise ValueError(f"chain {self.name!r}: configure at least one endpoint in rpc_urls")
+        return self
 
     def token_by_address(self, address: str) -> TokenConfig | None:
         wanted = address.lower()
@@ -62,6 +95,7 @@ class FeePolicyConfig(BaseModel):
 
 USDT_ETHEREUM = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
 USDT_BSC = "0x55d398326f99059fF775485246999027B3197955"
+USDT_POLYGON = "0xc2132D05D31c914a87C6611C10748AEb04B58e8F"
 
 
 def dev_chains() -> list[ChainConfig]:
@@ -85,6 +119,16 @@ def dev_chains() -> list[ChainConfig]:
             native_symbol="BNB",
             tokens=[TokenConfig(symbol="USDT", address=USDT_BSC, decimals=18)],
             credited_assets=[],
+        ),
+        ChainConfig(
+            name="polygon",
+            chain_id=137,
+            rpc_urls=["http://127.0.0.1:8547"],
+            confirmations=3,
+            block_time_ms=1000,
+            native_symbol="POL",
+            tokens=[TokenConfig(symbol="USDT", address=USDT_POLYGON, decimals=6)],
+            credited_assets=["POL", "USDT"],
         ),
     ]
 
@@ -112,7 +156,12 @@ class Settings(BaseSettings):
 
     chains: list[ChainConfig] = Field(default_factory=dev_chains)
     prices_usd: dict[str, Decimal] = Field(
-        default_factory=lambda: {"USDT": Decimal("1"), "ETH": Decimal("3000"), "BNB": Decimal("600")}
+        default_factory=lambda: {
+            "USDT": Decimal("1"),
+            "ETH": Decimal("3000"),
+            "BNB": Decimal("600"),
+            "POL": Decimal("0.5"),
+        }
     )
     fee: FeePolicyConfig = Field(default_factory=FeePolicyConfig)
     engineers: list[str] = Field(default_factory=lambda: ["alice", "bob"])

@@ -30,9 +30,9 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _stack_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
-    temporal, ui, api, eth, bsc = _free_ports(5)
+    temporal, ui, api, eth, bsc, polygon = _free_ports(6)
     chains = []
-    for chain, port in zip(dev_chains(), (eth, bsc), strict=True):
+    for chain, port in zip(dev_chains(), (eth, bsc, polygon), strict=True):
         chains.append(chain.model_copy(update={"rpc_urls": [f"http://127.0.0.1:{port}"]}).model_dump(mode="json"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_") and k != "DATABASE_URL"}
     env.update(
@@ -46,7 +46,7 @@ def _stack_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
             "RECOVERY_CHAINS": json.dumps(chains),
         }
     )
-    ports = {"temporal": temporal, "ui": ui, "api": api, "ethereum": eth, "bsc": bsc}
+    ports = {"temporal": temporal, "ui": ui, "api": api, "ethereum": eth, "bsc": bsc, "polygon": polygon}
     return env, ports
 
 

@@ -23,7 +23,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_embedded_defaults_need_no_configuration() -> None:
     settings = Settings()
-    assert settings.chain_names == ["ethereum", "bsc"]
+    assert settings.chain_names == ["ethereum", "bsc", "polygon"]
     assert settings.chain("ethereum").credited_assets == ["ETH", "USDT"]
     assert settings.chain("bsc").token_by_symbol("USDT").decimals == 18  # type: ignore[union-attr]
     assert settings.database_url and settings.database_url.startswith("sqlite:///")

@@ -25,7 +25,6 @@ from fees.policy import native_to_asset_units, quote, settle
 from fees.prices import PricePort
 from recovery import store
 from recovery.models import (
-    NATIVE_LOG_INDEX,
     CaseUpdate,
     DepositFacts,
     FactsRequest,
@@ -165,7 +164,7 @@ class CaseActivities:
         return price
 
     async def _sweep_gas_limit(self, chain: EvmChain, deposit: Transfer) -> int:
-        if deposit.log_index == NATIVE_LOG_INDEX:
+        if deposit.native:
             return NATIVE_TRANSFER_GAS
         assert deposit.token_address is not None
         hot = self._signer.address(HOT_WALLET_PATH)
@@ -238,7 +237,7 @@ class CaseActivities:
     def _sweep_tx(self, deposit: Transfer, gas: int, max_fee: int, tip: int) -> dict[str, Any]:
         hot = self._signer.address(HOT_WALLET_PATH)
         common = {"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
-        if deposit.log_index == NATIVE_LOG_INDEX:
+        if deposit.native:
             return {"to": hot, "value": deposit.amount - gas * max_fee, **common}
         assert deposit.token_address is not None
         return {
