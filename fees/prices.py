@@ -11,8 +11,14 @@ class PricePort(Protocol):
 
 
 class StaticPrices:
+    """Prices by listed symbol (``USDT``) or, for unlisted tokens, ``<chain>:<token address>``."""
+
     def __init__(self, prices: dict[str, Decimal]) -> None:
-        self._prices = dict(prices)
+        self._prices = {_key(k): v for k, v in prices.items()}
 
     def usd_price(self, asset: str) -> Decimal | None:
-        return self._prices.get(asset)
+        return self._prices.get(_key(asset))
+
+
+def _key(asset: str) -> str:
+    return asset.lower() if ":" in asset else asset

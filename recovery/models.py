@@ -41,11 +41,29 @@ class Pattern(StrEnum):
     NOT_YOUR_DEPOSIT = "NOT_YOUR_DEPOSIT"
     ALREADY_CREDITED = "ALREADY_CREDITED"
     TOO_SMALL = "TOO_SMALL"
+    MISSING_OR_WRONG_MEMO = "MISSING_OR_WRONG_MEMO"
+    TOKEN_CONTRACT_RECIPIENT = "TOKEN_CONTRACT_RECIPIENT"
+    BELOW_MINIMUM = "BELOW_MINIMUM"
+    DEPRECATED_ADDRESS = "DEPRECATED_ADDRESS"
+    UTXO_FORK = "UTXO_FORK"
 
 
 class Route(StrEnum):
     AUTOMATIC = "AUTOMATIC"
     MANUAL = "MANUAL"
+    NONE = "NONE"
+
+
+class Action(StrEnum):
+    """What recovering a deposit takes, once decided."""
+
+    SWEEP = "SWEEP"
+    """Sign and send a transfer from the deposit address (the exchange holds its key there)."""
+    CREDIT = "CREDIT"
+    """The funds already sit in an exchange wallet (a shared address): a ledger credit only."""
+    OFF_ENGINE = "OFF_ENGINE"
+    """Steps the engine cannot take (redeploying a contract wallet, an issuer's rescue, a fork's
+    keys): an engineer reviews and rejects or carries them out outside the engine."""
     NONE = "NONE"
 
 
@@ -170,6 +188,26 @@ class DepositFacts(BaseModel):
     """Sent by the exchange's own hot or gas wallet (a gas top-up, for example): never a deposit."""
     engineers: list[str] = Field(default_factory=list)
     """The roster allowed to approve or reject this case if it needs a manual decision."""
+    family: str = "evm"
+    vanished_from_block: int | None = None
+    """The deposit was seen in this block earlier and is gone now (a reorganisation)."""
+    deprecated_address: bool = False
+    shared_address: bool = False
+    """The recipient is the exchange's shared deposit address (users told apart by memo)."""
+    memo_owner_user_id: str | None = None
+    recipient_token_contract: bool = False
+    """The recipient is a token contract (often the very token that was sent)."""
+    rescue_route: str | None = None
+    contract_on_chains: list[str] = Field(default_factory=list)
+    """Chains where the recipient address has contract code."""
+    fork_of: str | None = None
+    minimum: BaseUnits | None = None
+    uncredited_total: BaseUnits | None = None
+    """The address's balance of the asset not yet swept (for below-minimum deposits)."""
+    token_symbol: str | None = None
+    token_findings: list[TokenFinding] = Field(default_factory=list)
+    priced: bool = False
+    """Whether an unlisted token has a USD price (listed assets are priced by configuration)."""
 
 
 class Classification(BaseModel):
@@ -177,6 +215,7 @@ class Classification(BaseModel):
     recoverable: bool
     route: Route
     reason: str
+    action: Action = Action.SWEEP
 
 
 class Quote(BaseModel):
@@ -255,11 +294,14 @@ class FactsRequest(BaseModel):
     user_id: str
     trace: TraceResult
     log_index: int | None
+    vanished_from_block: int | None = None
 
 
 class QuoteRequest(BaseModel):
     case_id: str
     deposit: Transfer
+    on_chain: bool = True
+    """False for a credit of funds already held by the exchange: no gas to pay."""
 
 
 class SignRequest(BaseModel):

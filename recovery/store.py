@@ -251,6 +251,26 @@ class UserPublic(UserBase):
 Index("ix_users_deposit_address_lower", func.lower(User.__table__.c.deposit_address), unique=True)  # type: ignore[attr-defined]
 
 
+class DepositAddress(SQLModel, table=True):
+    """A deposit address other than a user's current EVM one: an older EVM address the user still
+    owns (``deprecated``), or the user's address on another chain family. On shared-address chains
+    (XRP) every user has the same ``address`` and their own ``memo`` (destination tag)."""
+
+    __tablename__ = "deposit_addresses"  # type: ignore[assignment]
+    __table_args__ = (UniqueConstraint("family", "address", "memo", name="uq_deposit_addresses_family_address_memo"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True, max_length=128)
+    family: str = Field(max_length=16)
+    address: str = Field(index=True, max_length=128)
+    """EVM addresses lower-case; other families as the chain writes them."""
+    memo: str | None = Field(default=None, max_length=64)
+    deposit_index: int | None = Field(default=None, unique=True)
+    """The signer's derivation index when the exchange holds this address's key (EVM)."""
+    deprecated: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class CaseBase(SQLModel):
     chain: str | None = Field(default=None, max_length=64)
     tx_hash: str = Field(index=True, max_length=130)
@@ -407,8 +427,7 @@ def create_user(
         if session.get(User, user_id) is not None:
             session.rollback()
             raise UserExists(user_id)
-        last = session.exec(select(func.max(User.deposit_index))).one()
-        index = 0 if last is None else last + 1
+        index = _next_deposit_index(session)
         token = secrets.token_urlsafe(32)
         user = User(
             user_id=user_id,
@@ -443,9 +462,138 @@ def get_user(session: Session, *, user_id: str) -> User | None:
     return session.get(User, user_id)
 
 
-def user_by_address(session: Session, *, address: str) -> User | None:
-    """The user owning a deposit address, compared case-insensitively."""
-    return session.exec(select(User).where(func.lower(User.deposit_address) == address.lower())).first()
+def _next_deposit_index(session: Session) -> int:
+    last_user = session.exec(select(func.max(User.deposit_index))).one()
+    last_old = session.exec(select(func.max(DepositAddress.deposit_index))).one()
+    last = max((i for i in (last_user, last_old) if i is not None), default=None)
+    return 0 if last is None else last + 1
+
+
+class AddressOwner(SQLModel):
+    """Who owns a deposit address, and how: its derivation index if the exchange holds the key."""
+
+    user_id: str
+    address: str
+    deposit_index: int | None
+    deprecated: bool = False
+    memo: str | None = None
+
+
+def address_owner(session: Session, *, address: str, memo: str | None = None) -> AddressOwner | None:
+    """The owner of ``address``: a user's current EVM deposit address first, then the other known
+    addresses. On a shared address only the row with the same ``memo`` matches."""
+    user = session.exec(select(User).where(func.lower(User.deposit_address) == address.lower())).first()
+    if user is not None:
+        return AddressOwner(user_id=user.user_id, address=user.deposit_address, deposit_index=user.deposit_index)
+    statement = select(DepositAddress).where(DepositAddress.address == _norm_address(address))
+    statement = statement.where(DepositAddress.memo == memo) if memo is not None else statement
+    rows = list(session.exec(statement.order_by(col(DepositAddress.id))).all())
+    if memo is None:
+        rows = [r for r in rows if r.memo is None]
+    if not rows:
+        return None
+    row = rows[0]
+    return AddressOwner(
+        user_id=row.user_id,
+        address=row.address,
+        deposit_index=row.deposit_index,
+        deprecated=row.deprecated,
+        memo=row.memo,
+    )
+
+
+def user_by_address(session: Session, *, address: str, memo: str | None = None) -> User | None:
+    """The user owning a deposit address (current or deprecated), compared case-insensitively for EVM."""
+    owner = address_owner(session, address=address, memo=memo)
+    return None if owner is None else session.get(User, owner.user_id)
+
+
+def is_shared_address(session: Session, *, address: str) -> bool:
+    """True when users tell deposits to ``address`` apart by memo (XRP destination tags)."""
+    row = session.exec(
+        select(DepositAddress.id).where(
+            DepositAddress.address == _norm_address(address), col(DepositAddress.memo).is_not(None)
+        )
+    ).first()
+    return row is not None
+
+
+def add_deposit_address(
+    session: Session,
+    *,
+    user_id: str,
+    family: str,
+    address: str,
+    memo: str | None = None,
+    deposit_index: int | None = None,
+    deprecated: bool = False,
+) -> DepositAddress:
+    """Record one more deposit address of ``user_id``. Raises ``ValueError`` for an unknown user or an
+    address (with memo) that already belongs to someone."""
+    begin_write(session)
+    if session.get(User, user_id) is None:
+        session.rollback()
+        raise ValueError(f"no user {user_id!r}")
+    row = DepositAddress(
+        user_id=user_id,
+        family=family,
+        address=_norm_address(address),
+        memo=memo,
+        deposit_index=deposit_index,
+        deprecated=deprecated,
+    )
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise ValueError(f"{family} address {address}{f' memo {memo}' if memo else ''} is already assigned") from None
+    session.refresh(row)
+    return row
+
+
+def rotate_deposit_address(
+    session: Session, *, user_id: str, signer: AddressSigner, path_for: Callable[[int], str] | None = None
+) -> User:
+    """Give the user a fresh EVM deposit address; the old one stays theirs, marked deprecated."""
+    path_for = path_for or _default_deposit_path
+    begin_write(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _USER_INDEX_LOCK})
+    user = session.get(User, user_id)
+    if user is None:
+        session.rollback()
+        raise ValueError(f"no user {user_id!r}")
+    index = _next_deposit_index(session)
+    session.add(
+        DepositAddress(
+            user_id=user_id,
+            family="evm",
+            address=_norm_address(user.deposit_address),
+            deposit_index=user.deposit_index,
+            deprecated=True,
+        )
+    )
+    session.flush()  # the old index moves to deposit_addresses before the user takes the new one
+    user.deposit_index = index
+    user.deposit_address = signer.address(path_for(index))
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def watched_addresses(session: Session, *, family: str = "evm") -> list[str]:
+    """Every deposit address of ``family`` the exchange holds the key to (the scanner watches these)."""
+    out: list[str] = []
+    if family == "evm":
+        out = [a.lower() for a in session.exec(select(User.deposit_address)).all()]
+    rows = session.exec(
+        select(DepositAddress.address).where(
+            DepositAddress.family == family, col(DepositAddress.deposit_index).is_not(None)
+        )
+    ).all()
+    return sorted(set(out) | set(rows))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recovery.classify import classify
-from recovery.models import DepositFacts, Pattern, Route, TraceResult, Transfer
+from recovery.models import Action, DepositFacts, Pattern, Route, TokenFinding, TokenRisk, TraceResult, Transfer
 
 TX = "0x" + "ab" * 32
 D = "0x1111111111111111111111111111111111111111"
@@ -85,9 +85,9 @@ def test_rejections_have_a_readable_reason(overrides: dict[str, object], pattern
     ("overrides", "pattern"),
     [
         ({"recipient_is_contract": True}, Pattern.CONTRACT_RECIPIENT),
-        ({"signer_holds_key": False}, Pattern.UNLISTED_TOKEN),
+        ({"signer_holds_key": False}, Pattern.CONTRACT_RECIPIENT),
         ({"credited_chains": []}, Pattern.UNLISTED_TOKEN),
-        ({"deposit": _usdt(asset=None)}, Pattern.UNLISTED_TOKEN),
+        ({"deposit": _usdt(asset=None), "priced": False}, Pattern.UNLISTED_TOKEN),
     ],
 )
 def test_recoverable_but_manual(overrides: dict[str, object], pattern: Pattern) -> None:
@@ -98,3 +98,87 @@ def test_recoverable_but_manual(overrides: dict[str, object], pattern: Pattern) 
 
 def test_not_your_deposit_wins_over_already_credited() -> None:
     assert classify(_facts(owner_user_id="bob", already_credited=True)).pattern is Pattern.NOT_YOUR_DEPOSIT
+
+
+def _findings(*risks: TokenRisk) -> list[TokenFinding]:
+    return [TokenFinding(risk=r, detail=f"{r.value.lower()} observed") for r in risks]
+
+
+def test_unlisted_token_safe_and_priced_is_automatic() -> None:
+    verdict = classify(_facts(deposit=_usdt(asset=None), token_symbol="SAFE"))
+    assert verdict.pattern is Pattern.UNLISTED_TOKEN and verdict.route is Route.AUTOMATIC
+    assert verdict.action is Action.SWEEP and "SAFE" in verdict.reason
+
+
+@pytest.mark.parametrize("risk", [TokenRisk.TRANSFER_REVERTS, TokenRisk.FEE_ON_TRANSFER, TokenRisk.REBASING])
+def test_risky_unlisted_token_goes_to_an_engineer_with_the_finding(risk: TokenRisk) -> None:
+    verdict = classify(_facts(deposit=_usdt(asset=None), token_findings=_findings(risk)))
+    assert verdict.pattern is Pattern.UNLISTED_TOKEN and verdict.route is Route.MANUAL
+    assert f"{risk.value.lower()} observed" in verdict.reason
+
+
+def test_unpriced_unlisted_token_says_so() -> None:
+    verdict = classify(_facts(deposit=_usdt(asset=None), priced=False))
+    assert verdict.route is Route.MANUAL and "no price" in verdict.reason
+
+
+def test_reorged_deposit_says_why() -> None:
+    trace = TraceResult(chain="bsc", tx_hash=TX, found=False, required_confirmations=12)
+    verdict = classify(_facts(trace=trace, deposit=None, vanished_from_block=41))
+    assert verdict.pattern is Pattern.NOT_FOUND and not verdict.recoverable
+    assert "block 41" in verdict.reason and "reorganisation" in verdict.reason
+
+
+def test_token_contract_recipient_without_rescue_route_is_unrecoverable() -> None:
+    verdict = classify(_facts(recipient_token_contract=True, owner_user_id=None))
+    assert verdict.pattern is Pattern.TOKEN_CONTRACT_RECIPIENT and not verdict.recoverable
+
+
+def test_token_contract_recipient_with_rescue_route_is_manual() -> None:
+    verdict = classify(_facts(recipient_token_contract=True, owner_user_id=None, rescue_route="issuer rescue"))
+    assert verdict.pattern is Pattern.TOKEN_CONTRACT_RECIPIENT and verdict.route is Route.MANUAL
+    assert verdict.action is Action.OFF_ENGINE and "issuer rescue" in verdict.reason
+
+
+def test_contract_wallet_elsewhere_warns_about_the_redeploy_race() -> None:
+    verdict = classify(_facts(signer_holds_key=False, contract_on_chains=["ethereum"]))
+    assert verdict.pattern is Pattern.CONTRACT_RECIPIENT and verdict.route is Route.MANUAL
+    assert "race" in verdict.reason and verdict.action is Action.OFF_ENGINE
+
+
+@pytest.mark.parametrize(
+    ("memo", "memo_owner", "expect"),
+    [(None, None, "no memo"), ("7", None, "belongs to no account"), ("8", "mallory", "another account")],
+)
+def test_missing_or_wrong_memo_is_manual_credit(memo: str | None, memo_owner: str | None, expect: str) -> None:
+    deposit = _usdt().model_copy(update={"memo": memo})
+    verdict = classify(
+        _facts(deposit=deposit, owner_user_id=memo_owner, shared_address=True, memo_owner_user_id=memo_owner)
+    )
+    assert verdict.pattern is Pattern.MISSING_OR_WRONG_MEMO and verdict.route is Route.MANUAL
+    assert verdict.action is Action.CREDIT and expect in verdict.reason
+
+
+def test_own_memo_on_shared_address_is_a_regular_deposit() -> None:
+    deposit = _usdt().model_copy(update={"memo": "5"})
+    verdict = classify(_facts(deposit=deposit, shared_address=True, memo_owner_user_id="alice"))
+    assert verdict.pattern is Pattern.ALREADY_CREDITED
+
+
+def test_below_minimum_waits_until_the_total_passes() -> None:
+    small = _facts(credited_here=True, minimum=200 * 10**18, uncredited_total=100 * 10**18)
+    assert classify(small).pattern is Pattern.BELOW_MINIMUM and classify(small).route is Route.MANUAL
+    enough = _facts(credited_here=True, minimum=200 * 10**18, uncredited_total=250 * 10**18)
+    assert classify(enough).pattern is Pattern.BELOW_MINIMUM and classify(enough).route is Route.AUTOMATIC
+    assert classify(_facts(credited_here=True, minimum=10 * 10**18)).pattern is Pattern.ALREADY_CREDITED
+
+
+def test_deprecated_address_is_automatic() -> None:
+    verdict = classify(_facts(deprecated_address=True, credited_here=True))
+    assert verdict.pattern is Pattern.DEPRECATED_ADDRESS and verdict.route is Route.AUTOMATIC
+
+
+def test_utxo_fork_is_manual() -> None:
+    verdict = classify(_facts(fork_of="bitcoin"))
+    assert verdict.pattern is Pattern.UTXO_FORK and verdict.route is Route.MANUAL
+    assert verdict.action is Action.OFF_ENGINE

@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from chains.evm import EvmChain, build_erc20_transfer_data, locate
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer, deposit_path
+from chains.token_safety import assess_token, token_metadata
 from fees import ledger
 from fees.policy import native_to_asset_units, quote, settle
 from fees.prices import PricePort
@@ -97,34 +98,91 @@ class CaseActivities:
     @activity.defn(name="gather_facts")
     async def gather_facts(self, request: FactsRequest) -> DepositFacts:
         trace = request.trace
-        facts = DepositFacts(claimant_user_id=request.user_id, trace=trace, engineers=list(self._settings.engineers))
-        deposit = trace.transfer_at(request.log_index) if request.log_index is not None else None
-        if deposit is None or trace.chain is None:
+        facts = DepositFacts(
+            claimant_user_id=request.user_id,
+            trace=trace,
+            engineers=list(self._settings.engineers),
+            vanished_from_block=request.vanished_from_block,
+        )
+        if trace.chain is None:
             return facts
-        owner = await self._db(store.user_by_address, address=deposit.recipient)
+        config = self._config(trace.chain)
+        facts.family = config.family
+        deposit = _pick_deposit(config, trace, request.log_index)
+        if deposit is None:
+            return facts
         facts.deposit = deposit
         facts.internal_transfer = deposit.sender.lower() in {
             self._signer.address(HOT_WALLET_PATH).lower(),
             self._signer.address(GAS_WALLET_PATH).lower(),
         }
+        if _is_token_contract(config, deposit):
+            facts.recipient_token_contract = True
+            facts.rescue_route = {a.lower(): r for a, r in config.rescue_routes.items()}.get(deposit.recipient.lower())
+            return facts
+        facts.shared_address = _same_address(deposit.recipient, config.shared_deposit_address)
+        facts.fork_of = config.fork_of
+        owner = await self._db(
+            store.address_owner, address=deposit.recipient, memo=deposit.memo if facts.shared_address else None
+        )
         if owner is None:
             return facts
         facts.owner_user_id = owner.user_id
-        facts.signer_holds_key = (
-            self._signer.address(deposit_path(owner.deposit_index)).lower() == deposit.recipient.lower()
+        if facts.shared_address:
+            facts.memo_owner_user_id = owner.user_id
+        facts.deprecated_address = owner.deprecated
+        facts.signer_holds_key = owner.deposit_index is not None and _same_address(
+            self._signer.address(deposit_path(owner.deposit_index)), deposit.recipient
         )
-        facts.recipient_is_contract = await self._chain(trace.chain).is_contract(deposit.recipient)
+        if config.family == "evm":
+            facts.contract_on_chains = await self._chains_with_code(deposit.recipient)
+            facts.recipient_is_contract = trace.chain in facts.contract_on_chains
         facts.already_credited = await self._db(ledger.is_credited, deposit_key=deposit.key)
         if deposit.asset is not None:
-            facts.credited_here = deposit.asset in self._config(trace.chain).credited_assets
+            facts.credited_here = deposit.asset in config.credited_assets
             facts.credited_chains = [
                 c.name
                 for c in self._settings.chains
-                if c.name != trace.chain
-                and c.family == self._config(trace.chain).family
-                and deposit.asset in c.credited_assets
+                if c.name != trace.chain and c.family == config.family and deposit.asset in c.credited_assets
             ]
+            facts.minimum = config.deposit_minimums.get(deposit.asset)
+            if facts.minimum is not None and deposit.amount < facts.minimum and config.family == "evm":
+                facts.uncredited_total = await self._balance_of(deposit)
+        elif config.family == "evm" and deposit.token_address is not None:
+            await self._assess_unlisted_token(facts, deposit)
         return facts
+
+    async def _chains_with_code(self, address: str) -> list[str]:
+        evm = [c for c in self._settings.chains if c.family == "evm"]
+        has_code = await asyncio.gather(*(self._chain(c.name).is_contract(address) for c in evm))
+        return [c.name for c, code in zip(evm, has_code, strict=True) if code]
+
+    async def _balance_of(self, deposit: Transfer) -> int:
+        chain = self._chain(deposit.chain)
+        if deposit.token_address is None:
+            return await chain.balance(deposit.recipient)
+        return await chain.token_balance(deposit.token_address, deposit.recipient)
+
+    async def _assess_unlisted_token(self, facts: DepositFacts, deposit: Transfer) -> None:
+        """Symbol, decimals, price and the risky-token checks of a token the exchange does not list."""
+        token = deposit.token_address
+        assert token is not None and facts.trace.block_number is not None
+        chain = self._chain(deposit.chain)
+        symbol, decimals = await token_metadata(chain, token)
+        facts.token_symbol = symbol
+        if decimals is not None:
+            deposit = deposit.model_copy(update={"decimals": decimals})
+            facts.deposit = deposit
+        facts.token_findings = await assess_token(
+            chain,
+            token=token,
+            holder=deposit.recipient,
+            amount=deposit.amount,
+            to=self._signer.address(HOT_WALLET_PATH),
+            deposit_block=facts.trace.block_number,
+        )
+        price = self._prices.usd_price(asset_key(deposit))
+        facts.priced = decimals is not None and price is not None and price > 0
 
     # --- fee ----------------------------------------------------------------------------------
 
@@ -134,17 +192,19 @@ class CaseActivities:
         config = self._config(deposit.chain)
         asset, decimals = _asset_of(deposit)
         price = self._price(asset)
-        chain = self._chain(deposit.chain)
-        max_fee, _tip = await chain.fee_params()
-        sweep_gas = await self._sweep_gas_limit(chain, deposit)
-        gas_native = (sweep_gas + NATIVE_TRANSFER_GAS) * max_fee
-        gas_estimate = native_to_asset_units(
-            gas_native,
-            native_decimals=config.native_decimals,
-            native_price_usd=self._price(config.native_symbol),
-            decimals=decimals,
-            price_usd=price,
-        )
+        gas_estimate = 0
+        if request.on_chain:
+            chain = self._chain(deposit.chain)
+            max_fee, _tip = await chain.fee_params()
+            sweep_gas = await self._sweep_gas_limit(chain, deposit)
+            gas_native = (sweep_gas + NATIVE_TRANSFER_GAS) * max_fee
+            gas_estimate = native_to_asset_units(
+                gas_native,
+                native_decimals=config.native_decimals,
+                native_price_usd=self._price(config.native_symbol),
+                decimals=decimals,
+                price_usd=price,
+            )
         policy = self._settings.fee
         return quote(
             asset=asset,
@@ -192,9 +252,9 @@ class CaseActivities:
             return SignedTx(idempotency_key=request.idempotency_key, chain=stored.chain, tx_hash=stored.tx_hash)
         chain = self._chain(deposit.chain)
         config = self._config(deposit.chain)
-        owner = await self._db(store.user_by_address, address=deposit.recipient)
-        if owner is None:
-            raise ApplicationError(f"{deposit.recipient} is not a deposit address", non_retryable=True)
+        owner = await self._db(store.address_owner, address=deposit.recipient)
+        if owner is None or owner.deposit_index is None:
+            raise ApplicationError(f"the engine holds no key for {deposit.recipient}", non_retryable=True)
         if request.purpose == "sweep":
             path = deposit_path(owner.deposit_index)
             max_fee, tip = await chain.fee_params()
@@ -376,10 +436,42 @@ class CaseActivities:
         await self._db(store.apply_case_update, update=update)
 
 
+def asset_key(deposit: Transfer) -> str:
+    """The deposit's asset in prices and the ledger: its listed symbol, else ``<chain>:<token address>``
+    (an unlisted token's own symbol proves nothing: anyone can deploy a token called USDT)."""
+    if deposit.asset is not None:
+        return deposit.asset
+    return f"{deposit.chain}:{(deposit.token_address or 'native').lower()}"
+
+
 def _asset_of(deposit: Transfer) -> tuple[str, int]:
-    if deposit.asset is None or deposit.decimals is None:
-        raise ApplicationError(f"token {deposit.token_address} is not listed: no automatic fee", non_retryable=True)
-    return deposit.asset, deposit.decimals
+    if deposit.decimals is None:
+        raise ApplicationError(f"token {deposit.token_address} has no known decimals: no fee", non_retryable=True)
+    return asset_key(deposit), deposit.decimals
+
+
+def _same_address(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    return a.lower() == b.lower() if a.startswith("0x") else a == b
+
+
+def _is_token_contract(config: ChainConfig, deposit: Transfer) -> bool:
+    """Sent to the token's own contract, or to a listed token's contract."""
+    if deposit.token_address is not None and _same_address(deposit.token_address, deposit.recipient):
+        return True
+    return any(_same_address(t.address, deposit.recipient) for t in config.tokens)
+
+
+def _pick_deposit(config: ChainConfig, trace: TraceResult, log_index: int | None) -> Transfer | None:
+    """The claimed transfer; for a claim that matched none of our addresses, a transfer whose recovery is
+    still possible to discuss: to our shared address or to a token contract."""
+    if log_index is not None:
+        return trace.transfer_at(log_index)
+    for transfer in trace.transfers:
+        if _same_address(transfer.recipient, config.shared_deposit_address) or _is_token_contract(config, transfer):
+            return transfer
+    return None
 
 
 def _int(value: str | int) -> int:

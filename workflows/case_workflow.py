@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from recovery.classify import classify
     from recovery.models import (
+        Action,
         CaseInput,
         CaseResult,
         CaseStatus,
@@ -68,6 +69,7 @@ class CaseState:
         self.approving = False
         self.quote: Quote | None = None
         self.quote_attempts = 0
+        self.action = Action.SWEEP
 
 
 @workflow.defn
@@ -76,6 +78,7 @@ class CaseWorkflow:
         self._state = CaseState()
         self._case: CaseInput | None = None
         self._deposit: Transfer | None = None
+        self._seen_in_block: int | None = None
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseResult:
@@ -85,12 +88,19 @@ class CaseWorkflow:
         trace = await self._wait_for_deposit_depth(case)
         facts: DepositFacts = await _activity(
             "gather_facts",
-            FactsRequest(case_id=case.case_id, user_id=case.user_id, trace=trace, log_index=case.log_index),
+            FactsRequest(
+                case_id=case.case_id,
+                user_id=case.user_id,
+                trace=trace,
+                log_index=case.log_index,
+                vanished_from_block=None if trace.found else self._seen_in_block,
+            ),
             DepositFacts,
         )
         self._state.engineers = facts.engineers
         verdict = classify(facts)
         self._state.pattern = verdict.pattern
+        self._state.action = verdict.action
         self._upsert_deposit_attributes(verdict, facts.deposit)
         if not verdict.recoverable or facts.deposit is None:
             return await self._reject(verdict.pattern, verdict.reason)
@@ -110,7 +120,7 @@ class CaseWorkflow:
             amount=deposit.amount,
         )
         self._deposit = deposit
-        quote = await self._quote(deposit)
+        quote = None if verdict.action is Action.OFF_ENGINE else await self._quote(deposit)
         if quote is not None and quote.net_estimate <= 0:
             return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
 
@@ -122,7 +132,10 @@ class CaseWorkflow:
             quote = self._state.quote
         assert quote is not None and quote.net_estimate > 0
 
-        settlement = await self._recover(case, deposit, quote)
+        if verdict.action is Action.CREDIT:
+            settlement = await self._credit(case, deposit, quote)
+        else:
+            settlement = await self._recover(case, deposit, quote)
         return CaseResult(
             case_id=case.case_id,
             status=CaseStatus.COMPLETED,
@@ -157,6 +170,11 @@ class CaseWorkflow:
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:
         self._validate_decision(decision)
+        if self._state.action is Action.OFF_ENGINE:
+            raise ValueError(
+                "The engine cannot carry out this recovery (see the case's reason): do it outside the engine, "
+                "then reject the case with a reason that records what was done."
+            )
 
     @workflow.update
     async def reject(self, decision: Decision) -> str:
@@ -193,7 +211,10 @@ class CaseWorkflow:
         assert self._case is not None
         self._state.quote_attempts += 1
         try:
-            quote = await _activity("quote_recovery", QuoteRequest(case_id=self._case.case_id, deposit=deposit), Quote)
+            request = QuoteRequest(
+                case_id=self._case.case_id, deposit=deposit, on_chain=self._state.action is not Action.CREDIT
+            )
+            quote = await _activity("quote_recovery", request, Quote)
         except ActivityError as err:
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
@@ -239,6 +260,8 @@ class CaseWorkflow:
 
         async def trace() -> TraceResult:
             result: TraceResult = await _activity("trace_transaction", request, TraceResult)
+            if result.block_number is not None:
+                self._seen_in_block = result.block_number
             return result
 
         result = await trace()
@@ -331,7 +354,23 @@ class CaseWorkflow:
         if not final_sweep.succeeded:  # re-included after a reorg, and reverted this time
             await self._sweep_failed(final_sweep)
         receipts.append(final_sweep)
+        return await self._settle(case, deposit, quote, receipts)
 
+    async def _credit(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
+        """Funds already in an exchange wallet (a shared address): a ledger credit, no transaction."""
+        await self._save(
+            "crediting",
+            CaseStatus.RECOVERING,
+            f"Crediting {format_units(deposit.amount, quote.decimals)} {quote.asset} already held at the "
+            f"exchange's address on {deposit.chain}: fee {format_units(quote.fee, quote.decimals)} {quote.asset}, "
+            "no network fee",
+            waiting="crediting the user",
+            quote=quote,
+        )
+        return await self._settle(case, deposit, quote, [])
+
+    async def _settle(self, case: CaseInput, deposit: Transfer, quote: Quote, receipts: list[TxReceipt]) -> Settlement:
+        """Book the credit and the fee and mark the case COMPLETED, in one database transaction."""
         self._set_waiting("crediting the user")
         settlement: Settlement = await _activity(
             "settle_case",
