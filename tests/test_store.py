@@ -417,3 +417,43 @@ def test_writes_after_reads_on_the_same_session_wait_for_the_lock(db_engine: Eng
     assert results == [True] * 8, results
     with Session(db_engine) as session:
         assert len(store.timeline(session, case_id="case-1")) == 9
+
+
+# --- deposit addresses ------------------------------------------------------------------------------
+
+
+def test_rotated_address_stays_the_users_and_is_deprecated(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    user, _ = new_user(db_session, fake_signer)
+    old_address, old_index = user.deposit_address, user.deposit_index
+    rotated = store.rotate_deposit_address(
+        db_session, user_id="alice", signer=fake_signer, path_for=deposit_path_for_tests
+    )
+    assert rotated.deposit_address != old_address and rotated.deposit_index != old_index
+    old = store.address_owner(db_session, address=old_address.upper().replace("0X", "0x"))
+    assert old is not None and old.user_id == "alice" and old.deprecated and old.deposit_index == old_index
+    current = store.address_owner(db_session, address=rotated.deposit_address)
+    assert current is not None and not current.deprecated and current.deposit_index == rotated.deposit_index
+    # the next user never reuses the retired index
+    bob, _ = new_user(db_session, fake_signer, "bob")
+    assert bob.deposit_index not in (old_index, rotated.deposit_index)
+    assert set(store.watched_addresses(db_session)) == {
+        a.lower() for a in (old_address, rotated.deposit_address, bob.deposit_address)
+    }
+
+
+def test_shared_address_owners_are_told_apart_by_memo(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    new_user(db_session, fake_signer, "alice")
+    new_user(db_session, fake_signer, "bob")
+    shared = "rExchangeSharedDepositAddress1111"
+    store.add_deposit_address(db_session, user_id="alice", family="xrpl", address=shared, memo="1001")
+    store.add_deposit_address(db_session, user_id="bob", family="xrpl", address=shared, memo="1002")
+    assert store.is_shared_address(db_session, address=shared)
+    owner = store.address_owner(db_session, address=shared, memo="1002")
+    assert owner is not None and owner.user_id == "bob"
+    assert store.address_owner(db_session, address=shared, memo="9999") is None
+    assert store.address_owner(db_session, address=shared) is None  # no memo: nobody's
+    with pytest.raises(ValueError, match="already assigned"):
+        store.add_deposit_address(db_session, user_id="bob", family="xrpl", address=shared, memo="1001")
+    with pytest.raises(ValueError, match="no user"):
+        store.add_deposit_address(db_session, user_id="carol", family="bitcoin", address="bc1qexample")
+    assert "rexchange" not in " ".join(store.watched_addresses(db_session))  # no key held: not watched
