@@ -148,21 +148,34 @@ class Tracer(Protocol):
     async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult: ...
 
 
-class EvmTracer:
-    """Looks transactions up with the EVM adapter; raises :class:`ChainUnreachable` (never RPC URLs)."""
+class TxHashFormatError(ValueError):
+    """The hash cannot be a transaction id on the chain(s) asked."""
+
+
+class ChainTracer:
+    """Looks transactions up with each chain family's adapter; raises :class:`ChainUnreachable` (never
+    RPC URLs) or :class:`TxHashFormatError`."""
 
     def __init__(self, timeout_s: float = 30.0) -> None:
         self.timeout_s = timeout_s
 
     async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult:
-        from chains.evm import EvmChain
+        from chains.registry import accepted_formats, adapter_for
 
-        return await self._guard([chain.name], EvmChain(chain).trace(tx_hash))
+        adapter = adapter_for(chain)
+        if not adapter.accepts(tx_hash):
+            raise TxHashFormatError(
+                f"{tx_hash!r} is not a transaction id on {chain.name}: expected {accepted_formats([chain])}"
+            )
+        return await self._guard([chain.name], adapter.trace(tx_hash))
 
     async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult:
-        from chains.evm import locate
+        from chains.registry import locate
 
-        return await self._guard([c.name for c in chains], locate(chains, tx_hash))
+        try:
+            return await self._guard([c.name for c in chains], locate(chains, tx_hash))
+        except ValueError as exc:
+            raise TxHashFormatError(str(exc)) from None
 
     async def _guard(self, names: list[str], call: Awaitable[TraceResult]) -> TraceResult:
         from chains.jsonrpc import RpcError, RpcUnavailable
@@ -174,7 +187,7 @@ class EvmTracer:
 
 
 def get_tracer() -> Tracer:
-    return EvmTracer()
+    return ChainTracer()
 
 
 TracerDep = Annotated[Tracer, Depends(get_tracer)]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recovery.models import CaseStatus, Pattern, Quote
 from recovery.store import Case, CaseEvent, format_units
 
-TX_HASH_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+TX_HASH_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
 
 class CaseCreate(BaseModel):
@@ -22,7 +22,10 @@ class CaseCreate(BaseModel):
         json_schema_extra={"examples": [{"tx_hash": "0x" + "ab" * 32, "chain": "bsc"}]},
     )
 
-    tx_hash: str = Field(description="0x followed by 64 hexadecimal characters")
+    tx_hash: str = Field(
+        description="The transaction id: 0x and 64 hexadecimal characters on EVM chains, 64 hexadecimal "
+        "characters on Bitcoin, Tron and the XRP Ledger"
+    )
     chain: str | None = Field(
         default=None, description="A configured chain name; omit it to search every configured chain"
     )
@@ -33,8 +36,9 @@ class CaseCreate(BaseModel):
         value = value.strip() if isinstance(value, str) else value
         if not isinstance(value, str) or not TX_HASH_RE.fullmatch(value):
             raise ValueError(
-                "must be 0x followed by 64 hexadecimal characters (the transaction hash from your "
-                "wallet or a block explorer)"
+                "must be a transaction id: 0x and 64 hexadecimal characters on EVM chains, or 64 "
+                "hexadecimal characters on Bitcoin, Tron and the XRP Ledger (copy it from your wallet or a "
+                "block explorer)"
             )
         return value.lower()
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.deps import ChainUnreachable, get_case_starter, get_tracer
+from api.deps import ChainTracer, ChainUnreachable, TxHashFormatError, get_case_starter, get_tracer
 from api.main import create_app
 from fees.ledger import settle_case
 from recovery import store
@@ -154,7 +154,6 @@ def assert_refused(api: Api, response: httpx.Response, code: int, *needles: str)
     "tx_hash",
     [
         "0x123",
-        "ab" * 32,  # no 0x
         "0x" + "g" * 64,
         "0x" + "ab" * 32 + "00",
         "",
@@ -166,7 +165,16 @@ def assert_refused(api: Api, response: httpx.Response, code: int, *needles: str)
 )
 async def test_malformed_tx_hash(api: Api, tx_hash: Any) -> None:
     response = await api.http.post("/v1/cases", json={"tx_hash": tx_hash}, headers=api.auth())
-    assert_refused(api, response, 422, "tx_hash", "0x followed by 64 hexadecimal")
+    assert_refused(api, response, 422, "tx_hash", "0x and 64 hexadecimal")
+
+
+async def test_a_hash_no_configured_chain_family_uses_is_refused() -> None:
+    evm_only = Settings().chains
+    tracer = ChainTracer()
+    with pytest.raises(TxHashFormatError, match="0x"):
+        await tracer.locate(evm_only, "ab" * 32)  # a Bitcoin/Tron/XRP-style id, and only EVM chains here
+    with pytest.raises(TxHashFormatError, match="not a transaction id on bsc"):
+        await tracer.trace(evm_only[1], "ab" * 32)
 
 
 async def test_missing_tx_hash(api: Api) -> None:

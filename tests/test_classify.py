@@ -105,14 +105,14 @@ def _findings(*risks: TokenRisk) -> list[TokenFinding]:
 
 
 def test_unlisted_token_safe_and_priced_is_automatic() -> None:
-    verdict = classify(_facts(deposit=_usdt(asset=None), token_symbol="SAFE"))
+    verdict = classify(_facts(deposit=_usdt(asset=None), token_symbol="SAFE", priced=True))
     assert verdict.pattern is Pattern.UNLISTED_TOKEN and verdict.route is Route.AUTOMATIC
     assert verdict.action is Action.SWEEP and "SAFE" in verdict.reason
 
 
 @pytest.mark.parametrize("risk", [TokenRisk.TRANSFER_REVERTS, TokenRisk.FEE_ON_TRANSFER, TokenRisk.REBASING])
 def test_risky_unlisted_token_goes_to_an_engineer_with_the_finding(risk: TokenRisk) -> None:
-    verdict = classify(_facts(deposit=_usdt(asset=None), token_findings=_findings(risk)))
+    verdict = classify(_facts(deposit=_usdt(asset=None), token_findings=_findings(risk), priced=True))
     assert verdict.pattern is Pattern.UNLISTED_TOKEN and verdict.route is Route.MANUAL
     assert f"{risk.value.lower()} observed" in verdict.reason
 

@@ -18,7 +18,9 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from chains.evm import EvmChain, build_erc20_transfer_data, locate
+from chains.evm import EvmChain, build_erc20_transfer_data
+from chains.jsonrpc import JsonRpcClient
+from chains.registry import adapter_for, locate
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer, deposit_path
 from chains.token_safety import assess_token, token_metadata
 from fees import ledger
@@ -56,7 +58,9 @@ class CaseActivities:
         self._engine = engine
         self._signer = signer
         self._prices = prices
-        self._chains = {c.name: EvmChain(c) for c in settings.chains}
+        self._chains = {
+            c.name: EvmChain(c, rpc=JsonRpcClient.from_config(c)) for c in settings.chains if c.family == "evm"
+        }
         self._nonce_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     def all(self) -> list[Any]:
@@ -78,7 +82,10 @@ class CaseActivities:
             raise ApplicationError(f"chain {name!r} is not configured", non_retryable=True) from None
 
     def _config(self, name: str) -> ChainConfig:
-        return self._settings.chain(name)
+        try:
+            return self._settings.chain(name)
+        except KeyError:
+            raise ApplicationError(f"chain {name!r} is not configured", non_retryable=True) from None
 
     async def _db(self, fn: Any, /, **kwargs: Any) -> Any:
         def run() -> Any:
@@ -93,7 +100,7 @@ class CaseActivities:
     async def trace_transaction(self, request: TraceRequest) -> TraceResult:
         if request.chain is None:
             return await locate(self._settings.chains, request.tx_hash)
-        return await self._chain(request.chain).trace(request.tx_hash)
+        return await adapter_for(self._config(request.chain)).trace(request.tx_hash)
 
     @activity.defn(name="gather_facts")
     async def gather_facts(self, request: FactsRequest) -> DepositFacts:

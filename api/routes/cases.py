@@ -19,6 +19,7 @@ from api.deps import (
     StarterDep,
     TemporalDep,
     TracerDep,
+    TxHashFormatError,
 )
 from api.schemas import CaseCreate, CaseCreated, CaseDetail, CasesPublic, CaseSummary, ConflictOut, ErrorOut
 from recovery import store
@@ -115,6 +116,8 @@ async def create_case(
             trace = await tracer.trace(config, body.tx_hash)
         else:
             trace = await tracer.locate(settings.chains, body.tx_hash)
+    except TxHashFormatError as exc:
+        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except ChainUnreachable as exc:
         log.warning("tracing %s failed: %s", body.tx_hash, exc.__cause__ or exc)
         where = f"chain {', '.join(exc.chains)}" if len(exc.chains) == 1 else f"chains {', '.join(exc.chains)}"

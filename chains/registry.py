@@ -1,0 +1,125 @@
+"""One adapter per configured chain, whatever its family, and ``locate``: find a transaction anywhere.
+
+Every adapter raises ``RpcUnavailable`` when none of its endpoints answers, and an ``RpcError`` (or a
+subclass: ``RestError``, ``XrplError``) when a node answers with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from chains import bitcoin, tron, xrpl
+from chains.bitcoin import BitcoinChain
+from chains.endpoints import RpcError, RpcUnavailable
+from chains.evm import TX_HASH_RE, EvmChain
+from chains.jsonrpc import JsonRpcClient
+from chains.tron import TronChain
+from chains.xrpl import XrplChain
+from recovery.models import TraceResult
+from recovery.settings import ChainConfig, ChainFamily
+
+FORMATS: dict[ChainFamily, str] = {
+    "evm": "0x + 64 hex digits",
+    "bitcoin": bitcoin.TXID_FORMAT,
+    "tron": tron.TXID_FORMAT,
+    "xrpl": xrpl.TX_HASH_FORMAT,
+}
+"""What a transaction id looks like in each family (for error messages)."""
+
+
+class ChainAdapter(Protocol):
+    config: ChainConfig
+
+    def accepts(self, tx_hash: str) -> bool:
+        """Whether ``tx_hash`` is a well-formed transaction id in this chain's family."""
+        ...
+
+    async def trace(self, tx_hash: str) -> TraceResult: ...
+
+
+class EvmTraceAdapter:
+    """``EvmChain`` seen through :class:`ChainAdapter` (it names its config ``chain``); the chain is in ``evm``."""
+
+    def __init__(self, config: ChainConfig, *, evm: EvmChain | None = None) -> None:
+        self.config = config
+        self.evm = evm or EvmChain(config, rpc=JsonRpcClient.from_config(config))
+
+    def __repr__(self) -> str:
+        return f"EvmTraceAdapter({self.config.name!r})"
+
+    @staticmethod
+    def accepts(tx_hash: str) -> bool:
+        return isinstance(tx_hash, str) and bool(TX_HASH_RE.match(tx_hash))
+
+    async def trace(self, tx_hash: str) -> TraceResult:
+        return await self.evm.trace(tx_hash)
+
+
+def adapter_for(config: ChainConfig) -> ChainAdapter:
+    match config.family:
+        case "evm":
+            return EvmTraceAdapter(config)
+        case "bitcoin":
+            return BitcoinChain(config)
+        case "tron":
+            return TronChain(config)
+        case "xrpl":
+            return XrplChain(config)
+    raise ValueError(f"chain {config.name!r}: no adapter for family {config.family!r}")
+
+
+def adapters(configs: Iterable[ChainConfig]) -> dict[str, ChainAdapter]:
+    return {c.name: adapter_for(c) for c in configs}
+
+
+def accepted_formats(configs: Iterable[ChainConfig]) -> str:
+    """``"evm (ethereum, bsc): 0x + 64 hex digits; xrpl (xrp): ..."`` for the configured families."""
+    by_family: dict[ChainFamily, list[str]] = {}
+    for c in configs:
+        by_family.setdefault(c.family, []).append(c.name)
+    return "; ".join(f"{family} ({', '.join(names)}): {FORMATS[family]}" for family, names in by_family.items())
+
+
+async def locate(
+    configs: list[ChainConfig],
+    tx_hash: str,
+    *,
+    make_adapter: Callable[[ChainConfig], ChainAdapter] = adapter_for,
+) -> TraceResult:
+    """Search, all at once, every chain whose family accepts ``tx_hash``; the first that knows it wins.
+
+    The other searches are cancelled. Not found anywhere: a not-found result, unless some chain could
+    not answer (``RpcUnavailable`` naming those chains); the not-found result carries ``chain=None``
+    and the hash lowercased. ``ValueError`` if no configured chain accepts the format.
+    """
+    candidates = [a for a in (make_adapter(c) for c in configs) if a.accepts(tx_hash)]
+    if not candidates:
+        raise ValueError(
+            f"{tx_hash!r} is not a transaction id on any configured chain; accepted: {accepted_formats(configs)}"
+        )
+    tasks = {asyncio.create_task(a.trace(tx_hash), name=f"locate:{a.config.name}"): a for a in candidates}
+    failures: list[str] = []
+    pending = set(tasks)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    if not isinstance(exc, RpcError | RpcUnavailable):
+                        raise exc
+                    failures.append(f"{tasks[task].config.name} ({exc})")
+                    continue
+                result = task.result()
+                if result.found:
+                    return result
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    if failures:
+        raise RpcUnavailable(f"transaction {tx_hash} not found and chain(s) unreachable: " + "; ".join(failures))
+    return TraceResult(chain=None, tx_hash=tx_hash.lower(), found=False)

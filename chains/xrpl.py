@@ -1,0 +1,229 @@
+"""XRP Ledger adapter over rippled's JSON-RPC ``tx`` method (API v1 and v2 response shapes).
+
+rippled reports errors inside ``result`` (``status: "error"``, ``error: "txnNotFound"``) with HTTP 200,
+not as a JSON-RPC ``error`` object. ``txnNotFound`` means "not found"; server-side conditions
+(``tooBusy``, ``noNetwork``...) are endpoint failures and fail over; any other error raises ``XrplError``.
+
+Only a ``Payment`` is a transfer, and its amount is what the ledger *delivered* (``meta.delivered_amount``,
+else ``meta.DeliveredAmount``), never ``Amount``/``DeliverMax``: a partial payment may deliver far less
+than it names. Native XRP is in drops (6 decimals). An issued currency is identified by
+``token_address = "<currency>.<issuer>"``; a listed token (``config.tokens`` with that address) gives
+symbol and decimals, an unlisted one has no symbol and 15 decimals (XRPL values carry 15 significant
+digits): its decimal ``value`` is scaled by 10**15 exactly, and a value that does not scale to an integer
+is noted and yields no transfer rather than a rounded amount.
+
+Finality is ``validated: true`` (1 confirmation of 1 required); before that the result is provisional.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+import httpx
+
+from chains.endpoints import EndpointFailed, EndpointHealth, EndpointPool, RpcError, send
+from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
+from recovery.settings import ChainConfig
+
+TX_HASH_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+TX_HASH_FORMAT = "64 hex digits, no 0x (any case)"
+TF_PARTIAL_PAYMENT = 0x00020000
+UNLISTED_DECIMALS = 15
+NOT_FOUND_ERRORS = frozenset({"txnNotFound"})
+ENDPOINT_ERRORS = frozenset(
+    {"tooBusy", "noNetwork", "noCurrent", "noClosed", "amendmentBlocked", "slowDown", "failedToForward"}
+)
+"""rippled errors about the server's own state: another server may answer, so they fail over."""
+
+
+class XrplError(RpcError):
+    """rippled answered a request with an error status (``error`` is its name, e.g. ``invalidParams``)."""
+
+    def __init__(self, error: str, code: int, message: str) -> None:
+        super().__init__(code, f"{error}: {message}" if message else error)
+        self.error = error
+
+
+class _Unreadable(Exception):
+    """An amount this adapter will not turn into base units (reason in the message)."""
+
+
+def accepts(tx_hash: str) -> bool:
+    return isinstance(tx_hash, str) and bool(TX_HASH_RE.match(tx_hash))
+
+
+def normalize_tx_hash(tx_hash: str) -> str:
+    if not accepts(tx_hash):
+        raise ValueError(f"not an XRP Ledger transaction hash ({TX_HASH_FORMAT}): {tx_hash!r}")
+    return tx_hash.upper()
+
+
+def _format_amount(amount: Any) -> str:
+    if isinstance(amount, str):
+        return f"{amount} drops"
+    if isinstance(amount, dict):
+        return f"{amount.get('value')} {amount.get('currency')}.{amount.get('issuer')}"
+    return repr(amount)
+
+
+def parse_amount(config: ChainConfig, amount: Any) -> tuple[str | None, str | None, int, int]:
+    """``(token_address, asset, decimals, base units)`` of an XRPL amount; ``_Unreadable`` otherwise."""
+    if isinstance(amount, str):
+        if not amount.isdigit():
+            raise _Unreadable(f"XRP amount {amount!r} is not a whole number of drops")
+        return None, config.native_symbol, config.native_decimals, int(amount)
+    if not isinstance(amount, dict) or not {"currency", "issuer", "value"} <= amount.keys():
+        raise _Unreadable(f"unsupported amount {amount!r}")
+    token_address = f"{amount['currency']}.{amount['issuer']}"
+    token = config.token_by_address(token_address)
+    decimals = token.decimals if token else UNLISTED_DECIMALS
+    try:
+        value = Decimal(str(amount["value"]))
+    except InvalidOperation as exc:
+        raise _Unreadable(f"issued amount value {amount['value']!r} is not a number") from exc
+    with localcontext() as ctx:
+        ctx.prec = 200
+        scaled = value.scaleb(decimals)
+        if not scaled.is_finite() or scaled < 0 or scaled != scaled.to_integral_value():
+            raise _Unreadable(f"{_format_amount(amount)} is not a whole number of units at {decimals} decimals")
+        units = int(scaled)
+    return token_address, token.symbol if token else None, decimals, units
+
+
+def payment_transfer(
+    config: ChainConfig, tx_hash: str, tx: dict[str, Any], meta: dict[str, Any], notes: list[str]
+) -> Transfer | None:
+    """The delivered amount of a ``Payment``; None (with a note) for anything else or an unreadable amount."""
+    kind = tx.get("TransactionType")
+    if kind != "Payment":
+        notes.append(f"{kind} is not a payment: no transfer")
+        return None
+    delivered = meta.get("delivered_amount")
+    if delivered is None or delivered == "unavailable":
+        delivered = meta.get("DeliveredAmount")
+    if delivered is None or delivered == "unavailable":
+        notes.append("the ledger does not say how much was delivered (delivered_amount unavailable): no transfer")
+        return None
+    declared = tx.get("DeliverMax", tx.get("Amount"))
+    if int(tx.get("Flags") or 0) & TF_PARTIAL_PAYMENT:
+        notes.append(
+            f"partial payment: Amount was {_format_amount(declared)} but {_format_amount(delivered)} delivered"
+        )
+    try:
+        token_address, asset, decimals, units = parse_amount(config, delivered)
+    except _Unreadable as exc:
+        notes.append(f"{exc}: no transfer")
+        return None
+    tag = tx.get("DestinationTag")
+    return Transfer(
+        chain=config.name,
+        tx_hash=tx_hash,
+        log_index=NATIVE_LOG_INDEX,
+        token_address=token_address,
+        asset=asset,
+        decimals=decimals,
+        sender=str(tx["Account"]),
+        recipient=str(tx["Destination"]),
+        amount=units,
+        memo=None if tag is None else str(tag),
+    )
+
+
+def _ledger_index(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+class XrplChain:
+    """One XRP Ledger network through rippled JSON-RPC endpoints with failover."""
+
+    def __init__(self, config: ChainConfig, *, pool: EndpointPool | None = None) -> None:
+        self.config = config
+        self.pool = pool or EndpointPool.from_config(config)
+
+    def __repr__(self) -> str:
+        return f"XrplChain({self.config.name!r})"
+
+    @staticmethod
+    def accepts(tx_hash: str) -> bool:
+        return accepts(tx_hash)
+
+    def health(self) -> list[EndpointHealth]:
+        return self.pool.health()
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One rippled method call; its ``result`` on success."""
+        body = {"method": method, "params": [params]}
+
+        async def attempt(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+            resp = await send(http, "POST", url, timeout=self.pool.timeout, body=body)
+            try:
+                reply = resp.json()
+            except ValueError as exc:
+                raise EndpointFailed(f"HTTP {resp.status_code}, body is not JSON") from exc
+            result = reply.get("result") if isinstance(reply, dict) else None
+            if not isinstance(result, dict):
+                err = reply.get("error") if isinstance(reply, dict) else None
+                if resp.status_code < 400 and isinstance(err, dict):  # a JSON-RPC 2.0 style error (proxies)
+                    raise RpcError(int(err.get("code", -32603)), str(err.get("message", "")))
+                raise EndpointFailed(f"HTTP {resp.status_code}, no result in the reply")
+            if result.get("status") == "error" or "error" in result:
+                error = str(result.get("error") or "unknown")
+                if error in ENDPOINT_ERRORS:
+                    raise EndpointFailed(f"rippled {error}")
+                raise XrplError(error, int(result.get("error_code") or -1), str(result.get("error_message") or ""))
+            return result
+
+        return await self.pool.request(attempt)
+
+    async def trace(self, tx_hash: str) -> TraceResult:
+        tx_hash = normalize_tx_hash(tx_hash)
+        base = TraceResult(
+            chain=self.config.name,
+            tx_hash=tx_hash,
+            found=False,
+            required_confirmations=1,
+            block_time_ms=self.config.block_time_ms,
+        )
+        try:
+            result = await self.request("tx", {"transaction": tx_hash, "binary": False})
+        except XrplError as exc:
+            if exc.error in NOT_FOUND_ERRORS:
+                return base
+            raise
+        # API v2 puts the transaction under tx_json (hash, meta and validated beside it); v1 inlines it.
+        tx: dict[str, Any] = result["tx_json"] if isinstance(result.get("tx_json"), dict) else result
+        found_hash = str(result.get("hash") or tx.get("hash") or "").upper()
+        if found_hash != tx_hash:
+            raise RpcError(-32603, f"{self.config.name}: rippled answered transaction {found_hash or '?'}")
+        meta = result.get("meta") if isinstance(result.get("meta"), dict) else tx.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        tx_result = meta.get("TransactionResult")
+        validated = result.get("validated") is True
+        notes: list[str] = []
+        if not validated:
+            notes.append(f"not validated yet: result {tx_result or 'unknown'} is provisional")
+        elif tx_result is None:
+            raise RpcError(-32603, f"{self.config.name}: validated transaction {tx_hash} without metadata")
+        succeeded = tx_result == "tesSUCCESS"
+        transfers: list[Transfer] = []
+        if succeeded:
+            transfer = payment_transfer(self.config, tx_hash, tx, meta, notes)
+            transfers = [transfer] if transfer else []
+        elif validated:
+            notes.append(f"failed: {tx_result}; nothing was delivered")
+        return base.model_copy(
+            update={
+                "found": True,
+                "succeeded": succeeded if validated else None,
+                "block_number": _ledger_index(result.get("ledger_index", tx.get("ledger_index"))),
+                "confirmations": 1 if validated else 0,
+                "transfers": transfers,
+                "notes": notes,
+            }
+        )
