@@ -6,13 +6,20 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from chains.evm_decode import MAX_UINT256, hex_to_int, trace_result
+from chains.evm_decode import (
+    MAX_UINT256,
+    hex_to_int,
+    internal_not_read,
+    needs_internal_trace,
+    trace_result,
+    with_internal_transfers,
+)
 from chains.jsonrpc import JsonRpcClient, RpcError, RpcUnavailable
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig
@@ -24,11 +31,29 @@ BALANCE_OF_SELECTOR = "0x70a08231"
 TRANSFER_SELECTOR = "0xa9059cbb"
 DEFAULT_PRIORITY_FEE = 10**9
 ALREADY_SENT_HINTS = ("already known", "known transaction", "nonce too low", "already imported")
+CALL_TRACER: dict[str, Any] = {"tracer": "callTracer"}
+UNSUPPORTED_CODES = frozenset({-32601, -32600})
+UNSUPPORTED_HINTS = ("not supported", "not available", "method not found", "does not exist")
+TRACE_MANY_CHUNK = 500
+"""JSON-RPC calls per batch in ``trace_many`` (two per transaction). Public providers cap batches."""
+TRACE_MANY_INTERNAL_CHUNK = 20
+"""``debug_traceTransaction`` calls per batch: each is far heavier for the node than a lookup."""
+TRACE_MANY_CONCURRENCY = 4
 
 # Keys of a transaction dict that are JSON-RPC quantities.
 _QUANTITY_KEYS = frozenset(
     {"value", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "nonce", "chainId", "type"}
 )
+
+
+def method_unsupported(exc: RpcError) -> bool:
+    """The node does not offer the method (as opposed to failing one call of it)."""
+    message = exc.message.lower()
+    return exc.code in UNSUPPORTED_CODES or any(hint in message for hint in UNSUPPORTED_HINTS)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def normalize_tx_hash(tx_hash: str) -> str:
@@ -68,6 +93,8 @@ class EvmChain:
     def __init__(self, chain: ChainConfig, *, rpc: JsonRpcClient | None = None) -> None:
         self.chain = chain
         self.rpc = rpc or JsonRpcClient(chain.rpc_urls, name=chain.name)
+        self._debug_trace: bool | None = None
+        """Whether the node offers ``debug_traceTransaction``: None until a call tells."""
 
     def __repr__(self) -> str:
         return f"EvmChain({self.chain.name!r}, chain_id={self.chain.chain_id})"
@@ -87,7 +114,137 @@ class EvmChain:
             raise receipt
         if isinstance(head, RpcError):
             raise head
-        return trace_result(self.chain, tx_hash, tx, receipt, hex_to_int(head))
+        result = trace_result(self.chain, tx_hash, tx, receipt, hex_to_int(head))
+        if not needs_internal_trace(tx, receipt):
+            return result
+        if not self.chain.trace_internal:
+            return internal_not_read(result, f"internal tracing is off for {self.chain.name}")
+        if self._debug_trace is False:
+            return internal_not_read(result, self._no_debug_trace_note())
+        try:
+            frame = await self.rpc.call("debug_traceTransaction", [tx_hash, CALL_TRACER])
+        except RpcError as exc:
+            return self._internal_failed(result, exc)
+        self._debug_trace = True
+        return with_internal_transfers(self.chain, result, frame)
+
+    async def trace_many(
+        self,
+        tx_hashes: Sequence[str],
+        *,
+        chunk_size: int = TRACE_MANY_CHUNK,
+        concurrency: int = TRACE_MANY_CONCURRENCY,
+    ) -> list[TraceResult]:
+        """``trace`` for many transactions in few round trips, in the order given.
+
+        Raw JSON-RPC batches of ``eth_getTransactionByHash`` + ``eth_getTransactionReceipt`` (at most
+        ``chunk_size`` calls each, ``concurrency`` batches in flight) and one ``eth_blockNumber``; then,
+        for the transactions that ran contract code, batches of ``debug_traceTransaction``. An item's
+        error does not sink the others: a missing transaction is ``found=False``, an item the node
+        answered with an error is ``found=False`` with a note. Transport failures raise.
+        """
+        hashes = [normalize_tx_hash(h) for h in tx_hashes]
+        if not hashes:
+            return []
+        if chunk_size < 3 or concurrency < 1:
+            raise ValueError("chunk_size must be at least 3 and concurrency at least 1")
+        per_chunk = chunk_size // 2
+        limit = asyncio.Semaphore(concurrency)
+
+        async def lookup(chunk: Sequence[str], with_head: bool) -> list[Any]:
+            calls: list[tuple[str, Sequence[Any] | None]] = [("eth_blockNumber", [])] if with_head else []
+            for h in chunk:
+                calls += [("eth_getTransactionByHash", [h]), ("eth_getTransactionReceipt", [h])]
+            async with limit:
+                return await self.rpc.batch(calls)
+
+        chunks = _chunks(hashes, per_chunk)
+        replies = await asyncio.gather(*(lookup(c, i == 0) for i, c in enumerate(chunks)))
+        head_reply, *first = replies[0]
+        if isinstance(head_reply, RpcError):
+            raise head_reply
+        head = hex_to_int(head_reply)
+        flat = first + [item for reply in replies[1:] for item in reply]
+
+        results: list[TraceResult] = []
+        to_trace: list[int] = []
+        for i, h in enumerate(hashes):
+            tx, receipt = flat[2 * i], flat[2 * i + 1]
+            errors = [e for e in (tx, receipt) if isinstance(e, RpcError)]
+            if errors:
+                results.append(
+                    TraceResult(
+                        chain=self.chain.name,
+                        tx_hash=h,
+                        found=False,
+                        required_confirmations=self.chain.confirmations,
+                        block_time_ms=self.chain.block_time_ms,
+                        notes=[f"not read: {errors[0]}"],
+                    )
+                )
+                continue
+            results.append(trace_result(self.chain, h, tx, receipt, head))
+            if needs_internal_trace(tx, receipt):
+                to_trace.append(i)
+        if to_trace:
+            await self._add_internal_many(results, to_trace, concurrency)
+        return results
+
+    async def _add_internal_many(self, results: list[TraceResult], indexes: list[int], concurrency: int) -> None:
+        """Internal transfers for ``results[i]``, ``i`` in ``indexes``, by batches of ``debug_traceTransaction``.
+
+        (``debug_traceBlockByNumber`` would be cheaper on geth when many wanted transactions share a
+        block, but anvil 1.7.1 takes seconds per block where a transaction takes milliseconds.)
+        """
+        indexes = list(indexes)
+        if not self.chain.trace_internal or self._debug_trace is False:
+            why = (
+                f"internal tracing is off for {self.chain.name}"
+                if not self.chain.trace_internal
+                else self._no_debug_trace_note()
+            )
+            for i in indexes:
+                results[i] = internal_not_read(results[i], why)
+            return
+        if self._debug_trace is None:
+            # Probe once so an unsupported node costs one call, not a batch of errors.
+            first = indexes.pop(0)
+            try:
+                frame = await self.rpc.call("debug_traceTransaction", [results[first].tx_hash, CALL_TRACER])
+            except RpcError as exc:
+                results[first] = self._internal_failed(results[first], exc)
+                if self._debug_trace is False:
+                    await self._add_internal_many(results, indexes, concurrency)
+                    return
+            else:
+                self._debug_trace = True
+                results[first] = with_internal_transfers(self.chain, results[first], frame)
+        limit = asyncio.Semaphore(concurrency)
+
+        async def run(chunk: Sequence[int]) -> None:
+            async with limit:
+                frames = await self.rpc.batch(
+                    [("debug_traceTransaction", [results[i].tx_hash, CALL_TRACER]) for i in chunk]
+                )
+            for i, frame in zip(chunk, frames, strict=True):
+                if isinstance(frame, RpcError):
+                    results[i] = self._internal_failed(results[i], frame)
+                else:
+                    results[i] = with_internal_transfers(self.chain, results[i], frame)
+
+        await asyncio.gather(*(run(c) for c in _chunks(indexes, TRACE_MANY_INTERNAL_CHUNK)))
+
+    def _no_debug_trace_note(self) -> str:
+        return f"the {self.chain.name} node does not offer debug_traceTransaction"
+
+    def _internal_failed(self, result: TraceResult, exc: RpcError) -> TraceResult:
+        if method_unsupported(exc):
+            if self._debug_trace is not False:
+                log.warning("%s: no debug_traceTransaction (%s); internal transfers are not read", self.chain.name, exc)
+            self._debug_trace = False
+            return internal_not_read(result, self._no_debug_trace_note())
+        log.warning("%s: debug_traceTransaction %s failed: %s", self.chain.name, result.tx_hash, exc)
+        return internal_not_read(result, f"debug_traceTransaction failed ({exc})")
 
     async def block_number(self) -> int:
         return hex_to_int(await self.rpc.call("eth_blockNumber"))

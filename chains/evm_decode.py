@@ -7,7 +7,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
+from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer, internal_log_index
 from recovery.settings import ChainConfig
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
@@ -152,3 +152,91 @@ def trace_result(
             "transfers": transfers_of(chain, tx, receipt),
         }
     )
+
+
+# --- internal (contract-made) native value transfers -------------------------------------------
+
+VALUE_FRAME_TYPES = frozenset({"CALL", "CREATE", "CREATE2", "SELFDESTRUCT"})
+"""callTracer frame types that move native value to another account. DELEGATECALL and STATICCALL carry
+no value of their own; CALLCODE runs the callee's code on the caller's own balance (nothing moves)."""
+
+
+def needs_internal_trace(tx: Mapping[str, Any] | None, receipt: Mapping[str, Any] | None) -> bool:
+    """Whether a contract may have forwarded native value inside this mined, successful transaction.
+
+    A plain value transfer to an account (empty input) runs no code we need to read; a call with input,
+    or a contract creation, may. A reverted transaction moved nothing.
+    """
+    if tx is None or receipt is None or receipt.get("blockNumber") is None or not receipt_succeeded(receipt):
+        return False
+    data = tx.get("input") or tx.get("data") or "0x"
+    return str(data) not in ("0x", "0X", "") or not tx.get("to")
+
+
+def internal_transfers(chain: ChainConfig, tx_hash: str, call_frame: Mapping[str, Any] | None) -> list[Transfer]:
+    """Native value moved by contracts inside a transaction, from a ``callTracer`` result.
+
+    Every nested frame (not the top one: that is the transaction's own ``value``) of a value-moving
+    type with ``value > 0`` is one transfer, numbered ``internal_log_index(1), (2), ...`` in depth-first
+    call order. A frame with ``error`` reverted: it and its whole subtree are skipped. Malformed frames
+    are skipped, not fatal.
+    """
+    out: list[Transfer] = []
+    if not isinstance(call_frame, Mapping) or call_frame.get("error"):
+        return out
+    tx_hash = tx_hash.lower()
+
+    def visit(frame: Mapping[str, Any]) -> None:
+        for child in frame.get("calls") or []:
+            if not isinstance(child, Mapping) or child.get("error"):
+                continue  # reverted: nothing in this subtree happened
+            transfer = _frame_transfer(chain, tx_hash, child, len(out) + 1)
+            if transfer is not None:
+                out.append(transfer)
+            visit(child)
+
+    visit(call_frame)
+    return out
+
+
+def _frame_transfer(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], n: int) -> Transfer | None:
+    if str(frame.get("type", "")).upper() not in VALUE_FRAME_TYPES:
+        return None
+    try:
+        value = hex_to_int(frame.get("value") or 0)
+        sender, recipient = frame.get("from"), frame.get("to")
+        if value <= 0 or not sender or not recipient:
+            return None
+        sender, recipient = to_checksum_address(sender), to_checksum_address(recipient)
+    except (TypeError, ValueError):
+        return None
+    return Transfer(
+        chain=chain.name,
+        tx_hash=tx_hash,
+        log_index=internal_log_index(n),
+        token_address=None,
+        asset=chain.native_symbol,
+        decimals=chain.native_decimals,
+        sender=sender,
+        recipient=recipient,
+        amount=value,
+    )
+
+
+INTERNAL_NOT_READ = "internal transfers not read"
+
+
+def with_internal_transfers(
+    chain: ChainConfig, result: TraceResult, call_frame: Mapping[str, Any] | None
+) -> TraceResult:
+    """``result`` with the internal transfers found in ``call_frame`` appended."""
+    found = internal_transfers(chain, result.tx_hash, call_frame)
+    if not found:
+        return result
+    return result.model_copy(update={"transfers": [*result.transfers, *found]})
+
+
+def internal_not_read(result: TraceResult, why: str) -> TraceResult:
+    """``result`` with a note saying that native value forwarded by contracts was not looked for."""
+    note = f"{INTERNAL_NOT_READ}: {why}"
+    return result.model_copy(update={"notes": [*result.notes, note]})

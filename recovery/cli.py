@@ -153,6 +153,89 @@ def case_show(case_id: Annotated[str, typer.Argument(help="The case id, e.g. cas
         engine.dispose()
 
 
+# --- scan -----------------------------------------------------------------------------------------
+
+TEMPORAL_CONNECT_TIMEOUT_S = 15
+
+
+@app.command("scan")
+@one_line_errors
+def scan(
+    chain: Annotated[str, typer.Option("--chain", help="Configured EVM chain name, e.g. bsc.")],
+    from_block: Annotated[int, typer.Option("--from-block", help="First block to scan.")],
+    to_block: Annotated[int, typer.Option("--to-block", help="Last block to scan (inclusive).")],
+) -> None:
+    """Backfill: scan a block range for deposits to users' addresses that the exchange did not credit,
+    and open their cases, as the deposit scanner does (deposits that already have a case are skipped)."""
+    settings = _settings()
+    try:
+        config = settings.chain(chain)
+    except KeyError:
+        raise CliError(f"unknown chain {chain!r}: use one of {', '.join(settings.chain_names)}") from None
+    if config.family != "evm":
+        raise CliError(f"chain {chain!r} is a {config.family} chain: only EVM chains can be scanned")
+    if from_block < 0:
+        raise CliError(f"bad range: --from-block must be 0 or more, got {from_block}")
+    if to_block < from_block:
+        raise CliError(f"bad range: --to-block {to_block} is before --from-block {from_block}")
+    asyncio.run(_scan(settings, config, from_block, to_block))
+
+
+async def _scan(settings: Settings, config: ChainConfig, from_block: int, to_block: int) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chains.evm_scan import EvmScanner, ScanBatch
+    from chains.jsonrpc import RpcUnavailable
+    from chains.signer import HDSigner
+    from recovery import scan_store  # noqa: F401  (its table joins init_db's)
+    from worker import connect
+    from workflows.case_opener import amount_text
+    from workflows.scan_activities import DepositFinder
+
+    try:
+        head = await EvmScanner(config).head()
+    except RpcUnavailable as exc:
+        raise CliError(f"chain {config.name} unreachable: {str(exc).splitlines()[0]}") from None
+    if to_block > head:
+        raise CliError(f"bad range: --to-block {to_block} is beyond the head of {config.name} (block {head})")
+    try:
+        client = await asyncio.wait_for(connect(settings), TEMPORAL_CONNECT_TIMEOUT_S)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
+    engine = _engine(settings)
+    try:
+        finder = DepositFinder(settings=settings, engine=engine, client=client, signer=HDSigner.from_settings(settings))
+        total = to_block - from_block + 1
+        with Progress(
+            TextColumn(f"scanning {config.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("blocks"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("scan", total=total)
+
+            def advance(batch: ScanBatch, _opened: list[str]) -> None:
+                progress.advance(task, batch.blocks)
+
+            summary = await finder.scan(config.name, from_block, to_block, on_batch=advance)
+    finally:
+        engine.dispose()
+    for case in summary.cases:
+        typer.echo(
+            f"opened {case.case_id}: {amount_text(case.found.transfer)} to {case.user_id} "
+            f"in block {case.found.block_number} ({case.reason})"
+        )
+    typer.echo(
+        f"scanned {total} block(s) of {config.name} ({from_block}..{to_block}): "
+        f"{summary.deposits_found} deposit(s) to watched addresses, {len(summary.cases)} case(s) opened"
+    )
+
+
 # --- dev ------------------------------------------------------------------------------------------
 
 

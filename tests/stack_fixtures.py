@@ -124,7 +124,8 @@ async def open_stack(
     store.init_db(engine)
     signer = HDSigner.from_settings(settings)
     for chain in chains:
-        await devnet.bootstrap_chain(chain, fund=[signer.address(HOT_WALLET_PATH), signer.address(GAS_WALLET_PATH)])
+        if chain.family == "evm":
+            await devnet.bootstrap_chain(chain, fund=[signer.address(HOT_WALLET_PATH), signer.address(GAS_WALLET_PATH)])
     app = create_app(settings, temporal_client=_returning(env.client), engine=engine)
     async with contextlib.AsyncExitStack() as running:
         if run_worker:

@@ -19,7 +19,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from chains import devnet
+from chains import devnet, devtokens
 from chains.evm import EvmChain
 from fees.ledger import FeeEntry, LedgerCredit
 from recovery import store
@@ -207,3 +207,60 @@ async def test_deposit_reorged_out_before_depth_is_never_credited(
         assert case["status"] == "REJECTED" and case["pattern"] == "NOT_FOUND"
         assert "reorganisation" in case["reason"] and "Nothing was credited" in case["reason"]
         assert _ledger(stack, case_id) == ([], [])
+
+
+@pytest.mark.parametrize("kind", ["fee", "rebasing", "blacklist"])
+async def test_risky_unlisted_token_goes_to_an_engineer_with_the_finding(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig], kind: str
+) -> None:
+    bsc = next(c for c in dev_chains if c.name == "bsc")
+    token_address = _fresh_address()
+    if kind == "fee":
+        await devtokens.install_fee_token(bsc, token_address, fee_bps=250)
+    elif kind == "rebasing":
+        await devtokens.install_rebasing_token(bsc, token_address)
+    else:
+        await devtokens.install_blacklist_token(bsc, token_address, decimals=18)
+    prices = {"USDT": Decimal("1"), "ETH": Decimal("3000"), "BNB": Decimal("600"), "POL": Decimal("0.5")}
+    prices[f"bsc:{token_address}"] = Decimal("1")  # priced: only the finding keeps it from the automatic route
+    async for stack in open_stack(time_skipping_env, tmp_path, dev_chains, prices_usd=prices):
+        _, token, address = stack.new_user()
+        sender = devnet.dev_account(3)
+        await devtokens.mint_token(bsc, token_address, sender, 10**21)
+        tx_hash = await devtokens.send_as(
+            bsc, sender, token_address, devtokens.calldata("transfer(address,uint256)", address, 400 * 10**18)
+        )
+        if kind == "rebasing":
+            await devtokens.send_as(bsc, sender, token_address, devtokens.calldata("rebase(uint256,uint256)", 11, 10))
+        elif kind == "blacklist":  # frozen by the issuer after it arrived, like USDT's blacklist
+            await devtokens.send_as(bsc, sender, token_address, devtokens.calldata("addBlackList(address)", address))
+        case = await _claim(stack, token, tx_hash, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
+        assert case["status"] == "AWAITING_APPROVAL" and case["pattern"] == "UNLISTED_TOKEN", case
+        expected = {"fee": "delivered", "rebasing": "unexplained", "blacklist": "blacklisted"}[kind]
+        assert expected in case["reason"], case["reason"]
+        assert _ledger(stack, case["case_id"]) == ([], [])
+
+
+async def test_native_value_forwarded_by_a_contract_is_its_own_deposit(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig]
+) -> None:
+    chains = [c.model_copy(update={"credited_assets": []}) if c.name == "bsc" else c for c in dev_chains]
+    bsc = next(c for c in chains if c.name == "bsc")
+    forwarder = await devtokens.install_forwarder(bsc, _fresh_address())
+    async for stack in open_stack(time_skipping_env, tmp_path, chains):
+        _, token, address = stack.new_user()
+        amount = 2 * 10**18
+        data = devtokens.calldata("forward(address)", address)
+        tx_hash = await devtokens.send_as(bsc, devnet.dev_account(4), forwarder, data, value=amount)
+        response = await stack.claim(token, tx_hash)
+        assert response.status_code == 201, response.text
+        case_id = response.json()["case_id"]
+        assert case_id.endswith("-i1")  # the first internal value transfer, not the call to the forwarder
+        case = await stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
+        assert case["pattern"] == "UNLISTED_TOKEN" and case["asset"] == "BNB", case  # BNB is credited nowhere
+        handle = stack.client.get_workflow_handle(case_id)
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="user's own BNB"))
+        case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
+        _accounted(case, amount)
+        # the sweep sent the value less its gas at the fee cap; the unspent part of the cap stays behind
+        assert await EvmChain(bsc).balance(address) < 21_000 * 10**11

@@ -15,11 +15,15 @@ from chains.evm_decode import (
     decode_transfer_log,
     decode_transfer_logs,
     hex_to_int,
+    internal_not_read,
+    internal_transfers,
     native_transfer,
+    needs_internal_trace,
     trace_result,
     transfers_of,
+    with_internal_transfers,
 )
-from recovery.models import NATIVE_LOG_INDEX, TraceResult
+from recovery.models import NATIVE_LOG_INDEX, TraceResult, internal_log_index
 from recovery.settings import USDT_BSC, USDT_ETHEREUM, ChainConfig, dev_chains
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -177,3 +181,79 @@ def test_hex_to_int() -> None:
     assert hex_to_int("0x" + "f" * 64) == MAX_UINT256
     with pytest.raises(TypeError):
         hex_to_int(True)
+
+
+# --- internal (contract-made) native value transfers: tests/fixtures/record_internal_fixtures.py ---
+
+SPLITTER = to_checksum_address("0x00000000000000000000000000000000005911e7")
+FORWARDER = to_checksum_address("0x00000000000000000000000000000000000f0a2d")
+FIRST = to_checksum_address("0x1111111111111111111111111111111111111111")
+SECOND = to_checksum_address("0x2222222222222222222222222222222222222222")
+
+
+def replay_internal(name: str) -> tuple[ChainConfig, dict[str, Any]]:
+    chain, r = replay(name)
+    fixture = json.loads((FIXTURES / f"evm_{name}.json").read_text())
+    r["frame"] = next(item["result"] for item in fixture["response"] if item["id"] == 4)
+    return chain, r
+
+
+def test_internal_split_two_deposits() -> None:
+    chain, r = replay_internal("eth_internal_split")
+    assert needs_internal_trace(r["tx"], r["receipt"])
+    first, second = internal_transfers(chain, r["hash"], r["frame"])
+    assert (first.log_index, first.sender, first.recipient, first.amount) == (-2, SPLITTER, FIRST, 3 * 10**17)
+    assert (second.log_index, second.sender, second.recipient, second.amount) == (-3, SPLITTER, SECOND, 7 * 10**17)
+    assert first.log_index == internal_log_index(1) and second.log_index == internal_log_index(2)
+    assert first.token_address is None and (first.asset, first.decimals) == ("ETH", 18)
+    assert first.key.endswith(":i1") and second.key.endswith(":i2") and first.tx_hash == r["hash"].lower()
+    base = trace_result(chain, r["hash"], r["tx"], r["receipt"], hex_to_int(r["head"]))
+    full = with_internal_transfers(chain, base, r["frame"])
+    assert [t.log_index for t in full.transfers] == [NATIVE_LOG_INDEX, -2, -3]
+    assert full.transfer_at(-3) == second and full.transfers[0].recipient == SPLITTER
+
+
+def test_internal_reverted_frame_and_children_skipped() -> None:
+    chain, r = replay_internal("eth_internal_reverted_frame")
+    assert r["frame"]["calls"][0]["error"] and r["frame"]["calls"][0]["calls"][0]["value"] != "0x0"
+    assert internal_transfers(chain, r["hash"], r["frame"]) == []
+    base = trace_result(chain, r["hash"], r["tx"], r["receipt"], hex_to_int(r["head"]))
+    assert [t.recipient for t in with_internal_transfers(chain, base, r["frame"]).transfers] == [FORWARDER]
+
+
+def _frame(type_: str = "CALL", value: str = "0x5", **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "from": SPLITTER.lower(), "to": FIRST.lower(), "value": value} | extra
+
+
+def test_internal_frame_kinds_and_order() -> None:
+    chain = CHAINS["polygon"]
+    top = _frame(
+        calls=[
+            _frame("DELEGATECALL", calls=[_frame(value="0x1")]),  # a delegatecall's own value is not a transfer
+            _frame("STATICCALL"),
+            _frame("CALLCODE"),
+            _frame(value="0x0"),
+            _frame("CALL", value="0x2", calls=[_frame("CREATE", value="0x3")]),
+            _frame("CALL", value="0x9", error="execution reverted", calls=[_frame(value="0x7")]),
+            _frame("SELFDESTRUCT", value="0x4"),
+            {"type": "CALL", "value": "0x8"},  # malformed: no from/to
+            "garbage",
+        ]
+    )
+    found = internal_transfers(chain, "0x" + "AA" * 32, top)
+    assert [(t.log_index, t.amount) for t in found] == [(-2, 1), (-3, 2), (-4, 3), (-5, 4)]
+    assert all(t.asset == "POL" and t.tx_hash == "0x" + "aa" * 32 for t in found)
+    assert internal_transfers(chain, "0x" + "aa" * 32, top | {"error": "out of gas"}) == []
+    assert internal_transfers(chain, "0x" + "aa" * 32, None) == []
+
+
+def test_needs_internal_trace() -> None:
+    chain, r = replay("eth_native")
+    assert not needs_internal_trace(r["tx"], r["receipt"])  # plain value transfer: no code ran
+    _, usdt = replay("eth_usdt_6dec")
+    assert needs_internal_trace(usdt["tx"], usdt["receipt"])
+    _, reverted = replay("eth_reverted")
+    assert not needs_internal_trace(reverted["tx"], reverted["receipt"])
+    assert not needs_internal_trace(usdt["tx"], None) and not needs_internal_trace(None, usdt["receipt"])
+    result = internal_not_read(trace("eth_usdt_6dec"), "no debug_traceTransaction")
+    assert result.notes == ["internal transfers not read: no debug_traceTransaction"]
