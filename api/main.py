@@ -11,11 +11,13 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TemporalConnector, temporal_connector
 from api.routes import cases
+from chains.endpoints import EndpointHealth
 from recovery.settings import Settings, get_settings
 from recovery.store import init_db, make_engine
 
@@ -164,6 +167,12 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 # --- the app --------------------------------------------------------------------------------------
 
 
+class ChainHealth(BaseModel):
+    name: str
+    family: str
+    endpoints: list[EndpointHealth]
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -177,6 +186,19 @@ def _health_router() -> APIRouter:
             log.error("health check: database unreachable: %r", exc)
             raise HTTPException(status_code=503, detail="database unreachable") from None
         return {"status": "ok"}
+
+    @router.get("/healthz/chains", response_model=list[ChainHealth])
+    def chains_health(request: Request) -> Any:
+        """Each configured chain's endpoints as this API process has seen them while tracing claims:
+        successes, failures, the last error and whether the endpoint is cooling down after failures
+        (URLs are reduced to scheme, host and port: endpoint URLs often carry API keys)."""
+        from chains.endpoints import EndpointPool
+
+        settings: Settings = request.app.state.settings
+        return [
+            ChainHealth(name=c.name, family=c.family, endpoints=EndpointPool.from_config(c).health())
+            for c in settings.chains
+        ]
 
     return router
 

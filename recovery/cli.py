@@ -112,6 +112,59 @@ def users_create(
     )
 
 
+@users_app.command("rotate-address")
+@one_line_errors
+def users_rotate_address(
+    user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+) -> None:
+    """Give a user a fresh EVM deposit address. The old one stays theirs (deprecated): deposits that still
+    arrive there are recovered as DEPRECATED_ADDRESS cases."""
+    from sqlmodel import Session
+
+    from chains.signer import HDSigner
+    from recovery.store import User, rotate_deposit_address
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            old = session.get(User, user_id)
+            if old is None:
+                raise CliError(f"no user {user_id!r}; create one with `recovery users create --user-id {user_id}`")
+            old_address = old.deposit_address
+            user = rotate_deposit_address(session, user_id=user_id, signer=HDSigner.from_settings(settings))
+    finally:
+        engine.dispose()
+    _print_json({"user_id": user.user_id, "deposit_address": user.deposit_address, "deprecated": [old_address]})
+
+
+@users_app.command("add-address")
+@one_line_errors
+def users_add_address(
+    user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+    family: Annotated[str, typer.Option(help="Chain family: bitcoin, tron, xrpl or evm.")],
+    address: Annotated[str, typer.Option(help="The deposit address as the chain writes it.")],
+    memo: Annotated[str | None, typer.Option(help="Memo / destination tag on a shared address (XRP), if any.")] = None,
+) -> None:
+    """Record a deposit address the user was given on another chain family (or an EVM contract wallet)."""
+    from sqlmodel import Session
+
+    from recovery.store import add_deposit_address
+
+    if family not in ("bitcoin", "tron", "xrpl", "evm"):
+        raise CliError(f"unknown family {family!r}: use bitcoin, tron, xrpl or evm")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            row = add_deposit_address(session, user_id=user_id, family=family, address=address, memo=memo)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    _print_json({"user_id": row.user_id, "family": row.family, "address": row.address, "memo": row.memo})
+
+
 # --- cases ----------------------------------------------------------------------------------------
 
 
