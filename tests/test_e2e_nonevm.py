@@ -19,7 +19,7 @@ from recovery import store
 from recovery.models import Decision
 from recovery.settings import ChainConfig
 from tests.fake_nodes import FakeNode, NodeFactory, fake_nodes  # noqa: F401
-from tests.stack_fixtures import Stack, open_stack
+from tests.stack_fixtures import Stack, open_stack, record_history
 from tests.test_bitcoin_adapter import esplora_tx, p2wpkh
 from tests.test_xrpl_adapter import EXCHANGE, LEDGER, meta, payment
 from workflows.case_workflow import CaseWorkflow
@@ -121,6 +121,7 @@ async def test_missing_memo_is_credited_after_an_engineer_approves(
     credited, fee = int(case["credited"]["base_units"]), int(case["fees"]["fee"]["base_units"])
     assert int(case["fees"]["gas"]["base_units"]) == 0  # the funds were already in the exchange's wallet
     assert credited + fee == amount and fee == 25 * XRP_DROPS  # 5 % of $250 = $12.50 = 25 XRP
+    await record_history(stack, case_id, "memo_credited")
 
 
 async def test_another_users_memo_is_never_automatic(nonevm_stack: tuple[Stack, FakeNode, FakeNode]) -> None:

@@ -25,7 +25,7 @@ from fees.ledger import FeeEntry, LedgerCredit
 from recovery import store
 from recovery.models import Decision
 from recovery.settings import ChainConfig
-from tests.stack_fixtures import Stack, open_stack
+from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows.case_workflow import CaseWorkflow
 
 USDT_POLYGON_MIN = 50 * 10**6
@@ -143,6 +143,7 @@ async def test_token_contract_recipient_with_a_rescue_route_goes_to_an_engineer(
         await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="rescued by the issuer"))
         case = await stack.wait_for(token, case["case_id"], "REJECTED")
         assert _ledger(stack, case["case_id"]) == ([], [])
+        await record_history(stack, case["case_id"], "token_contract_rejected")
 
 
 async def test_contract_wallet_without_code_on_the_deposit_chain(pattern_stack: Stack) -> None:
@@ -183,6 +184,7 @@ async def test_deposit_to_a_deprecated_address_is_recovered_with_its_own_key(pat
     case = await _claim(pattern_stack, token, tx_hash, "COMPLETED", "REJECTED", "AWAITING_APPROVAL")
     assert case["pattern"] == "DEPRECATED_ADDRESS", case
     _accounted(case, 100 * 10**6)
+    await record_history(pattern_stack, case["case_id"], "deprecated_address_completed")
     eth = EvmChain(pattern_stack.chain("ethereum"))
     assert await eth.token_balance(pattern_stack.chain("ethereum").tokens[0].address, old_address) == 0
 
@@ -207,6 +209,7 @@ async def test_deposit_reorged_out_before_depth_is_never_credited(
         assert case["status"] == "REJECTED" and case["pattern"] == "NOT_FOUND"
         assert "reorganisation" in case["reason"] and "Nothing was credited" in case["reason"]
         assert _ledger(stack, case_id) == ([], [])
+        await record_history(stack, case_id, "reorged_rejected")
 
 
 @pytest.mark.parametrize("kind", ["fee", "rebasing", "blacklist"])

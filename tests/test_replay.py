@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.case_workflow import CaseWorkflow
+from workflows.scanner_workflow import ScannerWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -18,10 +19,11 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_recorded_histories_exist() -> None:
     names = {p.stem for p in HISTORIES}
     assert {"wrong_network_completed", "manual_approved", "not_found_rejected", "unpriced_rejected"} <= names, names
+    assert {"memo_credited", "deprecated_address_completed", "reorged_rejected", "scanner_running"} <= names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[CaseWorkflow, ScannerWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)

@@ -33,7 +33,7 @@ from recovery import scan_store, store
 from recovery.cli import app
 from recovery.models import NATIVE_LOG_INDEX, Transfer
 from recovery.settings import ChainConfig, TokenConfig, get_settings
-from tests.stack_fixtures import Stack, open_stack
+from tests.stack_fixtures import Stack, open_stack, record_history
 from worker import build_worker, start_scanner
 from workflows.case_opener import SCANNER_EVENT_KEY
 from workflows.scanner_workflow import ScannerInput, ScannerStatus, ScannerWorkflow, scanner_id
@@ -168,6 +168,7 @@ async def test_scanner_opens_a_case_for_an_unclaimed_wrong_network_deposit(scan_
 
         description = await handle.describe()
         assert description.status is not None and description.status.name == "RUNNING"
+        await record_history(stack, handle.id, "scanner_running")
 
 
 async def test_credited_deposit_opens_no_case(scan_stack: Stack) -> None:
