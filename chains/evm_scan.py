@@ -98,11 +98,20 @@ def transfer_log_filters(
     ]
 
 
-def uncredited_reason(chain: ChainConfig, transfer: Transfer, *, internal_senders: Collection[str] = ()) -> str | None:
+def uncredited_reason(
+    chain: ChainConfig,
+    transfer: Transfer,
+    *,
+    internal_senders: Collection[str] = (),
+    deprecated_recipient: bool = False,
+) -> str | None:
     """Why the exchange did not credit this deposit (it needs a case), or None when it was credited
-    normally or is the exchange's own transfer (``internal_senders``: hot and gas wallets, lower-case)."""
+    normally or is the exchange's own transfer (``internal_senders``: hot and gas wallets, lower-case).
+    A deprecated deposit address is no longer credited by the regular process, whatever arrives there."""
     if transfer.sender.lower() in internal_senders:
         return None
+    if deprecated_recipient:
+        return f"sent to a deprecated deposit address on {chain.name}"
     asset = transfer.asset
     if asset is None:
         return f"token {transfer.token_address} is not listed on {chain.name}"

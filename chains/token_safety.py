@@ -402,12 +402,29 @@ async def assess_token(
         if run.debited is not None and run.debited != amount:
             detail += f"; the holder was debited {run.debited}"
         findings.append(TokenFinding(risk=TokenRisk.FEE_ON_TRANSFER, detail=detail))
+    elif run.delivered is None:
+        findings.append(
+            TokenFinding(
+                risk=TokenRisk.UNVERIFIED,
+                detail=f"{sweep} could not measure what the transfer delivers (the node answered neither "
+                "eth_simulateV1 nor debug_traceCall with balances): fee on transfer not ruled out",
+            )
+        )
 
-    if deposit_block is not None:
+    if deposit_block is None:
+        findings.append(TokenFinding(risk=TokenRisk.UNVERIFIED, detail="no deposit block: rebasing not ruled out"))
+    else:
         try:
             history = await balance_history(chain, token=token, holder=holder, deposit_block=deposit_block)
         except (RpcError, ValueError) as exc:
             log.warning("%s: balance history of %s in %s not read, rebasing not checked: %s", chain, holder, token, exc)
+            findings.append(
+                TokenFinding(
+                    risk=TokenRisk.UNVERIFIED,
+                    detail=f"the holder's balance history since block {deposit_block} could not be read "
+                    f"({exc}; it needs an archive node): rebasing not ruled out",
+                )
+            )
         else:
             finding = rebasing_finding(history, holder=holder, deposit_block=deposit_block)
             if finding is not None:

@@ -498,6 +498,8 @@ class DevStack:
     settings: Settings
     startup_timeout: float = 120.0
     with_worker: bool = True
+    with_scanners: bool = True
+    """Start the deposit scanners with the worker (benchmarks of the claim path turn them off)."""
     with_api: bool = True
     services: list[Service] = field(default_factory=list)
     client: Client | None = None
@@ -587,9 +589,9 @@ class DevStack:
         steps: list[Awaitable[None]] = []
         if self.with_worker:
             log.info("starting the worker (task queue %s)", s.task_queue)
-            self._add_process(
-                await spawn("worker", [sys.executable, ROOT / "worker.py"], log_dir=self.log_dir, env=env)
-            )
+            worker_argv: list[str | os.PathLike[str]] = [sys.executable, ROOT / "worker.py"]
+            worker_argv += [] if self.with_scanners else ["--no-scanners"]
+            self._add_process(await spawn("worker", worker_argv, log_dir=self.log_dir, env=env))
             steps.append(self._wait_worker())
         if self.with_api:
             log.info("starting the API on %s", self.api_url)

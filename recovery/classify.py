@@ -86,14 +86,21 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
             Action.OFF_ENGINE,
         )
     if facts.shared_address and facts.memo_owner_user_id != facts.claimant_user_id:
-        if deposit.memo is None:
-            problem = "carries no memo (destination tag)"
-        elif facts.memo_owner_user_id is None:
-            problem = f"carries the memo {deposit.memo}, which belongs to no account"
-        else:
-            problem = (
-                f"carries the memo {deposit.memo}, which belongs to another account; it is never moved automatically"
+        if facts.memo_owner_user_id is not None:
+            # the regular deposit process credited the memo's owner: crediting the claimant too would pay
+            # one deposit twice, so the engine never does it; an engineer settles it with both accounts
+            return _manual(
+                Pattern.MISSING_OR_WRONG_MEMO,
+                f"{_amount(deposit)} reached the exchange's shared address on {deposit.chain} with the memo "
+                f"{deposit.memo}, which belongs to another account that was credited for it. It is never moved "
+                "automatically: an engineer verifies who sent it and corrects both accounts by hand.",
+                Action.OFF_ENGINE,
             )
+        problem = (
+            "carries no memo (destination tag)"
+            if deposit.memo is None
+            else f"carries the memo {deposit.memo}, which belongs to no account"
+        )
         return _manual(
             Pattern.MISSING_OR_WRONG_MEMO,
             f"{_amount(deposit)} reached the exchange's shared address on {deposit.chain} but {problem}. "
@@ -110,6 +117,8 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
 
 
 def _held_key_problem(facts: DepositFacts, deposit: Transfer) -> Classification | None:
+    if facts.family != "evm":
+        return None  # the engine signs EVM only: classify() sends non-EVM recoveries to an engineer
     if not facts.signer_holds_key:
         elsewhere = [c for c in facts.contract_on_chains if c != deposit.chain]
         if elsewhere and not facts.recipient_is_contract:
@@ -194,6 +203,13 @@ def _classify(facts: DepositFacts) -> Classification:
         return _reject(
             Pattern.ALREADY_CREDITED,
             f"This deposit ({deposit.asset or 'token'} on {deposit.chain}) was already recovered and credited.",
+        )
+    if facts.shared_address and not facts.credited_here:
+        return _manual(
+            Pattern.UNLISTED_TOKEN,
+            f"{_amount(deposit)} carries your memo, but the exchange does not credit it on {deposit.chain}; "
+            "an engineer reviews it before it is credited to you.",
+            Action.CREDIT,
         )
     if facts.shared_address:  # the claimant's own memo: the regular deposit process handles it
         return _reject(

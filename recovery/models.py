@@ -165,6 +165,8 @@ class TokenRisk(StrEnum):
     NO_PRICE = "NO_PRICE"
     NOT_A_TOKEN = "NOT_A_TOKEN"
     """No code at the address, or it does not answer ``balanceOf``/``decimals``."""
+    UNVERIFIED = "UNVERIFIED"
+    """A check could not run (the node lacks the method or the history): not ruled out, so not automatic."""
 
 
 class TokenFinding(BaseModel):

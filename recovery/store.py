@@ -271,6 +271,18 @@ class DepositAddress(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+Index(
+    "uq_deposit_addresses_family_address_no_memo",
+    DepositAddress.__table__.c.family,  # type: ignore[attr-defined]
+    DepositAddress.__table__.c.address,  # type: ignore[attr-defined]
+    unique=True,
+    sqlite_where=text("memo IS NULL"),
+    postgresql_where=text("memo IS NULL"),
+)
+"""NULLs are distinct in the table's unique constraint: without this an address without memo could be
+given to two users."""
+
+
 class CaseBase(SQLModel):
     chain: str | None = Field(default=None, max_length=64)
     tx_hash: str = Field(index=True, max_length=130)
@@ -534,6 +546,10 @@ def add_deposit_address(
     if session.get(User, user_id) is None:
         session.rollback()
         raise ValueError(f"no user {user_id!r}")
+    current = session.exec(select(User).where(func.lower(User.deposit_address) == address.lower())).first()
+    if current is not None:
+        session.rollback()
+        raise ValueError(f"{family} address {address} is already assigned (it is {current.user_id}'s deposit address)")
     row = DepositAddress(
         user_id=user_id,
         family=family,

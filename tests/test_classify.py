@@ -147,21 +147,44 @@ def test_contract_wallet_elsewhere_warns_about_the_redeploy_race() -> None:
 
 
 @pytest.mark.parametrize(
-    ("memo", "memo_owner", "expect"),
-    [(None, None, "no memo"), ("7", None, "belongs to no account"), ("8", "mallory", "another account")],
+    ("memo", "memo_owner", "expect", "action"),
+    [
+        (None, None, "no memo", Action.CREDIT),
+        ("7", None, "belongs to no account", Action.CREDIT),
+        # credited to its owner already: the engine never credits it a second time
+        ("8", "mallory", "another account", Action.OFF_ENGINE),
+    ],
 )
-def test_missing_or_wrong_memo_is_manual_credit(memo: str | None, memo_owner: str | None, expect: str) -> None:
+def test_missing_or_wrong_memo_is_manual(memo: str | None, memo_owner: str | None, expect: str, action: Action) -> None:
     deposit = _usdt().model_copy(update={"memo": memo})
     verdict = classify(
         _facts(deposit=deposit, owner_user_id=memo_owner, shared_address=True, memo_owner_user_id=memo_owner)
     )
     assert verdict.pattern is Pattern.MISSING_OR_WRONG_MEMO and verdict.route is Route.MANUAL
-    assert verdict.action is Action.CREDIT and expect in verdict.reason
+    assert verdict.action is action and expect in verdict.reason
+
+
+def test_own_memo_for_an_asset_not_credited_there_goes_to_an_engineer() -> None:
+    deposit = _usdt().model_copy(update={"memo": "5"})
+    verdict = classify(_facts(deposit=deposit, shared_address=True, memo_owner_user_id="alice", credited_here=False))
+    assert verdict.route is Route.MANUAL and verdict.action is Action.CREDIT
+
+
+def test_owned_non_evm_deposit_is_not_mistaken_for_a_contract_wallet() -> None:
+    deposit = _usdt(chain="tron")
+    trace = TraceResult(chain="tron", tx_hash=TX, found=True, succeeded=True, confirmations=1, required_confirmations=1)
+    supported = classify(
+        _facts(family="tron", trace=trace, deposit=deposit, signer_holds_key=False, credited_here=True)
+    )
+    assert supported.pattern is Pattern.ALREADY_CREDITED
+    wrong_network = classify(_facts(family="tron", trace=trace, deposit=deposit, signer_holds_key=False))
+    assert wrong_network.pattern is Pattern.WRONG_NETWORK_SAME_KEY
+    assert wrong_network.route is Route.MANUAL and wrong_network.action is Action.OFF_ENGINE
 
 
 def test_own_memo_on_shared_address_is_a_regular_deposit() -> None:
     deposit = _usdt().model_copy(update={"memo": "5"})
-    verdict = classify(_facts(deposit=deposit, shared_address=True, memo_owner_user_id="alice"))
+    verdict = classify(_facts(deposit=deposit, shared_address=True, memo_owner_user_id="alice", credited_here=True))
     assert verdict.pattern is Pattern.ALREADY_CREDITED
 
 

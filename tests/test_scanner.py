@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from eth_utils import to_checksum_address
 from sqlmodel import Session
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
@@ -25,6 +26,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from chains import devnet
 from chains.evm import EvmChain
 from chains.evm_decode import TRANSFER_TOPIC
 from chains.evm_scan import EvmScanner, address_topic, transfer_log_filters, uncredited_reason
@@ -183,6 +185,26 @@ async def test_credited_deposit_opens_no_case(scan_stack: Stack) -> None:
     assert after.deposits_found - before.deposits_found == 1  # seen, and left alone
     assert after.cases_opened == 0
     assert await list_cases(stack, token) == []
+
+
+async def test_deprecated_address_gets_a_case_and_unpriced_spam_does_not(scan_stack: Stack) -> None:
+    stack = scan_stack
+    user_id, token, old_address = stack.new_user("gus")
+    with Session(stack.engine) as session:
+        store.rotate_deposit_address(session, user_id=user_id, signer=stack.signer)
+    eth = stack.chain("ethereum")
+    spam = to_checksum_address("0x" + os.urandom(20).hex())
+    await devnet.install_token(eth, spam, symbol="CLAIM-REWARD", decimals=18)
+    async with running_worker(stack):
+        handle = await start_scanner(stack.client, stack.settings, "ethereum")
+        await wait_cursor(handle)
+        await devnet.mint(eth, asset=spam, to=devnet.dev_account(0), amount=10**20)
+        spam_tx = await devnet.send_from_dev_account(eth, to=old_address, asset=spam, amount=10**20)
+        tx_hash = await stack.send("ethereum", to=old_address, amount=Decimal("50"))  # credited asset, old address
+        last = max([await block_of(stack, "ethereum", spam_tx), await block_of(stack, "ethereum", tx_hash)])
+        await wait_cursor(handle, last)
+    cases = await list_cases(stack, token)
+    assert [c["tx_hash"] for c in cases] == [tx_hash.lower()], cases
 
 
 async def test_cursor_survives_worker_restart_and_fresh_start(scan_stack: Stack) -> None:
@@ -408,6 +430,10 @@ def test_uncredited_reason() -> None:
     assert uncredited_reason(other, _transfer("USDT", 5_000_000)) == "USDT is not credited on testnet"
     hot = "0x" + "cc" * 20
     assert uncredited_reason(other, _transfer("USDT", 5_000_000, sender=hot), internal_senders={hot}) is None
+    # a deprecated address is credited by nobody: even a supported deposit there needs a case
+    assert uncredited_reason(CHAIN, _transfer("USDT", 5_000_000), deprecated_recipient=True) == (
+        "sent to a deprecated deposit address on testnet"
+    )
 
 
 class FakeRpc:

@@ -457,3 +457,13 @@ def test_shared_address_owners_are_told_apart_by_memo(db_session: Session, fake_
     with pytest.raises(ValueError, match="no user"):
         store.add_deposit_address(db_session, user_id="carol", family="bitcoin", address="bc1qexample")
     assert "rexchange" not in " ".join(store.watched_addresses(db_session))  # no key held: not watched
+
+
+def test_an_address_without_memo_has_one_owner(db_session: Session, fake_signer: MnemonicSigner) -> None:
+    alice, _ = new_user(db_session, fake_signer, "alice")
+    new_user(db_session, fake_signer, "bob")
+    store.add_deposit_address(db_session, user_id="alice", family="bitcoin", address="bc1qalice")
+    with pytest.raises(ValueError, match="already assigned"):
+        store.add_deposit_address(db_session, user_id="bob", family="bitcoin", address="bc1qalice")
+    with pytest.raises(ValueError, match="alice's deposit address"):
+        store.add_deposit_address(db_session, user_id="bob", family="evm", address=alice.deposit_address)

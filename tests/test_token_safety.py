@@ -59,8 +59,10 @@ async def _deposit(eth: ChainConfig, token: str, holder: str, amount: int) -> in
 
 
 async def _assess(eth: ChainConfig, token: str, holder: str, amount: int, block: int | None) -> list[TokenFinding]:
+    """The findings, without the "rebasing not ruled out" one that a missing deposit block adds."""
     to = fresh_address()
-    return await assess_token(EvmChain(eth), token=token, holder=holder, amount=amount, to=to, deposit_block=block)
+    found = await assess_token(EvmChain(eth), token=token, holder=holder, amount=amount, to=to, deposit_block=block)
+    return [f for f in found if block is not None or f.risk is not TokenRisk.UNVERIFIED]
 
 
 async def test_plain_token_is_safe(eth: ChainConfig) -> None:
@@ -95,7 +97,8 @@ async def test_fee_fallback_to_debug_trace_call(eth: ChainConfig) -> None:
             return await super().call(method, params)
 
     chain = EvmChain(eth, rpc=NoSimulate(eth.rpc_urls))
-    [finding] = await assess_token(chain, token=token, holder=holder, amount=10**18, to=to, deposit_block=None)
+    finding, no_block = await assess_token(chain, token=token, holder=holder, amount=10**18, to=to, deposit_block=None)
+    assert no_block.risk is TokenRisk.UNVERIFIED and "rebasing not ruled out" in no_block.detail
     assert finding.risk is TokenRisk.FEE_ON_TRANSFER and "debug_traceCall" in finding.detail
     assert f"delivered {975 * 10**15} of {10**18}" in finding.detail and "(2.50%)" in finding.detail
     run = await dry_run_transfer(chain, token=token, holder=holder, to=to, amount=10**18, method="call")
@@ -183,3 +186,24 @@ def test_pure_helpers() -> None:
         dry_run_from_simulation([{"calls": calls[:2]}])
     history = BalanceHistory(before=5, at_deposit=15, now=15, head=9, logged_in=10, logged_out=0, logs_after_deposit=0)
     assert rebasing_finding(history, holder="0xH", deposit_block=4) is None
+
+
+async def test_a_node_that_cannot_measure_delivery_leaves_the_token_unverified(eth: ChainConfig) -> None:
+    """Only eth_call: a fee-on-transfer token cannot be told from a clean one, so it is never automatic."""
+    token = await install_fee_token(eth, fresh_address(), fee_bps=250)
+    holder = fresh_address()
+    block = await _deposit(eth, token, holder, 10**18)
+
+    class CallOnly(JsonRpcClient):
+        async def call(self, method: str, params: Sequence[Any] | None = None) -> Any:
+            if method in ("eth_simulateV1", "debug_traceCall"):
+                raise RpcError(-32601, "Method not found")
+            return await super().call(method, params)
+
+    chain = EvmChain(eth, rpc=CallOnly(eth.rpc_urls))
+    received = 975 * 10**15  # what the deposit's Transfer log says arrived, after the token's own fee
+    findings = await assess_token(
+        chain, token=token, holder=holder, amount=received, to=fresh_address(), deposit_block=block
+    )
+    assert [f.risk for f in findings] == [TokenRisk.UNVERIFIED], findings
+    assert "fee on transfer not ruled out" in findings[0].detail

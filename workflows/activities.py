@@ -407,13 +407,15 @@ class CaseActivities:
         config = self._config(deposit.chain)
         asset, decimals = _asset_of(deposit)
         gas_native = sum(r.gas_used * r.effective_gas_price for r in request.receipts)
-        gas = native_to_asset_units(
-            gas_native,
-            native_decimals=config.native_decimals,
-            native_price_usd=self._price(config.native_symbol),
-            decimals=decimals,
-            price_usd=self._price(asset),
-        )
+        gas = 0
+        if gas_native:  # a credit of funds already held needs no transaction, and no native price
+            gas = native_to_asset_units(
+                gas_native,
+                native_decimals=config.native_decimals,
+                native_price_usd=self._price(config.native_symbol),
+                decimals=decimals,
+                price_usd=self._price(asset),
+            )
         settlement = settle(recovered=deposit.amount, fee=request.quote.fee, gas=gas, gas_native=gas_native)
         booked = await self._db(
             ledger.settle_case,

@@ -24,8 +24,10 @@ from temporalio.exceptions import ApplicationError
 
 from chains.evm_scan import EvmScanner, FoundTransfer, ScanBatch, uncredited_reason
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer
+from fees.prices import StaticPrices
 from recovery import scan_store, store
 from recovery.settings import ChainConfig, Settings
+from workflows.activities import asset_key
 from workflows.case_opener import open_case_for_deposit
 from workflows.scanner_workflow import CursorRequest, ScanRequest, ScanResult
 
@@ -104,13 +106,22 @@ class DepositFinder:
         """Open a case for each uncredited transfer of ``found`` (already known ones are skipped)."""
         config = self.config(chain)
         opened: list[OpenedCase] = []
+        prices = StaticPrices(self.settings.prices_usd)
         for item in found:
-            reason = uncredited_reason(config, item.transfer, internal_senders=self.internal_senders)
-            if reason is None:
-                continue
-            owner = await self.db(store.user_by_address, address=item.transfer.recipient)
+            owner = await self.db(store.address_owner, address=item.transfer.recipient)
             if owner is None:
                 continue  # no longer anyone's address
+            reason = uncredited_reason(
+                config, item.transfer, internal_senders=self.internal_senders, deprecated_recipient=owner.deprecated
+            )
+            if reason is None:
+                continue
+            if item.transfer.asset is None and prices.usd_price(asset_key(item.transfer)) is None:
+                # airdrop spam is unlisted, unpriced and endless: the user can still claim a real one
+                log.info(
+                    "scanner: skipping unpriced unlisted token %s to %s", item.transfer.token_address, owner.user_id
+                )
+                continue
             case_id = await open_case_for_deposit(
                 engine=self.engine,
                 client=self.client,

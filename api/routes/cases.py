@@ -61,10 +61,11 @@ def _resolve_deposit(session: Session, *, user: User, trace: TraceResult) -> tup
     ours: list[Transfer] = []
     foreign = False
     for transfer in sorted(trace.transfers, key=lambda t: t.log_index):
-        owner = store.user_by_address(session, address=transfer.recipient, memo=transfer.memo)
+        shared = store.is_shared_address(session, address=transfer.recipient)
+        owner = store.user_by_address(session, address=transfer.recipient, memo=transfer.memo if shared else None)
         if owner is None:
             continue
-        if owner.user_id != user.user_id and store.is_shared_address(session, address=transfer.recipient):
+        if owner.user_id != user.user_id and shared:
             continue  # another user's memo on our shared address: a memo mistake for an engineer, not a refusal
         if owner.user_id == user.user_id:
             ours.append(transfer)
