@@ -23,10 +23,11 @@ from chains import devnet, devtokens
 from chains.evm import EvmChain
 from fees.ledger import FeeEntry, LedgerCredit
 from recovery import store
-from recovery.models import Decision
+from recovery.models import CaseInput, Decision, case_id_for
 from recovery.settings import ChainConfig
 from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows.case_workflow import CaseWorkflow
+from workflows.starter import start_case
 
 USDT_POLYGON_MIN = 50 * 10**6
 
@@ -267,3 +268,18 @@ async def test_native_value_forwarded_by_a_contract_is_its_own_deposit(
         _accounted(case, amount)
         # the sweep sent the value less its gas at the fee cap; the unspent part of the cap stays behind
         assert await EvmChain(bsc).balance(address) < 21_000 * 10**11
+
+
+async def test_a_claim_that_resolved_to_no_transfer_finds_the_claimants_one_later(pattern_stack: Stack) -> None:
+    """The API may file a claim without a log index (e.g. its trace could not read an internal transfer):
+    the workflow looks for the claimant's transfer again, and the ledger key keeps it credited once."""
+    user_id, token, address = pattern_stack.new_user()
+    tx_hash = await pattern_stack.send("bsc", to=address, amount=Decimal("60"))
+    case_id = case_id_for("bsc", tx_hash, None)
+    with Session(pattern_stack.engine) as session:
+        store.create_case(session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=None)
+    case_input = CaseInput(case_id=case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=None)
+    await start_case(pattern_stack.client, task_queue=pattern_stack.settings.task_queue, case=case_input)
+    case = await pattern_stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "AWAITING_APPROVAL")
+    assert case["pattern"] == "WRONG_NETWORK_SAME_KEY", case
+    _accounted(case, 60 * 10**18)

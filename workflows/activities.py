@@ -116,6 +116,10 @@ class CaseActivities:
         config = self._config(trace.chain)
         facts.family = config.family
         deposit = _pick_deposit(config, trace, request.log_index)
+        if request.log_index is None:
+            # the claim resolved to no transfer of the claimant's (e.g. an internal transfer the API's trace
+            # could not read): look again now, the ledger is keyed by deposit so this never credits twice
+            deposit = await self._claimants_transfer(trace, request.user_id) or deposit
         if deposit is None:
             return facts
         facts.deposit = deposit
@@ -142,7 +146,7 @@ class CaseActivities:
             self._signer.address(deposit_path(owner.deposit_index)), deposit.recipient
         )
         if config.family == "evm":
-            facts.contract_on_chains = await self._chains_with_code(deposit.recipient)
+            facts.contract_on_chains = await self._chains_with_code(deposit.recipient, trace.chain)
             facts.recipient_is_contract = trace.chain in facts.contract_on_chains
         facts.already_credited = await self._db(ledger.is_credited, deposit_key=deposit.key)
         if deposit.asset is not None:
@@ -159,10 +163,27 @@ class CaseActivities:
             await self._assess_unlisted_token(facts, deposit)
         return facts
 
-    async def _chains_with_code(self, address: str) -> list[str]:
+    async def _chains_with_code(self, address: str, deposit_chain: str) -> list[str]:
+        """EVM chains where ``address`` has code. Only the deposit chain must answer: another chain being
+        down leaves it out (it only words the reason of a contract-wallet case) rather than stalling every case."""
         evm = [c for c in self._settings.chains if c.family == "evm"]
-        has_code = await asyncio.gather(*(self._chain(c.name).is_contract(address) for c in evm))
-        return [c.name for c, code in zip(evm, has_code, strict=True) if code]
+        answers = await asyncio.gather(*(self._chain(c.name).is_contract(address) for c in evm), return_exceptions=True)
+        out: list[str] = []
+        for config, answer in zip(evm, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if config.name == deposit_chain or not isinstance(answer, Exception):
+                    raise answer
+                log.warning("code at %s on %s unknown (%s); left out", address, config.name, answer)
+            elif answer:
+                out.append(config.name)
+        return out
+
+    async def _claimants_transfer(self, trace: TraceResult, user_id: str) -> Transfer | None:
+        for transfer in sorted(trace.transfers, key=lambda t: t.log_index):
+            owner = await self._db(store.address_owner, address=transfer.recipient)
+            if owner is not None and owner.user_id == user_id:
+                return transfer
+        return None
 
     async def _balance_of(self, deposit: Transfer) -> int:
         chain = self._chain(deposit.chain)

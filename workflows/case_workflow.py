@@ -52,6 +52,8 @@ T = TypeVar("T")
 MIN_POLL = timedelta(seconds=1)
 REBROADCAST_WHILE_CONFIRMING = "rebroadcast-while-confirming"
 """Patch id: cases started before it poll ``transaction_status``; later ones re-send while they wait."""
+OFF_ENGINE_NO_QUOTE = "off-engine-no-quote"
+"""Patch id: a case the engine cannot carry out is not quoted (cases started before it were)."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -120,7 +122,8 @@ class CaseWorkflow:
             amount=deposit.amount,
         )
         self._deposit = deposit
-        quote = None if verdict.action is Action.OFF_ENGINE else await self._quote(deposit)
+        off_engine = verdict.action is Action.OFF_ENGINE and workflow.patched(OFF_ENGINE_NO_QUOTE)
+        quote = None if off_engine else await self._quote(deposit)
         if quote is not None and quote.net_estimate <= 0:
             return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
 
