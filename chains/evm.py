@@ -20,7 +20,7 @@ from chains.evm_decode import (
     trace_result,
     with_internal_transfers,
 )
-from chains.jsonrpc import JsonRpcClient, RpcError, RpcUnavailable
+from chains.jsonrpc import JsonRpcClient, RpcError
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig
 
@@ -319,32 +319,3 @@ class EvmChain:
 
 
 EvmAdapter = EvmChain
-
-
-async def locate(chains: list[ChainConfig], tx_hash: str) -> TraceResult:
-    """Search every chain at once; the first chain that knows the transaction wins."""
-    tx_hash = normalize_tx_hash(tx_hash)
-    tasks = {asyncio.create_task(EvmChain(c).trace(tx_hash), name=f"locate:{c.name}"): c for c in chains}
-    failures: list[str] = []
-    pending = set(tasks)
-    try:
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                exc = task.exception()
-                if exc is not None:
-                    if not isinstance(exc, RpcError | RpcUnavailable):
-                        raise exc
-                    failures.append(f"{tasks[task].name} ({exc})")
-                    continue
-                result = task.result()
-                if result.found:
-                    return result
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-    if failures:
-        raise RpcUnavailable(f"transaction {tx_hash} not found and chain(s) unreachable: " + "; ".join(failures))
-    return TraceResult(chain=None, tx_hash=tx_hash, found=False)

@@ -13,8 +13,9 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 
 from chains import devnet
-from chains.evm import EvmChain, build_erc20_transfer_data, locate
+from chains.evm import EvmChain, build_erc20_transfer_data
 from chains.jsonrpc import JsonRpcClient, RpcError, RpcUnavailable
+from chains.registry import locate
 from chains.signer import HDSigner, deposit_path
 from recovery.models import NATIVE_LOG_INDEX
 from recovery.settings import ChainConfig, TokenConfig
