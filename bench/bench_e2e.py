@@ -39,6 +39,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.args import bench_parser, positive_int
 from devstack.stack import DevStack, free_port
 from recovery.settings import ChainConfig, Settings, dev_chains
 
@@ -564,20 +565,9 @@ def _decimal(value: str) -> Decimal:
     return amount
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench e2e",
-        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--cases", type=_positive_int, default=100, metavar="N", help="cases (default 100)")
+    parser = bench_parser("e2e", __doc__)
+    parser.add_argument("--cases", type=positive_int, default=100, metavar="N", help="cases (default 100)")
     parser.add_argument(
         "--timeout",
         type=float,

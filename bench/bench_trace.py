@@ -36,6 +36,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.args import bench_parser, positive_int
 from chains.devnet import DEV_ACCOUNTS, Anvil, install_token, mint
 from chains.evm import EvmChain, build_erc20_transfer_data
 from chains.evm_decode import TRANSFER_TOPIC, hex_to_int
@@ -229,28 +230,17 @@ def final_line(timings: Sequence[Timing]) -> str:
     )
 
 
-def _positive_int(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench trace",
-        description=__doc__.split("\n\n", 2)[2] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--txs", type=_positive_int, default=1000, metavar="N", help="transactions (default 1000)")
+    parser = bench_parser("trace", __doc__)
+    parser.add_argument("--txs", type=positive_int, default=1000, metavar="N", help="transactions (default 1000)")
     parser.add_argument(
-        "--batch", type=_positive_int, default=500, metavar="CALLS", help="JSON-RPC calls per batch (default 500)"
+        "--batch", type=positive_int, default=500, metavar="CALLS", help="JSON-RPC calls per batch (default 500)"
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=4, metavar="K", help="batches in flight (default 4)"
+        "--concurrency", type=positive_int, default=4, metavar="K", help="batches in flight (default 4)"
     )
     parser.add_argument(
-        "--block-txs", type=_positive_int, default=150, metavar="M", help="transactions per block (default 150)"
+        "--block-txs", type=positive_int, default=150, metavar="M", help="transactions per block (default 150)"
     )
     return parser
 

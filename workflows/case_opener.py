@@ -1,5 +1,8 @@
 """Open a case for a deposit the exchange did not credit, found by the scanner before anyone claimed it.
 
+Activity-side code (database and Temporal client): called by the scan activities and the CLI, never
+imported by a workflow file.
+
 The case is the one a claim would find (same case id, the recipient's owner as its user), so a later
 claim answers 409 with it. Idempotent: a retried scan opens nothing twice.
 """
