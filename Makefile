@@ -15,7 +15,7 @@ NPM_STAMP := node_modules/.installed
 LOCKFILE  := $(wildcard package-lock.json)
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
-LINT_PATHS = $(wildcard recovery workflows chains fees api devstack bench worker.py)
+LINT_PATHS = $(wildcard recovery store fees chains services workflows api cli devstack bench worker.py)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test bench lint clean distclean

@@ -16,29 +16,25 @@ import logging
 import signal
 
 from sqlalchemy import Engine
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from chains.signer import HDSigner, Signer
 from fees.prices import StaticPrices
-from recovery import scan_store, store
 from recovery.settings import Settings, get_settings
-from workflows.activities import CaseActivities
+from services.case_opening import CaseOpener
+from services.case_services import CaseServices
+from services.deposit_finder import DepositFinder
+from store.db import make_engine
+from store.schema import init_db
+from workflows.case_activities import CaseActivities
 from workflows.case_workflow import CaseWorkflow
-from workflows.scan_activities import DepositFinder, ScanActivities
-from workflows.scanner_workflow import ScannerInput, ScannerWorkflow, scanner_id
+from workflows.client import connect
+from workflows.scan_activities import ScanActivities
+from workflows.scanner_workflow import ScannerWorkflow
+from workflows.starter import case_starter, start_scanners
 
 log = logging.getLogger("worker")
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
 
 
 def build_worker(
@@ -49,54 +45,21 @@ def build_worker(
     signer: Signer | None = None,
     max_concurrent_activities: int = 100,
 ) -> Worker:
-    engine = engine or store.make_engine(settings.database_url or "")
-    store.init_db(engine)
-    scan_store.init(engine)
+    engine = engine or make_engine(settings.database_url or "")
+    init_db(engine)
     signer = signer or HDSigner.from_settings(settings)
-    activities = CaseActivities(
-        settings=settings,
-        engine=engine,
-        signer=signer,
-        prices=StaticPrices(settings.prices_usd),
+    services = CaseServices.build(
+        settings=settings, engine=engine, signer=signer, prices=StaticPrices(settings.prices_usd)
     )
-    scanning = ScanActivities(DepositFinder(settings=settings, engine=engine, client=client, signer=signer))
+    opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue))
+    finder = DepositFinder(settings=settings, engine=engine, opener=opener, signer=signer)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=[CaseWorkflow, ScannerWorkflow],
-        activities=activities.all() + scanning.all(),
+        activities=CaseActivities(services).all() + ScanActivities(finder).all(),
         max_concurrent_activities=max_concurrent_activities,
     )
-
-
-async def start_scanner(
-    client: Client, settings: Settings, chain: str, *, next_block: int | None = None
-) -> WorkflowHandle:
-    """Start the deposit scanner of ``chain`` unless it runs (then that one is returned, untouched).
-
-    ``next_block`` starts a new scanner from that block; by default it resumes from its stored cursor,
-    or from the chain's safe head the very first time.
-    """
-    config = settings.chain(chain)
-    if config.family != "evm":
-        raise ValueError(f"chain {chain!r} is a {config.family} chain: only EVM chains are scanned")
-    return await client.start_workflow(
-        ScannerWorkflow.run,
-        ScannerInput(chain=chain, next_block=next_block),
-        id=scanner_id(chain),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"Deposit scanner of {chain}",
-        static_details=(
-            f"Scans every confirmed block of {chain} for deposits to watched addresses that the exchange did "
-            "not credit, and opens their cases. Query `cursor` for its position."
-        ),
-    )
-
-
-async def start_scanners(client: Client, settings: Settings) -> list[WorkflowHandle]:
-    """One scanner per configured EVM chain (idempotent)."""
-    return [await start_scanner(client, settings, c.name) for c in settings.chains if c.family == "evm"]
 
 
 async def main(*, scanners: bool = True) -> None:

@@ -12,12 +12,14 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 
-from recovery.models import CaseInput, TraceResult
+from recovery.models import TraceResult
 from recovery.settings import ChainConfig, Settings
-from recovery.store import User, authenticate
+from store.users import User, authenticate
+from workflows.case_messages import CaseInput
 
 TemporalConnector = Callable[[], Awaitable[Client]]
 """Returns a connected Temporal client (connecting on first use)."""
@@ -37,6 +39,14 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -91,16 +101,9 @@ def temporal_connector(settings: Settings, *, timeout_s: float = 10.0) -> Tempor
         lock = lock or asyncio.Lock()
         async with lock:
             if client is None:
-                from temporalio.contrib.pydantic import pydantic_data_converter
+                from workflows.client import connect
 
-                client = await asyncio.wait_for(
-                    Client.connect(
-                        settings.temporal_address,
-                        namespace=settings.temporal_namespace,
-                        data_converter=pydantic_data_converter,
-                    ),
-                    timeout_s,
-                )
+                client = await connect(settings, timeout_s=timeout_s)
         return client
 
     return connect
@@ -178,7 +181,7 @@ class ChainTracer:
             raise TxHashFormatError(str(exc)) from None
 
     async def _guard(self, names: list[str], call: Awaitable[TraceResult]) -> TraceResult:
-        from chains.jsonrpc import RpcError, RpcUnavailable
+        from chains.endpoints import RpcError, RpcUnavailable
 
         try:
             return await asyncio.wait_for(call, self.timeout_s)

@@ -27,7 +27,8 @@ from api.deps import TemporalConnector, temporal_connector
 from api.routes import cases
 from chains.endpoints import EndpointHealth
 from recovery.settings import Settings, get_settings
-from recovery.store import init_db, make_engine
+from store.db import make_engine
+from store.schema import init_db
 
 log = logging.getLogger(__name__)
 

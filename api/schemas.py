@@ -9,7 +9,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recovery.models import CaseStatus, Pattern, Quote
-from recovery.store import Case, CaseEvent, format_units
+from recovery.units import format_units
+from store.cases import Case, CaseEvent
 
 TX_HASH_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 

@@ -36,10 +36,10 @@ from typing import Any, TypeVar
 import httpx
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bench.args import bench_parser, positive_int
+from bench.terminal import BenchError, console, progress
 from devstack.stack import DevStack, free_port
 from recovery.settings import ChainConfig, Settings, dev_chains
 
@@ -53,12 +53,7 @@ MINT_CONCURRENCY = 1  # the faucet is one impersonated account: concurrent sends
 POLL_CONCURRENCY = 8
 POLL_INTERVAL_S = 1.0
 
-console = Console(stderr=True)
 T = TypeVar("T")
-
-
-class BenchError(Exception):
-    """A benchmark failure with a message meant for the terminal."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,17 +217,6 @@ def bench_settings(data_dir: Path) -> Settings:
     )
 
 
-def progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 async def gather_limited(limit: int, items: Sequence[T], work: Callable[[T], Awaitable[Any]]) -> list[Any]:
     semaphore = asyncio.Semaphore(limit)
 
@@ -261,32 +245,35 @@ def create_users(settings: Settings, count: int, run_id: str) -> list[BenchUser]
     """N users in the stack's database, with deposit addresses from the stack's own seed."""
     from sqlmodel import Session
 
-    from chains.signer import HDSigner
-    from recovery import store
+    from chains.signer import HDSigner, deposit_path
+    from store import db, schema
+    from store.users import create_user
 
     signer = HDSigner.from_settings(settings)
-    engine = store.make_engine(settings.database_url or "")
-    store.init_db(engine)
-    users: list[BenchUser] = []
+    engine = db.make_engine(settings.database_url or "")
+    schema.init_db(engine)
+    created: list[BenchUser] = []
     try:
-        with progress() as bar:
+        with progress(transient=False) as bar:
             task = bar.add_task("creating users", total=count)
             with Session(engine) as session:
                 for i in range(count):
-                    user, token = store.create_user(session, user_id=f"bench-{run_id}-{i:05d}", signer=signer)
-                    users.append(BenchUser(user.user_id, token, user.deposit_address))
+                    user, token = create_user(
+                        session, user_id=f"bench-{run_id}-{i:05d}", signer=signer, path_for=deposit_path
+                    )
+                    created.append(BenchUser(user.user_id, token, user.deposit_address))
                     bar.advance(task)
     finally:
         engine.dispose()
-    return users
+    return created
 
 
 async def make_deposits(chain: ChainConfig, users: list[BenchUser], amount: int) -> None:
     """One USDT transfer to each user's deposit address on ``chain``, then wait for its confirmations."""
-    from chains import devnet
     from chains.evm import EvmChain
+    from devstack import devnet
 
-    with progress() as bar:
+    with progress(transient=False) as bar:
         task = bar.add_task(f"{ASSET} deposits on {chain.name}", total=len(users))
 
         async def deposit(user: BenchUser) -> None:
@@ -313,7 +300,7 @@ async def file_claims(
     answered with a 5xx ("try again later") or whose connection dropped is sent again up to ``retries``
     times; returns the retries."""
     retried = 0
-    with progress() as bar:
+    with progress(transient=False) as bar:
         task = bar.add_task("claims accepted", total=len(users))
 
         async def claim(user: BenchUser) -> None:
@@ -364,7 +351,7 @@ async def wait_completed(http: httpx.AsyncClient, users: list[BenchUser], timeou
         if case["status"] == "COMPLETED":
             done[user.case_id] = case
 
-    with progress() as bar:
+    with progress(transient=False) as bar:
         task = bar.add_task("cases COMPLETED", total=len(users))
         while True:
             pending = [u for u in users if u.case_id not in done]
@@ -409,7 +396,7 @@ async def run_bare(client: Any, count: int, activities: int, timeout: float) -> 
         client, task_queue=task_queue, workflows=[BareWorkflow], activities=[noop], max_concurrent_activities=100
     )
     async with worker:
-        with progress() as bar:
+        with progress(transient=False) as bar:
             task = bar.add_task(f"bare workflows ({activities} no-op activities each)", total=count)
             started = time.monotonic()
 

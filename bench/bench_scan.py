@@ -25,27 +25,20 @@ from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
 from typing import Any
 
-from rich.console import Console
-
-from chains import devnet
-from chains.devnet import Anvil
+from bench.terminal import BenchError, console
 from chains.evm import build_erc20_transfer_data
 from chains.evm_decode import TRANSFER_TOPIC, decode_transfer_log, hex_to_int, native_transfer, receipt_succeeded
 from chains.evm_scan import ADDRESS_CHUNK, BLOCK_BATCH, WINDOW, EvmScanner
 from chains.jsonrpc import JsonRpcClient
+from devstack import devnet
+from devstack.devnet import Anvil
 from recovery.settings import USDT_BSC, ChainConfig, TokenConfig
-
-console = Console(stderr=True)
 
 SEND_BATCH = 200
 TOKEN_GAS = 100_000
 NATIVE_GAS = 21_000
 
 DepositKey = tuple[str, int]
-
-
-class BenchError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:

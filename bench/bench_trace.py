@@ -33,22 +33,18 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bench.args import bench_parser, positive_int
-from chains.devnet import DEV_ACCOUNTS, Anvil, install_token, mint
+from bench.terminal import BenchError, console, progress
+from chains.endpoints import RpcError, aclose_shared_http_client
 from chains.evm import EvmChain, build_erc20_transfer_data
 from chains.evm_decode import TRANSFER_TOPIC, hex_to_int
-from chains.jsonrpc import JsonRpcClient, RpcError, aclose_shared_http_client
+from chains.jsonrpc import JsonRpcClient
+from devstack.devnet import DEV_ACCOUNTS, Anvil, install_token, mint
 from recovery.settings import USDT_ETHEREUM, ChainConfig, TokenConfig
 
-console = Console(stderr=True)
 RECIPIENT = "0x000000000000000000000000000000000000bEEF"
-
-
-class BenchError(Exception):
-    """A benchmark failure with a message meant for the terminal."""
 
 
 @dataclass
@@ -62,17 +58,6 @@ class Timing:
     def rate(self) -> int:
         """Transactions per second, rounded to an integer (no binary fractions in the final line)."""
         return round(self.txs / self.seconds) if self.seconds > 0 else 0
-
-
-def progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def bench_chain(url: str) -> ChainConfig:
@@ -114,7 +99,7 @@ async def make_transactions(chain: ChainConfig, n: int, block_txs: int = 150) ->
     # before its predecessor would wait forever under automine. Then mine until the pool is empty.
     await rpc.call("evm_setAutomine", [False])
     try:
-        with progress() as bar:
+        with progress(transient=True) as bar:
             task = bar.add_task("sending", total=n)
             for start in range(0, n, block_txs):
                 replies = await rpc.batch(calls[start : start + block_txs])
@@ -146,7 +131,7 @@ async def naive_web3(url: str, hashes: Sequence[str]) -> int:
     w3 = AsyncWeb3(provider)
     transfers = 0
     try:
-        with progress() as bar:
+        with progress(transient=True) as bar:
             task = bar.add_task("naive web3.py", total=len(hashes))
             for tx_hash in hashes:
                 tx = await w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chains.endpoints import EndpointHealth, RestClient, RestError, RpcError
+from chains.adapter import RestAdapter
+from chains.endpoints import RestError, RpcError
 from recovery.models import TraceResult, Transfer
 from recovery.settings import ChainConfig
 
@@ -127,22 +128,10 @@ def transfers_of(config: ChainConfig, tx: dict[str, Any]) -> tuple[list[Transfer
     return transfers, notes
 
 
-class BitcoinChain:
-    """One Esplora-backed chain. Cheap to construct: HTTP connections are pooled per event loop."""
+class BitcoinChain(RestAdapter):
+    """One Esplora-backed chain."""
 
-    def __init__(self, config: ChainConfig, *, rest: RestClient | None = None) -> None:
-        self.config = config
-        self.rest = rest or RestClient.from_config(config)
-
-    def __repr__(self) -> str:
-        return f"BitcoinChain({self.config.name!r})"
-
-    @staticmethod
-    def accepts(tx_hash: str) -> bool:
-        return accepts(tx_hash)
-
-    def health(self) -> list[EndpointHealth]:
-        return self.rest.health()
+    accepts = staticmethod(accepts)
 
     async def tip_height(self) -> int:
         return _int(await self.rest.get_json("/blocks/tip/height"), "tip height")

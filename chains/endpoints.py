@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 import httpx
 from pydantic import BaseModel
@@ -360,32 +360,40 @@ def join_url(base: str, path: str) -> str:
     return str(u.copy_with(path=u.path.rstrip("/") + "/" + path.lstrip("/")))
 
 
-class RestClient:
-    """JSON over HTTP (Esplora, Tron) with the pool's failover. A 4xx answer raises ``RestError``."""
+class PoolOptions(TypedDict, total=False):
+    """How a client builds its :class:`EndpointPool` (the pool's keyword arguments and defaults)."""
+
+    name: str
+    timeout: timedelta
+    retries: int
+    backoff: timedelta
+    http: httpx.AsyncClient | None
+
+
+class PooledClient:
+    """A client that talks to a chain's endpoints through one :class:`EndpointPool`: built from URLs and
+    :class:`PoolOptions`, or around a given ``pool`` (then ``urls`` and the options are not used)."""
 
     def __init__(
-        self,
-        urls: Sequence[str],
-        *,
-        name: str = "",
-        timeout: timedelta = timedelta(seconds=10),
-        retries: int = 2,
-        backoff: timedelta = timedelta(milliseconds=200),
-        http: httpx.AsyncClient | None = None,
-        pool: EndpointPool | None = None,
+        self, urls: Sequence[str], *, pool: EndpointPool | None = None, **options: Unpack[PoolOptions]
     ) -> None:
-        self.pool = pool or EndpointPool(urls, name=name, timeout=timeout, retries=retries, backoff=backoff, http=http)
+        self.pool = pool or EndpointPool(urls, **options)
         self.name = self.pool.name
 
     @classmethod
-    def from_config(cls, chain: ChainConfig, *, http: httpx.AsyncClient | None = None) -> RestClient:
-        return cls(chain.rpc_urls, pool=EndpointPool.from_config(chain, http=http))
+    def from_config(cls, chain: ChainConfig, *, http: httpx.AsyncClient | None = None) -> Self:
+        """A client for ``chain`` with its ``rpc_retries``, ``rpc_backoff_ms`` and ``rpc_timeout_ms``."""
+        return cls(chain.rpc_urls, name=chain.name, http=http, **retry_settings(chain))
 
     def __repr__(self) -> str:
-        return f"RestClient(name={self.name!r}, endpoints={len(self.pool.urls)})"
+        return f"{type(self).__name__}(name={self.name!r}, endpoints={len(self.pool.urls)})"
 
     def health(self) -> list[EndpointHealth]:
         return self.pool.health()
+
+
+class RestClient(PooledClient):
+    """JSON over HTTP (Esplora, Tron) with the pool's failover. A 4xx answer raises ``RestError``."""
 
     async def get_json(self, path: str) -> Any:
         return await self._json("GET", path, None)

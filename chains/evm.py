@@ -8,10 +8,11 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from eth_utils import to_checksum_address
 
+from chains.endpoints import RpcError
 from chains.evm_decode import (
     MAX_UINT256,
     hex_to_int,
@@ -20,7 +21,7 @@ from chains.evm_decode import (
     trace_result,
     with_internal_transfers,
 )
-from chains.jsonrpc import JsonRpcClient, RpcError
+from chains.jsonrpc import JsonRpcClient
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig
 
@@ -56,8 +57,12 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def accepts(tx_hash: str) -> bool:
+    return isinstance(tx_hash, str) and bool(TX_HASH_RE.match(tx_hash))
+
+
 def normalize_tx_hash(tx_hash: str) -> str:
-    if not isinstance(tx_hash, str) or not TX_HASH_RE.match(tx_hash):
+    if not accepts(tx_hash):
         raise ValueError(f"not a transaction hash: {tx_hash!r}")
     return tx_hash.lower()
 
@@ -90,14 +95,21 @@ def to_rpc_tx(tx: Mapping[str, Any]) -> dict[str, Any]:
 class EvmChain:
     """One chain. Cheap to construct: HTTP connections are pooled per event loop."""
 
-    def __init__(self, chain: ChainConfig, *, rpc: JsonRpcClient | None = None) -> None:
-        self.chain = chain
-        self.rpc = rpc or JsonRpcClient(chain.rpc_urls, name=chain.name)
+    accepts = staticmethod(accepts)
+
+    def __init__(self, config: ChainConfig, *, rpc: JsonRpcClient | None = None) -> None:
+        self.config = config
+        self.rpc = rpc or JsonRpcClient(config.rpc_urls, name=config.name)
         self._debug_trace: bool | None = None
         """Whether the node offers ``debug_traceTransaction``: None until a call tells."""
 
+    @classmethod
+    def from_config(cls, config: ChainConfig) -> Self:
+        """A chain whose client has the config's ``rpc_retries``, ``rpc_backoff_ms`` and ``rpc_timeout_ms``."""
+        return cls(config, rpc=JsonRpcClient.from_config(config))
+
     def __repr__(self) -> str:
-        return f"EvmChain({self.chain.name!r}, chain_id={self.chain.chain_id})"
+        return f"EvmChain({self.config.name!r}, chain_id={self.config.chain_id})"
 
     async def trace(self, tx_hash: str) -> TraceResult:
         tx_hash = normalize_tx_hash(tx_hash)
@@ -114,11 +126,11 @@ class EvmChain:
             raise receipt
         if isinstance(head, RpcError):
             raise head
-        result = trace_result(self.chain, tx_hash, tx, receipt, hex_to_int(head))
+        result = trace_result(self.config, tx_hash, tx, receipt, hex_to_int(head))
         if not needs_internal_trace(tx, receipt):
             return result
-        if not self.chain.trace_internal:
-            return internal_not_read(result, f"internal tracing is off for {self.chain.name}")
+        if not self.config.trace_internal:
+            return internal_not_read(result, f"internal tracing is off for {self.config.name}")
         if self._debug_trace is False:
             return internal_not_read(result, self._no_debug_trace_note())
         try:
@@ -126,7 +138,7 @@ class EvmChain:
         except RpcError as exc:
             return self._internal_failed(result, exc)
         self._debug_trace = True
-        return with_internal_transfers(self.chain, result, frame)
+        return with_internal_transfers(self.config, result, frame)
 
     async def trace_many(
         self,
@@ -174,16 +186,16 @@ class EvmChain:
             if errors:
                 results.append(
                     TraceResult(
-                        chain=self.chain.name,
+                        chain=self.config.name,
                         tx_hash=h,
                         found=False,
-                        required_confirmations=self.chain.confirmations,
-                        block_time_ms=self.chain.block_time_ms,
+                        required_confirmations=self.config.confirmations,
+                        block_time_ms=self.config.block_time_ms,
                         notes=[f"not read: {errors[0]}"],
                     )
                 )
                 continue
-            results.append(trace_result(self.chain, h, tx, receipt, head))
+            results.append(trace_result(self.config, h, tx, receipt, head))
             if needs_internal_trace(tx, receipt):
                 to_trace.append(i)
         if to_trace:
@@ -197,10 +209,10 @@ class EvmChain:
         block, but anvil 1.7.1 takes seconds per block where a transaction takes milliseconds.)
         """
         indexes = list(indexes)
-        if not self.chain.trace_internal or self._debug_trace is False:
+        if not self.config.trace_internal or self._debug_trace is False:
             why = (
-                f"internal tracing is off for {self.chain.name}"
-                if not self.chain.trace_internal
+                f"internal tracing is off for {self.config.name}"
+                if not self.config.trace_internal
                 else self._no_debug_trace_note()
             )
             for i in indexes:
@@ -218,7 +230,7 @@ class EvmChain:
                     return
             else:
                 self._debug_trace = True
-                results[first] = with_internal_transfers(self.chain, results[first], frame)
+                results[first] = with_internal_transfers(self.config, results[first], frame)
         limit = asyncio.Semaphore(concurrency)
 
         async def run(chunk: Sequence[int]) -> None:
@@ -230,20 +242,22 @@ class EvmChain:
                 if isinstance(frame, RpcError):
                     results[i] = self._internal_failed(results[i], frame)
                 else:
-                    results[i] = with_internal_transfers(self.chain, results[i], frame)
+                    results[i] = with_internal_transfers(self.config, results[i], frame)
 
         await asyncio.gather(*(run(c) for c in _chunks(indexes, TRACE_MANY_INTERNAL_CHUNK)))
 
     def _no_debug_trace_note(self) -> str:
-        return f"the {self.chain.name} node does not offer debug_traceTransaction"
+        return f"the {self.config.name} node does not offer debug_traceTransaction"
 
     def _internal_failed(self, result: TraceResult, exc: RpcError) -> TraceResult:
         if method_unsupported(exc):
             if self._debug_trace is not False:
-                log.warning("%s: no debug_traceTransaction (%s); internal transfers are not read", self.chain.name, exc)
+                log.warning(
+                    "%s: no debug_traceTransaction (%s); internal transfers are not read", self.config.name, exc
+                )
             self._debug_trace = False
             return internal_not_read(result, self._no_debug_trace_note())
-        log.warning("%s: debug_traceTransaction %s failed: %s", self.chain.name, result.tx_hash, exc)
+        log.warning("%s: debug_traceTransaction %s failed: %s", self.config.name, result.tx_hash, exc)
         return internal_not_read(result, f"debug_traceTransaction failed ({exc})")
 
     async def block_number(self) -> int:
@@ -274,7 +288,7 @@ class EvmChain:
         if isinstance(block, RpcError):
             raise block
         if block is None or block.get("baseFeePerGas") is None:
-            raise RpcError(-32000, f"{self.chain.name}: latest block has no base fee (no EIP-1559)")
+            raise RpcError(-32000, f"{self.config.name}: latest block has no base fee (no EIP-1559)")
         priority = DEFAULT_PRIORITY_FEE if isinstance(tip, RpcError) or tip is None else hex_to_int(tip)
         base_fee = hex_to_int(block["baseFeePerGas"])
         return 2 * base_fee + priority, priority
@@ -292,10 +306,10 @@ class EvmChain:
                 raise
             if await self.rpc.call("eth_getTransactionByHash", [expected]) is None:
                 raise
-            log.info("%s: tx %s was already sent", self.chain.name, expected)
+            log.info("%s: tx %s was already sent", self.config.name, expected)
             return expected
         if str(sent).lower() != expected:
-            raise ValueError(f"{self.chain.name}: node returned tx hash {sent}, expected {expected}")
+            raise ValueError(f"{self.config.name}: node returned tx hash {sent}, expected {expected}")
         return expected
 
     async def receipt(self, tx_hash: str) -> dict[str, Any] | None:
@@ -314,8 +328,5 @@ class EvmChain:
             if receipt is not None:
                 return receipt
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"{self.chain.name}: no receipt for {tx_hash} after {timeout}")
+                raise TimeoutError(f"{self.config.name}: no receipt for {tx_hash} after {timeout}")
             await asyncio.sleep(poll.total_seconds())
-
-
-EvmAdapter = EvmChain

@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
+from chains.endpoints import RpcError
 from chains.evm_decode import TRANSFER_TOPIC, decode_transfer_log, hex_to_int, native_transfer, receipt_succeeded
-from chains.jsonrpc import JsonRpcClient, RpcError
+from chains.jsonrpc import JsonRpcClient
 from recovery.models import Transfer
 from recovery.settings import ChainConfig
 
@@ -128,7 +129,7 @@ class EvmScanner:
 
     def __init__(
         self,
-        chain: ChainConfig,
+        config: ChainConfig,
         *,
         rpc: JsonRpcClient | None = None,
         address_chunk: int = ADDRESS_CHUNK,
@@ -136,10 +137,10 @@ class EvmScanner:
         log_batch: int = LOG_BATCH,
         window: int = WINDOW,
     ) -> None:
-        if chain.family != "evm":
-            raise ValueError(f"chain {chain.name!r} is not an EVM chain ({chain.family})")
-        self.chain = chain
-        self.rpc = rpc or JsonRpcClient.from_config(chain)
+        if config.family != "evm":
+            raise ValueError(f"chain {config.name!r} is not an EVM chain ({config.family})")
+        self.config = config
+        self.rpc = rpc or JsonRpcClient.from_config(config)
         self.address_chunk = address_chunk
         self.block_batch = block_batch
         self.log_batch = log_batch
@@ -150,7 +151,7 @@ class EvmScanner:
 
     def safe_head(self, head: int) -> int:
         """The newest block with the chain's confirmations (``head - confirmations + 1``)."""
-        return head - max(self.chain.confirmations, 1) + 1
+        return head - max(self.config.confirmations, 1) + 1
 
     async def scan(self, from_block: int, to_block: int, addresses: Collection[str]) -> AsyncIterator[ScanBatch]:
         """Yield one :class:`ScanBatch` per ``window`` blocks, in block order, each complete: every
@@ -192,7 +193,7 @@ class EvmScanner:
         out: list[FoundTransfer] = []
         seen: set[tuple[str, int]] = set()
         for log in logs:
-            transfer = decode_transfer_log(self.chain, log)
+            transfer = decode_transfer_log(self.config, log)
             if transfer is None or (transfer.tx_hash, transfer.log_index) in seen:
                 continue
             seen.add((transfer.tx_hash, transfer.log_index))
@@ -202,7 +203,7 @@ class EvmScanner:
     async def _logs_split(self, flt: dict[str, Any], error: RpcError) -> list[Mapping[str, Any]]:
         lo, hi = hex_to_int(flt["fromBlock"]), hex_to_int(flt["toBlock"])
         if lo == hi:
-            raise ScanError(f"{self.chain.name}: eth_getLogs failed for block {lo}: {error.message}") from error
+            raise ScanError(f"{self.config.name}: eth_getLogs failed for block {lo}: {error.message}") from error
         mid = (lo + hi) // 2
         out: list[Mapping[str, Any]] = []
         for a, b in ((lo, mid), (mid + 1, hi)):
@@ -230,9 +231,9 @@ class EvmScanner:
         candidates: list[tuple[int, Mapping[str, Any]]] = []
         for number, block in (item for part in parts for item in part):
             if isinstance(block, RpcError):
-                raise ScanError(f"{self.chain.name}: block {number} unavailable: {block.message}")
+                raise ScanError(f"{self.config.name}: block {number} unavailable: {block.message}")
             if block is None:
-                raise ScanError(f"{self.chain.name}: block {number} not found (beyond the node's head?)")
+                raise ScanError(f"{self.config.name}: block {number} not found (beyond the node's head?)")
             for tx in block.get("transactions") or []:
                 to = tx.get("to") if isinstance(tx, Mapping) else None
                 if to and to.lower() in watched and hex_to_int(tx.get("value") or 0) > 0:
@@ -243,10 +244,10 @@ class EvmScanner:
         out: list[FoundTransfer] = []
         for (number, tx), receipt in zip(candidates, receipts, strict=True):
             if isinstance(receipt, RpcError) or receipt is None:
-                raise ScanError(f"{self.chain.name}: no receipt for {tx['hash']} in block {number}")
+                raise ScanError(f"{self.config.name}: no receipt for {tx['hash']} in block {number}")
             if not receipt_succeeded(receipt):
                 continue
-            transfer = native_transfer(self.chain, tx, receipt)
+            transfer = native_transfer(self.config, tx, receipt)
             if transfer is not None:
                 out.append(FoundTransfer(number, transfer))
         return out

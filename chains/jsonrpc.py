@@ -11,73 +11,30 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
-from chains.endpoints import (
-    RETRYABLE_STATUS,
-    EndpointFailed,
-    EndpointHealth,
-    EndpointPool,
-    RpcError,
-    RpcUnavailable,
-    aclose_shared_http_client,
-    redact_url,
-    retry_settings,
-    send,
-    shared_http_client,
-)
-from recovery.settings import ChainConfig
-
-__all__ = [
-    "RETRYABLE_STATUS",
-    "JsonRpcClient",
-    "RpcError",
-    "RpcUnavailable",
-    "aclose_shared_http_client",
-    "shared_http_client",
-]
+from chains.endpoints import EndpointFailed, EndpointPool, PooledClient, PoolOptions, RpcError, send
 
 
-class JsonRpcClient:
+class JsonRpcClient(PooledClient):
     def __init__(
-        self,
-        urls: Sequence[str],
-        *,
-        name: str = "",
-        timeout: timedelta = timedelta(seconds=10),
-        retries: int = 2,
-        backoff: timedelta = timedelta(milliseconds=200),
-        http: httpx.AsyncClient | None = None,
-        pool: EndpointPool | None = None,
+        self, urls: Sequence[str], *, pool: EndpointPool | None = None, **options: Unpack[PoolOptions]
     ) -> None:
         if not urls:
-            raise ValueError(f"no RPC URL configured for {name or 'chain'}")
-        self.pool = pool or EndpointPool(urls, name=name, timeout=timeout, retries=retries, backoff=backoff, http=http)
+            raise ValueError(f"no RPC URL configured for {options.get('name') or 'chain'}")
+        super().__init__(urls, pool=pool, **options)
         self.urls = self.pool.urls
-        self.name = self.pool.name
         self.timeout_s = self.pool.timeout_s
         self.retries = self.pool.retries
         self.backoff_s = self.pool.backoff_s
         self._ids = itertools.count(1)
 
-    @classmethod
-    def from_config(cls, chain: ChainConfig, *, http: httpx.AsyncClient | None = None) -> JsonRpcClient:
-        """A client for ``chain`` with its ``rpc_retries``, ``rpc_backoff_ms`` and ``rpc_timeout_ms``."""
-        return cls(chain.rpc_urls, name=chain.name, http=http, **retry_settings(chain))
-
-    def __repr__(self) -> str:
-        return f"JsonRpcClient(name={self.name!r}, urls={len(self.urls)})"
-
     @property
     def _preferred(self) -> int:
         """Index (in ``urls``) of the endpoint the next call tries first."""
         return self.urls.index(self.pool.order()[0])
-
-    def health(self) -> list[EndpointHealth]:
-        return self.pool.health()
 
     async def call(self, method: str, params: Sequence[Any] | None = None) -> Any:
         request_id = next(self._ids)
@@ -140,7 +97,3 @@ def _unwrap(item: dict[str, Any], method: str) -> Any:
     if "result" not in item:
         raise RpcError(-32603, f"reply to {method} has neither result nor error")
     return item["result"]
-
-
-def _redact(url: str) -> str:
-    return redact_url(url)

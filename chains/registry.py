@@ -13,8 +13,7 @@ from typing import Protocol
 from chains import bitcoin, tron, xrpl
 from chains.bitcoin import BitcoinChain
 from chains.endpoints import RpcError, RpcUnavailable
-from chains.evm import TX_HASH_RE, EvmChain
-from chains.jsonrpc import JsonRpcClient
+from chains.evm import EvmChain
 from chains.tron import TronChain
 from chains.xrpl import XrplChain
 from recovery.models import TraceResult
@@ -39,28 +38,10 @@ class ChainAdapter(Protocol):
     async def trace(self, tx_hash: str) -> TraceResult: ...
 
 
-class EvmTraceAdapter:
-    """``EvmChain`` seen through :class:`ChainAdapter` (it names its config ``chain``); the chain is in ``evm``."""
-
-    def __init__(self, config: ChainConfig, *, evm: EvmChain | None = None) -> None:
-        self.config = config
-        self.evm = evm or EvmChain(config, rpc=JsonRpcClient.from_config(config))
-
-    def __repr__(self) -> str:
-        return f"EvmTraceAdapter({self.config.name!r})"
-
-    @staticmethod
-    def accepts(tx_hash: str) -> bool:
-        return isinstance(tx_hash, str) and bool(TX_HASH_RE.match(tx_hash))
-
-    async def trace(self, tx_hash: str) -> TraceResult:
-        return await self.evm.trace(tx_hash)
-
-
 def adapter_for(config: ChainConfig) -> ChainAdapter:
     match config.family:
         case "evm":
-            return EvmTraceAdapter(config)
+            return EvmChain.from_config(config)
         case "bitcoin":
             return BitcoinChain(config)
         case "tron":

@@ -38,9 +38,9 @@ from eth_abi import decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
 
+from chains.endpoints import RpcError
 from chains.evm import BALANCE_OF_SELECTOR, EvmChain, _pad_address, build_erc20_transfer_data, method_unsupported
 from chains.evm_decode import TRANSFER_TOPIC, _hex_bytes, _topic_address, hex_to_int
-from chains.jsonrpc import RpcError
 from recovery.models import TokenFinding, TokenRisk
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ async def assess_token(
     is skipped and logged.
     """
     token, holder, to = (to_checksum_address(a) for a in (token, holder, to))
-    where = f"{token} on {chain.chain.name}"
+    where = f"{token} on {chain.config.name}"
     code, balance_out, decimals_out = await chain.rpc.batch(
         [
             ("eth_getCode", [token, "latest"]),

@@ -22,8 +22,9 @@ from typing import Any
 
 import base58
 
+from chains.adapter import RestAdapter
 from chains.bitcoin import memo_text
-from chains.endpoints import EndpointHealth, RestClient, RpcError
+from chains.endpoints import RpcError
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
 from recovery.settings import ChainConfig
 
@@ -167,22 +168,10 @@ def _block_number(block: Any, what: str) -> int:
     return _int(number, what)
 
 
-class TronChain:
-    """One Tron chain over its HTTP API. Cheap to construct: HTTP connections are pooled per event loop."""
+class TronChain(RestAdapter):
+    """One Tron chain over its HTTP API."""
 
-    def __init__(self, config: ChainConfig, *, rest: RestClient | None = None) -> None:
-        self.config = config
-        self.rest = rest or RestClient.from_config(config)
-
-    def __repr__(self) -> str:
-        return f"TronChain({self.config.name!r})"
-
-    @staticmethod
-    def accepts(tx_hash: str) -> bool:
-        return accepts(tx_hash)
-
-    def health(self) -> list[EndpointHealth]:
-        return self.rest.health()
+    accepts = staticmethod(accepts)
 
     async def heads(self) -> tuple[int, int]:
         """``(head, solidified head)`` block numbers."""

@@ -23,7 +23,8 @@ from typing import Any
 
 import httpx
 
-from chains.endpoints import EndpointFailed, EndpointHealth, EndpointPool, RpcError, send
+from chains.adapter import PooledAdapter
+from chains.endpoints import EndpointFailed, RpcError, send
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
 from recovery.settings import ChainConfig
 
@@ -139,22 +140,10 @@ def _ledger_index(value: Any) -> int | None:
     return None
 
 
-class XrplChain:
+class XrplChain(PooledAdapter):
     """One XRP Ledger network through rippled JSON-RPC endpoints with failover."""
 
-    def __init__(self, config: ChainConfig, *, pool: EndpointPool | None = None) -> None:
-        self.config = config
-        self.pool = pool or EndpointPool.from_config(config)
-
-    def __repr__(self) -> str:
-        return f"XrplChain({self.config.name!r})"
-
-    @staticmethod
-    def accepts(tx_hash: str) -> bool:
-        return accepts(tx_hash)
-
-    def health(self) -> list[EndpointHealth]:
-        return self.pool.health()
+    accepts = staticmethod(accepts)
 
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """One rippled method call; its ``result`` on success."""

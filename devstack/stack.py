@@ -231,13 +231,13 @@ def _pdeathsig() -> Callable[[], None] | None:
 
 @dataclass
 class Service:
-    """Something the supervisor watches: a child process, or an anvil owned by ``chains.devnet``."""
+    """Something the supervisor watches: a child process, or an anvil owned by ``devstack.devnet``."""
 
     name: str
     log_path: Path | None
     proc: asyncio.subprocess.Process | None = None
     handle: Any = None
-    """The :class:`chains.devnet.Anvil` for an anvil service."""
+    """The :class:`devstack.devnet.Anvil` for an anvil service."""
     url: str | None = None
 
     @property
@@ -248,7 +248,7 @@ class Service:
         return getattr(inner, "pid", None)
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        output = getattr(self.handle, "output", None)  # chains.devnet.Anvil keeps its output in memory
+        output = getattr(self.handle, "output", None)  # devstack.devnet.Anvil keeps its output in memory
         if output:
             return "\n".join(list(output)[-lines:]) + "\n"
         return tail_file(self.log_path, lines) if self.log_path else ""
@@ -415,7 +415,7 @@ async def wait_for_pollers(client: Client, task_queue: str, *, timeout: float = 
 
 
 # --------------------------------------------------------------------------------------------
-# Anvil (via chains.devnet)
+# Anvil (via devstack.devnet)
 
 
 def _anvil_process(anvil: Any) -> Any:
@@ -626,8 +626,8 @@ class DevStack:
             log.info("not starting anvil for chains with remote RPC URLs: %s", ", ".join(skipped))
         if not chains:
             return
-        from chains.devnet import Anvil, PortInUse, bootstrap_chain
         from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, HDSigner
+        from devstack.devnet import Anvil, PortInUse, bootstrap_chain
 
         signer = HDSigner.from_settings(self.settings)
         fund = [signer.address(HOT_WALLET_PATH), signer.address(GAS_WALLET_PATH)]

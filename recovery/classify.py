@@ -7,7 +7,6 @@ The checks run in order; the first that applies names the pattern.
 from __future__ import annotations
 
 from recovery.models import Action, Classification, DepositFacts, Pattern, Route, Transfer
-from recovery.units import format_units
 
 
 def _reject(pattern: Pattern, reason: str) -> Classification:
@@ -20,14 +19,6 @@ def _manual(pattern: Pattern, reason: str, action: Action = Action.SWEEP) -> Cla
 
 def _automatic(pattern: Pattern, reason: str, action: Action = Action.SWEEP) -> Classification:
     return Classification(pattern=pattern, recoverable=True, route=Route.AUTOMATIC, reason=reason, action=action)
-
-
-def _amount(deposit: Transfer, value: int | None = None) -> str:
-    value = deposit.amount if value is None else value
-    label = deposit.asset or f"token {deposit.token_address}"
-    if deposit.decimals is None:
-        return f"{value} base units of {label}"
-    return f"{format_units(value, deposit.decimals)} {label}"
 
 
 def _trace_problem(facts: DepositFacts) -> Classification | None:
@@ -66,21 +57,21 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
         if facts.rescue_route:
             return _manual(
                 Pattern.TOKEN_CONTRACT_RECIPIENT,
-                f"{_amount(deposit)} was sent to the token contract {deposit.recipient} itself on {deposit.chain}. "
-                f"The configured rescue route is: {facts.rescue_route}. An engineer verifies that you sent it "
-                "and carries out the rescue.",
+                f"{deposit.amount_text()} was sent to the token contract {deposit.recipient} itself on "
+                f"{deposit.chain}. The configured rescue route is: {facts.rescue_route}. An engineer verifies "
+                "that you sent it and carries out the rescue.",
                 Action.OFF_ENGINE,
             )
         return _reject(
             Pattern.TOKEN_CONTRACT_RECIPIENT,
-            f"{_amount(deposit)} was sent to the token contract {deposit.recipient} itself on {deposit.chain}. "
+            f"{deposit.amount_text()} was sent to the token contract {deposit.recipient} itself on {deposit.chain}. "
             "Nobody holds a key for a contract address and this token has no rescue procedure, so the "
             "funds cannot be recovered.",
         )
     if facts.fork_of and facts.owner_user_id is not None:
         return _manual(
             Pattern.UTXO_FORK,
-            f"{_amount(deposit)} was sent on {deposit.chain}, a fork of {facts.fork_of}, to your {facts.fork_of} "
+            f"{deposit.amount_text()} was sent on {deposit.chain}, a fork of {facts.fork_of}, to your {facts.fork_of} "
             f"deposit address. The exchange does not credit {deposit.chain}; recovering it needs the address's "
             f"{facts.fork_of} key on the fork, which an engineer handles by hand.",
             Action.OFF_ENGINE,
@@ -91,7 +82,7 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
             # one deposit twice, so the engine never does it; an engineer settles it with both accounts
             return _manual(
                 Pattern.MISSING_OR_WRONG_MEMO,
-                f"{_amount(deposit)} reached the exchange's shared address on {deposit.chain} with the memo "
+                f"{deposit.amount_text()} reached the exchange's shared address on {deposit.chain} with the memo "
                 f"{deposit.memo}, which belongs to another account that was credited for it. It is never moved "
                 "automatically: an engineer verifies who sent it and corrects both accounts by hand.",
                 Action.OFF_ENGINE,
@@ -103,7 +94,7 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
         )
         return _manual(
             Pattern.MISSING_OR_WRONG_MEMO,
-            f"{_amount(deposit)} reached the exchange's shared address on {deposit.chain} but {problem}. "
+            f"{deposit.amount_text()} reached the exchange's shared address on {deposit.chain} but {problem}. "
             "An engineer verifies that you sent it before it is credited to you.",
             Action.CREDIT,
         )
@@ -125,7 +116,7 @@ def _held_key_problem(facts: DepositFacts, deposit: Transfer) -> Classification 
             return _manual(
                 Pattern.CONTRACT_RECIPIENT,
                 f"Your deposit address is a contract wallet on {', '.join(elsewhere)} but has no code on "
-                f"{deposit.chain}, so nobody can move {_amount(deposit)} yet. Recovering it means deploying the "
+                f"{deposit.chain}, so nobody can move {deposit.amount_text()} yet. Recovering it means deploying the "
                 f"same wallet at that address on {deposit.chain}; an engineer must do this carefully, because "
                 "anyone who can reproduce the deployment could race the redeploy and take the funds.",
                 Action.OFF_ENGINE,
@@ -207,14 +198,14 @@ def _classify(facts: DepositFacts) -> Classification:
     if facts.shared_address and not facts.credited_here:
         return _manual(
             Pattern.UNLISTED_TOKEN,
-            f"{_amount(deposit)} carries your memo, but the exchange does not credit it on {deposit.chain}; "
+            f"{deposit.amount_text()} carries your memo, but the exchange does not credit it on {deposit.chain}; "
             "an engineer reviews it before it is credited to you.",
             Action.CREDIT,
         )
     if facts.shared_address:  # the claimant's own memo: the regular deposit process handles it
         return _reject(
             Pattern.ALREADY_CREDITED,
-            f"{_amount(deposit)} on {deposit.chain} carries your memo: the regular deposit process credits it.",
+            f"{deposit.amount_text()} on {deposit.chain} carries your memo: the regular deposit process credits it.",
         )
     key_problem = _held_key_problem(facts, deposit)
     if key_problem is not None:
@@ -224,7 +215,7 @@ def _classify(facts: DepositFacts) -> Classification:
     if facts.deprecated_address:
         return _automatic(
             Pattern.DEPRECATED_ADDRESS,
-            f"{_amount(deposit)} was sent on {deposit.chain} to one of your old deposit addresses, which the "
+            f"{deposit.amount_text()} was sent on {deposit.chain} to one of your old deposit addresses, which the "
             "exchange no longer watches. It is still yours and the exchange holds its key, so it is recovered "
             "automatically.",
         )
@@ -254,12 +245,12 @@ def _below_minimum(facts: DepositFacts, deposit: Transfer, minimum: int) -> Clas
     if total is not None and total >= minimum:
         return _automatic(
             Pattern.BELOW_MINIMUM,
-            f"{_amount(deposit)} is under the deposit minimum of {_amount(deposit, minimum)}, but the "
-            f"uncredited deposits at your address now total {_amount(deposit, total)}, so it is credited.",
+            f"{deposit.amount_text()} is under the deposit minimum of {deposit.amount_text(minimum)}, but the "
+            f"uncredited deposits at your address now total {deposit.amount_text(total)}, so it is credited.",
         )
     return _manual(
         Pattern.BELOW_MINIMUM,
-        f"{_amount(deposit)} is under the deposit minimum of {_amount(deposit, minimum)}. It is credited once "
+        f"{deposit.amount_text()} is under the deposit minimum of {deposit.amount_text(minimum)}. It is credited once "
         "the uncredited deposits at your address pass the minimum, or earlier if an engineer approves it "
         "under the exchange's policy.",
     )

@@ -1,5 +1,7 @@
-"""Domain models shared by workflows, activities, the API and the store.
+"""Domain records: what a deposit, a trace, the facts about a deposit, a quote and a settlement are.
 
+Every layer above reads and writes these (store, chains, services, workflows, API). The messages only a
+workflow and its activities exchange live beside the workflow (``workflows.case_messages``).
 Workflow-safe: only the standard library and pydantic. Amounts are integers in base units.
 """
 
@@ -10,6 +12,8 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer
+
+from recovery.units import amount_text
 
 BaseUnits = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
 """An integer amount in base units. JSON carries it as a string: the Temporal Web UI and other
@@ -128,6 +132,23 @@ class Transfer(BaseModel):
     def key(self) -> str:
         return deposit_key(self.chain, self.tx_hash, self.log_index)
 
+    @property
+    def asset_key(self) -> str:
+        """The asset in prices and the ledger: its listed symbol, else ``<chain>:<token address>`` (an
+        unlisted token's own symbol proves nothing: anyone can deploy a token called USDT)."""
+        if self.asset is not None:
+            return self.asset
+        return f"{self.chain}:{(self.token_address or 'native').lower()}"
+
+    @property
+    def label(self) -> str:
+        """The asset as a reader knows it: its symbol, else ``token <address>``."""
+        return self.asset or f"token {self.token_address}"
+
+    def amount_text(self, value: int | None = None) -> str:
+        """``value`` (default: the amount) of this transfer's asset, e.g. ``100.5 USDT``."""
+        return amount_text(self.amount if value is None else value, self.decimals, self.label)
+
 
 class TraceResult(BaseModel):
     """What a chain says about a transaction."""
@@ -244,24 +265,6 @@ class Settlement(BaseModel):
     gas_native: BaseUnits
 
 
-class CaseInput(BaseModel):
-    case_id: str
-    user_id: str
-    chain: str | None
-    tx_hash: str
-    log_index: int | None
-    asset: str | None = None
-    amount_display: str | None = None
-    """Decimal string of the located amount, for the workflow's summary in the UI."""
-
-
-class Decision(BaseModel):
-    """An engineer's decision on a case awaiting approval (the UI records no identity)."""
-
-    engineer: str
-    reason: str = ""
-
-
 class TimelineEvent(BaseModel):
     key: str
     status: CaseStatus
@@ -281,56 +284,8 @@ class CaseUpdate(BaseModel):
     decimals: int | None = None
     amount: BaseUnits | None = None
     quote: Quote | None = None
-    settlement: Settlement | None = None
     topup_tx_hash: str | None = None
     sweep_tx_hash: str | None = None
-
-
-class TraceRequest(BaseModel):
-    chain: str | None
-    tx_hash: str
-
-
-class FactsRequest(BaseModel):
-    case_id: str
-    user_id: str
-    trace: TraceResult
-    log_index: int | None
-    vanished_from_block: int | None = None
-
-
-class QuoteRequest(BaseModel):
-    case_id: str
-    deposit: Transfer
-    on_chain: bool = True
-    """False for a credit of funds already held by the exchange: no gas to pay."""
-
-
-class SignRequest(BaseModel):
-    """Ask the signer to build and sign a transaction once, keyed by ``idempotency_key``.
-
-    ``purpose`` is ``sweep`` (deposit address to hot wallet) or ``gas_topup`` (gas wallet to the
-    deposit address, sized from the already signed sweep).
-    """
-
-    idempotency_key: str
-    case_id: str
-    purpose: str
-    deposit: Transfer
-    sweep_key: str | None = None
-
-
-class TxStatusRequest(BaseModel):
-    chain: str
-    tx_hash: str
-
-
-class SettleRequest(BaseModel):
-    case_id: str
-    user_id: str
-    deposit: Transfer
-    quote: Quote
-    receipts: list[TxReceipt]
 
 
 class SignedTx(BaseModel):
@@ -351,9 +306,37 @@ class TxReceipt(BaseModel):
     required_confirmations: int
 
 
-class CaseResult(BaseModel):
+class NewCase(BaseModel):
+    """A case about to be opened, by a user's claim or by the deposit scanner: one case per deposit.
+
+    ``deposit`` is the transfer the claim resolved to (None when it resolved to none of the claimant's:
+    the workflow looks again). Build it with :meth:`of` so that the case id follows one rule.
+    """
+
     case_id: str
-    status: CaseStatus
-    pattern: Pattern | None
-    reason: str
-    settlement: Settlement | None = None
+    user_id: str
+    chain: str | None
+    tx_hash: str
+    log_index: int | None
+    deposit: Transfer | None = None
+
+    @classmethod
+    def of(cls, *, user_id: str, tx_hash: str, deposit: Transfer | None, chain: str | None = None) -> NewCase:
+        """The case of ``deposit`` in transaction ``tx_hash``; without a deposit, the case of the whole
+        transaction on ``chain`` (``any`` when the chain is unknown too)."""
+        if deposit is not None:
+            return cls(
+                case_id=case_id_for(deposit.chain, tx_hash, deposit.log_index),
+                user_id=user_id,
+                chain=deposit.chain,
+                tx_hash=tx_hash,
+                log_index=deposit.log_index,
+                deposit=deposit,
+            )
+        return cls(
+            case_id=case_id_for(chain or "any", tx_hash, None),
+            user_id=user_id,
+            chain=chain,
+            tx_hash=tx_hash,
+            log_index=None,
+        )

@@ -21,7 +21,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from recovery.errors import PermanentError
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class UnknownChain(PermanentError, ValueError):
+    """A chain name that is not configured (or not of the family a caller needs)."""
 
 
 class TokenConfig(BaseModel):
@@ -199,6 +205,19 @@ class Settings(BaseSettings):
             if chain.name == name:
                 return chain
         raise KeyError(name)
+
+    def require_chain(self, name: str, *, family: ChainFamily | None = None, doing: str = "") -> ChainConfig:
+        """The chain named ``name``; :class:`UnknownChain` naming the configured ones otherwise, or when it
+        is not of ``family`` (``doing`` says what only that family supports, e.g. ``"scanned"``)."""
+        try:
+            config = self.chain(name)
+        except KeyError:
+            raise UnknownChain(f"unknown chain {name!r}: use one of {', '.join(self.chain_names)}") from None
+        if family is not None and config.family != family:
+            raise UnknownChain(
+                f"chain {name!r} is a {config.family} chain: only {family} chains are {doing or 'supported'}"
+            )
+        return config
 
     @property
     def chain_names(self) -> list[str]:

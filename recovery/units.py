@@ -32,3 +32,10 @@ def parse_units(value: str | Decimal, decimals: int) -> int:
             raise ValueError(f"{value} has more than {decimals} decimal places")
         result = int("".join(map(str, kept)) or "0")
     return -result if sign else result
+
+
+def amount_text(amount: int, decimals: int | None, label: str | None = None) -> str:
+    """``100.5 USDT``; ``123 base units of <label>`` when the decimals are unknown (never a guess)."""
+    if decimals is None:
+        return f"{amount} base units" + (f" of {label}" if label else "")
+    return format_units(amount, decimals) + (f" {label}" if label else "")

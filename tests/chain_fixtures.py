@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from chains.devnet import dev_network
+from devstack.devnet import dev_network
 from recovery.settings import ChainConfig
 from recovery.settings import dev_chains as default_dev_chains
 

@@ -19,7 +19,8 @@ from eth_account import Account
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
-from recovery.store import init_db, make_engine
+from store.db import make_engine
+from store.schema import init_db
 
 __all__ = [
     "DB_BACKENDS",

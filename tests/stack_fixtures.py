@@ -22,10 +22,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from chains import devnet
-from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, HDSigner
-from recovery import store
+from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, HDSigner, deposit_path
+from devstack import devnet
 from recovery.settings import ChainConfig, Settings
+from store import db, schema, users
 from worker import build_worker
 
 
@@ -45,7 +45,7 @@ class Stack:
         """Create a user; returns (user_id, api_token, deposit_address)."""
         user_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         with Session(self.engine) as session:
-            user, token = store.create_user(session, user_id=user_id, signer=self.signer)
+            user, token = users.create_user(session, user_id=user_id, signer=self.signer, path_for=deposit_path)
             return user.user_id, token, user.deposit_address
 
     async def send(self, chain: str, *, to: str, amount: Decimal, asset: str = "USDT") -> str:
@@ -120,8 +120,8 @@ async def open_stack(
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
     settings = make_settings(data_dir, chains, **overrides)
-    engine = store.make_engine(settings.database_url or "")
-    store.init_db(engine)
+    engine = db.make_engine(settings.database_url or "")
+    schema.init_db(engine)
     signer = HDSigner.from_settings(settings)
     for chain in chains:
         if chain.family == "evm":

@@ -22,10 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import ChainTracer, ChainUnreachable, TxHashFormatError, get_case_starter, get_tracer
 from api.main import create_app
-from fees.ledger import settle_case
-from recovery import store
 from recovery.models import (
-    CaseInput,
     CaseStatus,
     CaseUpdate,
     Quote,
@@ -36,7 +33,10 @@ from recovery.models import (
     case_id_for,
 )
 from recovery.settings import ChainConfig, Settings, dev_chains
+from services.settlement import settle_case
+from store import cases, db, schema, users
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
+from workflows.case_messages import CaseInput
 
 TX = "0x" + "ab" * 32
 MAX_BODY = 2048
@@ -92,19 +92,19 @@ class Api:
     def auth(self, user: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
 
-    def case_rows(self) -> list[store.Case]:
+    def case_rows(self) -> list[cases.Case]:
         with Session(self.engine) as session:
-            return list(session.exec(select(store.Case)).all())
+            return list(session.exec(select(cases.Case)).all())
 
-    def event_rows(self) -> list[store.CaseEvent]:
+    def event_rows(self) -> list[cases.CaseEvent]:
         with Session(self.engine) as session:
-            return list(session.exec(select(store.CaseEvent)).all())
+            return list(session.exec(select(cases.CaseEvent)).all())
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = store.make_engine(f"sqlite:///{tmp_path / 'api.db'}")
-    store.init_db(engine)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    schema.init_db(engine)
     yield engine
     engine.dispose()
 
@@ -126,7 +126,7 @@ async def api(sqlite_engine: Engine, tmp_path: Path) -> AsyncIterator[Api]:
     signer = MnemonicSigner()
     with Session(sqlite_engine) as session:
         for name in ("alice", "bob"):
-            user, token = store.create_user(session, user_id=name, signer=signer, path_for=deposit_path_for_tests)
+            user, token = users.create_user(session, user_id=name, signer=signer, path_for=deposit_path_for_tests)
             tokens[name], addresses[name] = token, user.deposit_address
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
@@ -283,7 +283,7 @@ async def test_wrong_token(api: Api, token: str) -> None:
 
 async def test_token_hash_is_not_a_token(api: Api) -> None:
     with Session(api.engine) as session:
-        alice = store.get_user(session, user_id="alice")
+        alice = users.get_user(session, user_id="alice")
         assert alice is not None
     response = await api.http.post(
         "/v1/cases", json={"tx_hash": TX}, headers={"Authorization": f"Bearer {alice.token_hash}"}
@@ -302,7 +302,7 @@ async def test_reads_need_a_token_too(api: Api) -> None:
 
 async def test_unknown_or_foreign_case_is_404(api: Api) -> None:
     with Session(api.engine) as session:
-        store.create_case(session, case_id="case-bob", user_id="bob", chain="bsc", tx_hash=TX, log_index=0)
+        cases.create_case(session, case_id="case-bob", user_id="bob", chain="bsc", tx_hash=TX, log_index=0)
     for case_id in ("case-bob", "case-nope"):
         response = await api.http.get(f"/v1/cases/{case_id}", headers=api.auth("alice"))
         assert response.status_code == 404
@@ -433,7 +433,7 @@ async def test_case_detail_amounts_and_fees(api: Api) -> None:
         net_estimate=amount - 10 * 10**18 - 2 * 10**16,
     )
     with Session(api.engine) as session:
-        store.create_case(
+        cases.create_case(
             session,
             case_id="case-1",
             user_id="alice",
@@ -442,7 +442,7 @@ async def test_case_detail_amounts_and_fees(api: Api) -> None:
             log_index=7,
             deposit=usdt_transfer(api.addresses["alice"], amount=amount),
         )
-        store.apply_case_update(
+        cases.apply_case_update(
             session,
             update=CaseUpdate(
                 case_id="case-1",

@@ -10,9 +10,9 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from recovery import store
-from recovery.cli import app
+from cli.app import app
 from recovery.settings import get_settings
+from store import db, users
 
 
 @pytest.fixture
@@ -44,11 +44,11 @@ def test_rotate_then_add_addresses(cli_env: Path) -> None:
         "users", "add-address", "--user-id", "dana", "--family", "xrpl", "--address", "rShared", "--memo", "7"
     )
     assert code == 0, out
-    engine = store.make_engine(get_settings().database_url or "")
+    engine = db.make_engine(get_settings().database_url or "")
     with Session(engine) as session:
-        old = store.address_owner(session, address=first)
+        old = users.address_owner(session, address=first)
         assert old is not None and old.user_id == "dana" and old.deprecated
-        tagged = store.address_owner(session, address="rShared", memo="7")
+        tagged = users.address_owner(session, address="rShared", memo="7")
         assert tagged is not None and tagged.user_id == "dana"
     engine.dispose()
 

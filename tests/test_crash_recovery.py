@@ -19,9 +19,9 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
-from fees.ledger import FeeEntry, LedgerCredit
-from recovery import store
 from recovery.settings import ROOT, ChainConfig
+from store import cases, signed_txs
+from store.ledger import FeeEntry, LedgerCredit
 from tests.stack_fixtures import Stack, open_stack
 
 
@@ -51,7 +51,7 @@ def _start_worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
 
 def _signed(purpose: str) -> Callable[[Session], bool]:
     def check(session: Session) -> bool:
-        rows = session.exec(select(store.SignedTransaction).where(store.SignedTransaction.purpose == purpose))
+        rows = session.exec(select(signed_txs.SignedTransaction).where(signed_txs.SignedTransaction.purpose == purpose))
         return rows.first() is not None
 
     return check
@@ -59,7 +59,7 @@ def _signed(purpose: str) -> Callable[[Session], bool]:
 
 def _event(key: str) -> Callable[[Session], bool]:
     def check(session: Session) -> bool:
-        return session.exec(select(store.CaseEvent).where(store.CaseEvent.key == key)).first() is not None
+        return session.exec(select(cases.CaseEvent).where(cases.CaseEvent.key == key)).first() is not None
 
     return check
 
@@ -96,7 +96,7 @@ async def test_worker_killed_mid_recovery(
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         with Session(stack.engine) as session:
-            killed_case = store.get_case(session, case_id=case_id)
+            killed_case = cases.get_case(session, case_id=case_id)
             assert killed_case is not None and killed_case.status != "COMPLETED"
 
         worker = _start_worker(stack, log)
@@ -112,7 +112,7 @@ async def test_worker_killed_mid_recovery(
     with Session(stack.engine) as session:
         credits = session.exec(select(LedgerCredit).where(LedgerCredit.user_id == user_id)).all()
         fees = session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
-        signed = session.exec(select(store.SignedTransaction)).all()
+        signed = session.exec(select(signed_txs.SignedTransaction)).all()
     assert len(credits) == 1 and len(fees) == 1
     assert sorted(s.purpose for s in signed) == ["gas_topup", "sweep"]
     assert credits[0].amount + fees[0].fee + fees[0].gas == 100 * 10**18

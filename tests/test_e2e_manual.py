@@ -13,11 +13,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from chains import devnet
 from chains.evm import EvmChain
-from recovery.models import NATIVE_LOG_INDEX, Decision
+from devstack import devnet
+from recovery.models import NATIVE_LOG_INDEX
 from recovery.settings import ChainConfig
 from tests.stack_fixtures import Stack, open_stack, record_history
+from workflows.case_messages import Decision
 from workflows.case_workflow import CaseWorkflow
 
 

@@ -15,13 +15,13 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from recovery import store
-from recovery.models import Decision
 from recovery.settings import ChainConfig
+from store import users
 from tests.fake_nodes import FakeNode, NodeFactory, fake_nodes  # noqa: F401
 from tests.stack_fixtures import Stack, open_stack, record_history
 from tests.test_bitcoin_adapter import esplora_tx, p2wpkh
 from tests.test_xrpl_adapter import EXCHANGE, LEDGER, meta, payment
+from workflows.case_messages import Decision
 from workflows.case_workflow import CaseWorkflow
 
 XRP_DROPS = 10**6
@@ -90,7 +90,7 @@ async def nonevm_stack(
 def _user_with_tag(stack: Stack, tag: str) -> tuple[str, str]:
     user_id, token, _ = stack.new_user()
     with Session(stack.engine) as session:
-        store.add_deposit_address(session, user_id=user_id, family="xrpl", address=EXCHANGE, memo=tag)
+        users.add_deposit_address(session, user_id=user_id, family="xrpl", address=EXCHANGE, memo=tag)
     return user_id, token
 
 
@@ -151,7 +151,7 @@ async def test_utxo_fork_sent_to_our_bitcoin_address(nonevm_stack: tuple[Stack, 
     user_id, token, _ = stack.new_user()
     address = ALICE_BTC[:-6] + secrets.token_hex(3)
     with Session(stack.engine) as session:
-        store.add_deposit_address(session, user_id=user_id, family="bitcoin", address=address)
+        users.add_deposit_address(session, user_id=user_id, family="bitcoin", address=address)
     txid = secrets.token_hex(32)
     _esplora(bch_node, txid, esplora_tx([p2wpkh(address, 2 * 10**8)], height=840_000))
 

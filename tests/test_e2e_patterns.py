@@ -19,13 +19,15 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from chains import devnet, devtokens
 from chains.evm import EvmChain
-from fees.ledger import FeeEntry, LedgerCredit
-from recovery import store
-from recovery.models import CaseInput, Decision, case_id_for
+from chains.signer import deposit_path
+from devstack import devnet, devtokens
+from recovery.models import case_id_for
 from recovery.settings import ChainConfig
+from store import cases, users
+from store.ledger import FeeEntry, LedgerCredit
 from tests.stack_fixtures import Stack, open_stack, record_history
+from workflows.case_messages import CaseInput, Decision
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import start_case
 
@@ -154,7 +156,7 @@ async def test_contract_wallet_without_code_on_the_deposit_chain(pattern_stack: 
     # the user's deposit address is a contract wallet on ethereum (e.g. a forwarder) and has no code on bsc
     await EvmChain(eth).rpc.call("anvil_setCode", [wallet, "0x6080604052"])
     with Session(pattern_stack.engine) as session:
-        store.add_deposit_address(session, user_id=user_id, family="evm", address=wallet)
+        users.add_deposit_address(session, user_id=user_id, family="evm", address=wallet)
     tx_hash = await pattern_stack.send("bsc", to=wallet, amount=Decimal("40"))
     case = await _claim(pattern_stack, token, tx_hash, "AWAITING_APPROVAL", "REJECTED", "COMPLETED")
     assert case["status"] == "AWAITING_APPROVAL" and case["pattern"] == "CONTRACT_RECIPIENT", case
@@ -179,7 +181,9 @@ async def test_below_minimum_is_credited_once_the_total_passes(pattern_stack: St
 async def test_deposit_to_a_deprecated_address_is_recovered_with_its_own_key(pattern_stack: Stack) -> None:
     user_id, token, old_address = pattern_stack.new_user()
     with Session(pattern_stack.engine) as session:
-        user = store.rotate_deposit_address(session, user_id=user_id, signer=pattern_stack.signer)
+        user = users.rotate_deposit_address(
+            session, user_id=user_id, signer=pattern_stack.signer, path_for=deposit_path
+        )
     assert user.deposit_address.lower() != old_address.lower()
     tx_hash = await pattern_stack.send("ethereum", to=old_address, amount=Decimal("100"))
     case = await _claim(pattern_stack, token, tx_hash, "COMPLETED", "REJECTED", "AWAITING_APPROVAL")
@@ -277,7 +281,7 @@ async def test_a_claim_that_resolved_to_no_transfer_finds_the_claimants_one_late
     tx_hash = await pattern_stack.send("bsc", to=address, amount=Decimal("60"))
     case_id = case_id_for("bsc", tx_hash, None)
     with Session(pattern_stack.engine) as session:
-        store.create_case(session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=None)
+        cases.create_case(session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=None)
     case_input = CaseInput(case_id=case_id, user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=None)
     await start_case(pattern_stack.client, task_queue=pattern_stack.settings.task_queue, case=case_input)
     case = await pattern_stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "AWAITING_APPROVAL")

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from chains import devnet
 from chains.evm import EvmChain
-from fees.ledger import FeeEntry, LedgerCredit
-from recovery.models import CaseInput
+from devstack import devnet
+from store.ledger import FeeEntry, LedgerCredit
 from tests.stack_fixtures import Stack, record_history
+from workflows.case_messages import CaseInput
 from workflows.starter import start_case
 
 
@@ -96,9 +96,9 @@ async def test_already_recovered_deposit_is_never_swept_twice(ts_stack: Stack) -
         case_id=done["case_id"] + "-dup", user_id=user_id, chain="bsc", tx_hash=tx_hash, log_index=done["log_index"]
     )
     with Session(ts_stack.engine) as session:
-        from recovery import store
+        from store import cases
 
-        store.create_case(
+        cases.create_case(
             session,
             case_id=duplicate.case_id,
             user_id=user_id,

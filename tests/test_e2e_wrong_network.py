@@ -17,9 +17,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, deposit_path
-from fees.ledger import FeeEntry, LedgerCredit
-from recovery import store
 from recovery.settings import ChainConfig
+from store import cases, signed_txs
+from store.ledger import FeeEntry, LedgerCredit
 from tests.db_fixtures import POSTGRES_URL
 from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows import search_attributes as sa
@@ -121,8 +121,8 @@ async def test_wrong_network_usdt_is_recovered_and_credited(stack: Stack) -> Non
     secrets_ = [mnemonic, mnemonic.split()[0] + " " + mnemonic.split()[1], *keys]
     history = (await handle.fetch_history()).to_json()
     with Session(stack.engine) as session:
-        stored = [row.model_dump_json() for row in session.exec(select(store.SignedTransaction)).all()]
-        stored += [row.model_dump_json() for row in session.exec(select(store.CaseEvent)).all()]
+        stored = [row.model_dump_json() for row in session.exec(select(signed_txs.SignedTransaction)).all()]
+        stored += [row.model_dump_json() for row in session.exec(select(cases.CaseEvent)).all()]
     for text in (history, str(case), *stored):
         assert not any(secret in text for secret in secrets_)
 

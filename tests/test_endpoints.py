@@ -12,13 +12,14 @@ from chains.endpoints import (
     EndpointPool,
     RestClient,
     RestError,
+    RpcError,
     RpcUnavailable,
     health_snapshot,
     join_url,
     redact_url,
     scrub,
 )
-from chains.jsonrpc import JsonRpcClient, RpcError
+from chains.jsonrpc import JsonRpcClient
 from recovery.settings import ChainConfig
 from tests.fake_nodes import FakeNode, NodeFactory, dead_url, fake_nodes  # noqa: F401
 

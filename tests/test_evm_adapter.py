@@ -12,11 +12,12 @@ import pytest
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from chains import devnet
+from chains.endpoints import RpcError, RpcUnavailable
 from chains.evm import EvmChain, build_erc20_transfer_data
-from chains.jsonrpc import JsonRpcClient, RpcError, RpcUnavailable
+from chains.jsonrpc import JsonRpcClient
 from chains.registry import locate
 from chains.signer import HDSigner, deposit_path
+from devstack import devnet
 from recovery.models import NATIVE_LOG_INDEX
 from recovery.settings import ChainConfig, TokenConfig
 from tests.chain_fixtures import dev_chains  # noqa: F401  (fixture; harmless once conftest imports it too)

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from eth_utils import to_checksum_address
 
-from chains import devnet
-from chains.devtokens import calldata, install_forwarder, install_splitter, send_as
+from chains.endpoints import RpcError
 from chains.evm import EvmChain
-from chains.jsonrpc import JsonRpcClient, RpcError
+from chains.jsonrpc import JsonRpcClient
+from devstack import devnet
+from devstack.devtokens import calldata, install_forwarder, install_splitter, send_as
 from recovery.models import NATIVE_LOG_INDEX, internal_log_index
 from recovery.settings import ChainConfig
 from tests.chain_fixtures import dev_chains  # noqa: F401  (fixture)

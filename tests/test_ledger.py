@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from fees import ledger
-from recovery import store
 from recovery.models import CaseStatus, Settlement, deposit_key
+from services.settlement import settle_case
+from store import cases, ledger
 from tests.test_store import HUGE, new_case, run_threads
 
 TX = "0x" + "ab" * 32
@@ -23,7 +23,7 @@ def settlement(recovered: int = 10**20, fee: int = 10 * 10**18, gas: int = 10**1
 
 
 def settle(session: Session, *, s: Settlement | None = None, key: str = KEY, case_id: str = "case-1") -> bool:
-    return ledger.settle_case(
+    return settle_case(
         session,
         case_id=case_id,
         user_id="alice",
@@ -44,7 +44,7 @@ def counts(session: Session) -> tuple[int, int]:
 
 def test_settle_case_credits_once(db_session: Session) -> None:
     new_case(db_session)
-    case = store.get_case(db_session, case_id="case-1")
+    case = cases.get_case(db_session, case_id="case-1")
     assert case is not None
     case.decimals = 18
     db_session.add(case)
@@ -60,7 +60,7 @@ def test_settle_case_credits_once(db_session: Session) -> None:
     assert (credit.user_id, credit.asset, credit.amount) == ("alice", "USDT", 10**20 - 10 * 10**18 - 10**16)
     assert (fee.chain, fee.fee, fee.gas, fee.fee_usd) == ("bsc", 10 * 10**18, 10**16, "10.00")
 
-    case = store.get_case(db_session, case_id="case-1")
+    case = cases.get_case(db_session, case_id="case-1")
     assert case is not None
     assert (case.status, case.credited, case.fee, case.gas, case.fee_usd) == (
         CaseStatus.COMPLETED,
@@ -69,7 +69,7 @@ def test_settle_case_credits_once(db_session: Session) -> None:
         10**16,
         "10.00",
     )
-    credited_events = [e for e in store.timeline(db_session, case_id="case-1") if e.key == "credited"]
+    credited_events = [e for e in cases.timeline(db_session, case_id="case-1") if e.key == "credited"]
     assert len(credited_events) == 1
     assert "89.99 USDT" in credited_events[0].message
 
@@ -77,7 +77,7 @@ def test_settle_case_credits_once(db_session: Session) -> None:
     assert settle(db_session, s=settlement(fee=1, gas=1)) is False
     db_session.expire_all()
     assert counts(db_session) == (1, 1)
-    case = store.get_case(db_session, case_id="case-1")
+    case = cases.get_case(db_session, case_id="case-1")
     assert case is not None and case.fee == 10 * 10**18
 
 
@@ -100,10 +100,10 @@ def test_settle_case_refuses_inconsistent_or_foreign(db_session: Session) -> Non
     new_case(db_session, case_id="case-bob", user_id="bob")
     with pytest.raises(ValueError, match="belongs to bob"):
         settle(db_session, case_id="case-bob", key="other")
-    with pytest.raises(store.CaseNotFound):
+    with pytest.raises(cases.CaseNotFound):
         settle(db_session, case_id="nope", key="other2")
     assert counts(db_session) == (0, 0)
-    case = store.get_case(db_session, case_id="case-1")
+    case = cases.get_case(db_session, case_id="case-1")
     assert case is not None and case.status is CaseStatus.RECEIVED
 
 
@@ -120,7 +120,7 @@ def test_settle_case_race_credits_once(db_engine: Engine) -> None:
     with Session(db_engine) as session:
         assert counts(session) == (1, 1)
         fee = session.get(ledger.FeeEntry, "fee:" + KEY)
-        case = store.get_case(session, case_id="case-1")
+        case = cases.get_case(session, case_id="case-1")
         assert fee is not None and case is not None
         # the winner's numbers everywhere: the credit, the fee and the case agree
         assert case.fee == fee.fee and case.status is CaseStatus.COMPLETED
@@ -133,7 +133,7 @@ def test_fee_report(db_session: Session) -> None:
         new_case(db_session, case_id=f"case-{i}")
         assert settle(db_session, case_id=f"case-{i}", key=f"bsc:0x{i}:0", s=settlement(fee=10**18, gas=2))
     new_case(db_session, case_id="case-eth")
-    assert ledger.settle_case(
+    assert settle_case(
         db_session,
         case_id="case-eth",
         user_id="alice",

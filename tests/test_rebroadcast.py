@@ -10,21 +10,24 @@ from sqlmodel import Session, select
 from temporalio.testing import ActivityEnvironment
 
 from chains.evm import EvmChain
-from fees.ledger import LedgerCredit
 from fees.prices import StaticPrices
-from recovery import store
-from recovery.models import SignRequest, TraceRequest
+from services.case_services import CaseServices
+from store import signed_txs
+from store.ledger import LedgerCredit
 from tests.stack_fixtures import Stack
-from workflows.activities import CaseActivities
+from workflows.case_activities import CaseActivities
+from workflows.case_messages import SignRequest, TraceRequest
 
 
 async def test_dropped_transaction_is_sent_again_unchanged(ts_stack: Stack) -> None:
     stack = ts_stack
     acts = CaseActivities(
-        settings=stack.settings,
-        engine=stack.engine,
-        signer=stack.signer,
-        prices=StaticPrices(stack.settings.prices_usd),
+        CaseServices.build(
+            settings=stack.settings,
+            engine=stack.engine,
+            signer=stack.signer,
+            prices=StaticPrices(stack.settings.prices_usd),
+        )
     )
     env = ActivityEnvironment()
     _, _, deposit_address = stack.new_user("reorg")
@@ -61,7 +64,7 @@ async def test_dropped_transaction_is_sent_again_unchanged(ts_stack: Stack) -> N
     assert again.tx_hash == topup.tx_hash and again.succeeded
     assert await bsc.nonce(stack.gas_wallet) == 1
     with Session(stack.engine) as session:
-        rows = session.exec(select(store.SignedTransaction)).all()
+        rows = session.exec(select(signed_txs.SignedTransaction)).all()
     assert sorted(r.purpose for r in rows) == ["gas_topup", "sweep"]  # nothing was signed a second time
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from chains.bitcoin import BitcoinChain
 from chains.endpoints import RpcUnavailable
-from chains.registry import ChainAdapter, EvmTraceAdapter, adapter_for, adapters, locate
+from chains.evm import EvmChain
+from chains.registry import ChainAdapter, adapter_for, adapters, locate
 from chains.tron import TronChain
 from chains.xrpl import XrplChain
 from recovery.models import TraceResult
@@ -55,14 +56,14 @@ def test_adapters_by_family() -> None:
     ]
     made = adapters(configs)
     assert list(made) == ["ethereum", "bitcoin", "tron", "xrp"]
-    assert [type(a) for a in made.values()] == [EvmTraceAdapter, BitcoinChain, TronChain, XrplChain]
+    assert [type(a) for a in made.values()] == [EvmChain, BitcoinChain, TronChain, XrplChain]
     assert all(a.config is c for a, c in zip(made.values(), configs, strict=True))
     evm, btc, trx, xrp = made.values()
     assert evm.accepts(EVM_HASH) and not evm.accepts(TRON_TXID)
     for adapter in (btc, trx, xrp):
         assert adapter.accepts(TRON_TXID) and adapter.accepts(TRON_TXID.upper()) and not adapter.accepts(EVM_HASH)
     evm_adapter = adapter_for(configs[0].model_copy(update={"rpc_retries": 5}))
-    assert isinstance(evm_adapter, EvmTraceAdapter) and evm_adapter.evm.rpc.retries == 5  # from the config
+    assert isinstance(evm_adapter, EvmChain) and evm_adapter.rpc.retries == 5  # from the config
 
 
 async def test_locate_across_families(fake_nodes: NodeFactory) -> None:  # noqa: F811

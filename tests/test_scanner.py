@@ -26,19 +26,21 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from chains import devnet
+from chains.endpoints import RpcError
 from chains.evm import EvmChain
 from chains.evm_decode import TRANSFER_TOPIC
 from chains.evm_scan import EvmScanner, address_topic, transfer_log_filters, uncredited_reason
-from chains.jsonrpc import RpcError
-from recovery import scan_store, store
-from recovery.cli import app
+from chains.signer import deposit_path
+from cli.app import app
+from devstack import devnet
 from recovery.models import NATIVE_LOG_INDEX, Transfer
 from recovery.settings import ChainConfig, TokenConfig, get_settings
+from services.deposit_finder import SCANNER_EVENT_KEY
+from store import cases, scan_cursors, users
 from tests.stack_fixtures import Stack, open_stack, record_history
-from worker import build_worker, start_scanner
-from workflows.case_opener import SCANNER_EVENT_KEY
+from worker import build_worker
 from workflows.scanner_workflow import ScannerInput, ScannerStatus, ScannerWorkflow, scanner_id
+from workflows.starter import start_scanner
 
 WAIT_S = 60
 
@@ -139,17 +141,17 @@ async def test_scanner_opens_a_case_for_an_unclaimed_wrong_network_deposit(scan_
         scanned = await wait_cursor(handle, block)
         assert scanned.cases_opened == 1 and scanned.deposits_found >= 1
 
-        cases = await list_cases(stack, token)
-        assert len(cases) == 1, cases
-        case_id = cases[0]["case_id"]
+        listed = await list_cases(stack, token)
+        assert len(listed) == 1, listed
+        case_id = listed[0]["case_id"]
         assert case_id.startswith(f"case-bsc-{tx_hash.lower()}-")
-        assert cases[0]["chain"] == "bsc" and cases[0]["asset"] == "USDT"
+        assert listed[0]["chain"] == "bsc" and listed[0]["asset"] == "USDT"
         detail = await stack.case(token, case_id)
         note = detail["timeline"][1]  # after "received", before the workflow's first step
         assert note["status"] == "RECEIVED" and note["message"].startswith("Opened by the deposit scanner")
         assert f"block {block}" in note["message"] and "(USDT is not credited on bsc)" in note["message"], note
         with Session(stack.engine) as session:
-            keys = [e.key for e in store.timeline(session, case_id=case_id)]
+            keys = [e.key for e in cases.timeline(session, case_id=case_id)]
         assert keys[:2] == ["received", SCANNER_EVENT_KEY]
 
         # the user claims it later: the same case
@@ -191,7 +193,7 @@ async def test_deprecated_address_gets_a_case_and_unpriced_spam_does_not(scan_st
     stack = scan_stack
     user_id, token, old_address = stack.new_user("gus")
     with Session(stack.engine) as session:
-        store.rotate_deposit_address(session, user_id=user_id, signer=stack.signer)
+        users.rotate_deposit_address(session, user_id=user_id, signer=stack.signer, path_for=deposit_path)
     eth = stack.chain("ethereum")
     spam = to_checksum_address("0x" + os.urandom(20).hex())
     await devnet.install_token(eth, spam, symbol="CLAIM-REWARD", decimals=18)
@@ -203,8 +205,8 @@ async def test_deprecated_address_gets_a_case_and_unpriced_spam_does_not(scan_st
         tx_hash = await stack.send("ethereum", to=old_address, amount=Decimal("50"))  # credited asset, old address
         last = max([await block_of(stack, "ethereum", spam_tx), await block_of(stack, "ethereum", tx_hash)])
         await wait_cursor(handle, last)
-    cases = await list_cases(stack, token)
-    assert [c["tx_hash"] for c in cases] == [tx_hash.lower()], cases
+    listed = await list_cases(stack, token)
+    assert [c["tx_hash"] for c in listed] == [tx_hash.lower()], listed
 
 
 async def test_cursor_survives_worker_restart_and_fresh_start(scan_stack: Stack) -> None:
@@ -226,13 +228,13 @@ async def test_cursor_survives_worker_restart_and_fresh_start(scan_stack: Stack)
     async with running_worker(stack):  # a new worker: the workflow continues from its history
         resumed = await wait_cursor(handle, block1)
         assert resumed.cases_opened == 1
-        cases = await list_cases(stack, token)
-        assert [c["tx_hash"] for c in cases] == [tx1]
+        listed = await list_cases(stack, token)
+        assert [c["tx_hash"] for c in listed] == [tx1]
 
         # terminated, then started fresh: it resumes from the stored cursor
         await handle.terminate("test: fresh start")
         with Session(stack.engine) as session:
-            stored = scan_store.get_cursor(session, chain="bsc")
+            stored = scan_cursors.get_cursor(session, chain="bsc")
         assert stored is not None
         stopped_at = stored.next_block
         tx2 = await stack.send("bsc", to=address, amount=Decimal("30"))
@@ -253,7 +255,7 @@ async def test_cursor_survives_worker_restart_and_fresh_start(scan_stack: Stack)
     assert first_run and second_run
     assert_contiguous(first_run, start_block, stopped_at)
     with Session(stack.engine) as session:
-        final = scan_store.get_cursor(session, chain="bsc")
+        final = scan_cursors.get_cursor(session, chain="bsc")
     assert final is not None
     assert_contiguous(second_run, stopped_at, final.next_block)
     assert final.blocks_scanned == final.next_block - start_block
@@ -280,7 +282,7 @@ async def test_continue_as_new_carries_the_cursor(scan_stack: Stack) -> None:
     assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
     assert later.next_block is not None and later.blocks_scanned == later.next_block - start
     with Session(stack.engine) as session:
-        stored = scan_store.get_cursor(session, chain="ethereum")
+        stored = scan_cursors.get_cursor(session, chain="ethereum")
     assert stored is not None and stored.next_block >= later.next_block
 
 
@@ -302,7 +304,7 @@ async def run_cli(env: Mapping[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "recovery.cli",
+        "cli",
         *args,
         env=dict(env),
         stdout=asyncio.subprocess.PIPE,
@@ -330,9 +332,9 @@ async def test_cli_backfill_opens_the_case_of_a_deposit_no_scanner_saw(scan_stac
             == f"scanned 3 block(s) of bsc ({block - 2}..{block}): 1 deposit(s) to watched addresses, 1 case(s) opened"
         )
         assert lines[0].startswith(f"opened case-bsc-{tx_hash.lower()}-") and "42 USDT" in lines[0], out
-        cases = await list_cases(stack, token)
-        assert [c["tx_hash"] for c in cases] == [tx_hash]
-        detail = await stack.case(token, cases[0]["case_id"])
+        listed = await list_cases(stack, token)
+        assert [c["tx_hash"] for c in listed] == [tx_hash]
+        detail = await stack.case(token, listed[0]["case_id"])
         assert any("Opened by the deposit scanner" in e["message"] for e in detail["timeline"])
 
         # again: nothing new (the case exists), and a claim finds it
@@ -342,7 +344,7 @@ async def test_cli_backfill_opens_the_case_of_a_deposit_no_scanner_saw(scan_stac
         assert code == 0, err
         assert out.strip().endswith("1 deposit(s) to watched addresses, 0 case(s) opened")
         claim = await stack.claim(token, tx_hash)
-        assert claim.status_code == 409 and claim.json()["case_id"] == cases[0]["case_id"]
+        assert claim.status_code == 409 and claim.json()["case_id"] == listed[0]["case_id"]
 
         # beyond the head: a one-line error
         code, out, err = await run_cli(env, "scan", "--chain", "bsc", "--from-block", "0", "--to-block", str(10**9))

@@ -11,10 +11,10 @@ import pytest
 from eth_account import Account
 from pydantic import SecretStr
 
-from chains import devnet
+from chains.endpoints import RpcError
 from chains.evm import EvmChain
-from chains.jsonrpc import RpcError
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, HDSigner, Signer, deposit_path, load_or_create_seed
+from devstack import devnet
 from recovery.settings import ChainConfig, Settings
 from tests.chain_fixtures import dev_chains  # noqa: F401  (fixture)
 

@@ -1,4 +1,4 @@
-"""Risky-token checks (chains/token_safety.py) against real Vyper tokens on anvil (chains/devtokens.py)."""
+"""Risky-token checks (chains/token_safety.py) against real Vyper tokens on anvil (devstack/devtokens.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,9 @@ from typing import Any
 import pytest
 from eth_utils import to_checksum_address
 
-from chains import devnet
-from chains.devtokens import (
-    calldata,
-    install_blacklist_token,
-    install_bytes32_token,
-    install_fee_token,
-    install_forwarder,
-    install_rebasing_token,
-    mint_token,
-    send_as,
-)
+from chains.endpoints import RpcError
 from chains.evm import EvmChain
-from chains.jsonrpc import JsonRpcClient, RpcError
+from chains.jsonrpc import JsonRpcClient
 from chains.token_safety import (
     BalanceHistory,
     _pct,
@@ -32,6 +22,17 @@ from chains.token_safety import (
     rebasing_finding,
     revert_reason,
     token_metadata,
+)
+from devstack import devnet
+from devstack.devtokens import (
+    calldata,
+    install_blacklist_token,
+    install_bytes32_token,
+    install_fee_token,
+    install_forwarder,
+    install_rebasing_token,
+    mint_token,
+    send_as,
 )
 from recovery.models import TokenFinding, TokenRisk
 from recovery.settings import ChainConfig

@@ -5,50 +5,51 @@ Only workflow-safe code here: chain access, keys and the database live in activi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from recovery.classify import classify
     from recovery.models import (
         Action,
-        CaseInput,
-        CaseResult,
         CaseStatus,
         CaseUpdate,
         Classification,
-        Decision,
         DepositFacts,
-        FactsRequest,
         Pattern,
         Quote,
-        QuoteRequest,
         Route,
         Settlement,
-        SettleRequest,
         SignedTx,
-        SignRequest,
         TimelineEvent,
-        TraceRequest,
         TraceResult,
         Transfer,
         TxReceipt,
-        TxStatusRequest,
     )
     from recovery.units import format_units
     from workflows import search_attributes as sa
+    from workflows.activity_policy import LIVENESS, RETRY
+    from workflows.case_activities import CaseActivities
+    from workflows.case_messages import (
+        CaseInput,
+        CaseResult,
+        Decision,
+        FactsRequest,
+        QuoteRequest,
+        SettleRequest,
+        SignRequest,
+        TraceRequest,
+        TxStatusRequest,
+    )
 
 SHORT = timedelta(seconds=30)
 CHAIN_CALL = timedelta(minutes=2)
-LIVENESS = timedelta(seconds=15)
-"""Heartbeat timeout of every activity: a worker that dies mid-activity is noticed within this, not
-after the whole start-to-close timeout (long activities heartbeat, short ones finish well inside it)."""
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 MIN_POLL = timedelta(seconds=1)
 REBROADCAST_WHILE_CONFIRMING = "rebroadcast-while-confirming"
 """Patch id: cases started before it poll ``transaction_status``; later ones re-send while they wait."""
@@ -89,7 +90,7 @@ class CaseWorkflow:
 
         trace = await self._wait_for_deposit_depth(case)
         facts: DepositFacts = await _activity(
-            "gather_facts",
+            CaseActivities.gather_facts,
             FactsRequest(
                 case_id=case.case_id,
                 user_id=case.user_id,
@@ -97,7 +98,6 @@ class CaseWorkflow:
                 log_index=case.log_index,
                 vanished_from_block=None if trace.found else self._seen_in_block,
             ),
-            DepositFacts,
         )
         self._state.engineers = facts.engineers
         verdict = classify(facts)
@@ -217,7 +217,7 @@ class CaseWorkflow:
             request = QuoteRequest(
                 case_id=self._case.case_id, deposit=deposit, on_chain=self._state.action is not Action.CREDIT
             )
-            quote = await _activity("quote_recovery", request, Quote)
+            quote = await _activity(CaseActivities.quote_recovery, request)
         except ActivityError as err:
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
@@ -262,7 +262,7 @@ class CaseWorkflow:
         request = TraceRequest(chain=case.chain, tx_hash=case.tx_hash)
 
         async def trace() -> TraceResult:
-            result: TraceResult = await _activity("trace_transaction", request, TraceResult)
+            result: TraceResult = await _activity(CaseActivities.trace_transaction, request)
             if result.block_number is not None:
                 self._seen_in_block = result.block_number
             return result
@@ -296,9 +296,9 @@ class CaseWorkflow:
             await workflow.sleep(_poll_interval(1000, missing))
             if workflow.patched(REBROADCAST_WHILE_CONFIRMING):
                 # a transaction reorged out of the chain is sent again (the same signed bytes)
-                receipt = await _activity("broadcast_transaction", signed, TxReceipt)
+                receipt = await _activity(CaseActivities.broadcast_transaction, signed)
             else:
-                receipt = await _activity("transaction_status", request, TxReceipt)
+                receipt = await _activity(CaseActivities.transaction_status, request)
         return receipt
 
     @staticmethod
@@ -318,12 +318,11 @@ class CaseWorkflow:
         )
         sweep_key = f"{deposit.key}:sweep"
         sweep = await _activity(
-            "sign_transaction",
+            CaseActivities.sign_transaction,
             SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit),
-            SignedTx,
         )
         topup = await _activity(
-            "sign_transaction",
+            CaseActivities.sign_transaction,
             SignRequest(
                 idempotency_key=f"{deposit.key}:gas_topup",
                 case_id=case.case_id,
@@ -331,12 +330,11 @@ class CaseWorkflow:
                 deposit=deposit,
                 sweep_key=sweep_key,
             ),
-            SignedTx,
         )
         receipts: list[TxReceipt] = []
         if topup.tx_hash is not None:
             self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
-            receipts.append(await _activity("broadcast_transaction", topup, TxReceipt))
+            receipts.append(await _activity(CaseActivities.broadcast_transaction, topup))
             await self._save(
                 "gas-topup",
                 CaseStatus.RECOVERING,
@@ -344,7 +342,7 @@ class CaseWorkflow:
                 topup_tx_hash=topup.tx_hash,
             )
         self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
-        sweep_receipt = await _activity("broadcast_transaction", sweep, TxReceipt)
+        sweep_receipt = await _activity(CaseActivities.broadcast_transaction, sweep)
         if not sweep_receipt.succeeded:
             await self._sweep_failed(sweep_receipt)
         await self._save(
@@ -375,10 +373,9 @@ class CaseWorkflow:
     async def _settle(self, case: CaseInput, deposit: Transfer, quote: Quote, receipts: list[TxReceipt]) -> Settlement:
         """Book the credit and the fee and mark the case COMPLETED, in one database transaction."""
         self._set_waiting("crediting the user")
-        settlement: Settlement = await _activity(
-            "settle_case",
+        settlement = await _activity(
+            CaseActivities.settle_case,
             SettleRequest(case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts),
-            Settlement,
             timeout=SHORT,
         )
         self._state.status = CaseStatus.COMPLETED
@@ -420,9 +417,7 @@ class CaseWorkflow:
                 **fields,
             }
         )
-        await workflow.execute_activity(
-            "save_case", update, start_to_close_timeout=SHORT, retry_policy=RETRY, heartbeat_timeout=LIVENESS
-        )
+        await _activity(CaseActivities.save_case, update, timeout=SHORT)
 
     def _set_waiting(self, what: str) -> None:
         self._state.waiting_for = what
@@ -439,17 +434,16 @@ class CaseWorkflow:
         workflow.upsert_search_attributes([sa.AMOUNT_USD.value_set(int(quote.amount_usd))])
 
 
-async def _activity(name: str, arg: Any, result_type: type[T], *, timeout: timedelta = CHAIN_CALL) -> T:
-    """Every activity of a case: retried with backoff, its liveness watched by heartbeat timeout."""
-    result: T = await workflow.execute_activity(
-        name,
+async def _activity(method: Callable[[Any, A], Awaitable[R]], arg: A, *, timeout: timedelta = CHAIN_CALL) -> R:
+    """Every activity of a case, called by reference: retried with backoff, its liveness watched by
+    heartbeat timeout. The result type comes from the method's annotation."""
+    return await workflow.execute_activity_method(
+        method,
         arg,
-        result_type=result_type,
         start_to_close_timeout=timeout,
         retry_policy=RETRY,
         heartbeat_timeout=LIVENESS,
     )
-    return result
 
 
 def _too_small(quote: Quote) -> str:

@@ -1,7 +1,8 @@
 """The deposit scanner: one long-running workflow per chain (id ``scanner-<chain>``) that walks the chain's
 confirmed blocks and opens a case for every deposit to a watched address that the exchange did not credit.
 
-Workflow-safe only: the scanning, the database and Temporal clients live in ``workflows.scan_activities``.
+Workflow-safe only: the scanning, the database and Temporal clients live in ``services.deposit_finder``
+(adapted by ``workflows.scan_activities``); the messages are in ``workflows.scan_messages``.
 The cursor (the next block to scan) is the workflow's state, carried through continue-as-new as its
 input, and mirrored by the activity into the ``scan_cursors`` table so that a fresh start resumes there.
 """
@@ -11,87 +12,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, Field
+    from workflows.activity_policy import LIVENESS, RETRY
+    from workflows.scan_activities import ScanActivities
+    from workflows.scan_messages import CursorRequest, ScannerInput, ScannerStatus, ScanRequest, ScanResult
 
 
 SCANNER_ID_PREFIX = "scanner-"
-MAX_BLOCKS = 200
-"""Blocks per ``scan_blocks`` activity."""
-ITERATIONS_PER_RUN = 500
-"""Activities before continue-as-new (about 11 history events each: well under the 10,240 warning)."""
 SCAN_TIMEOUT = timedelta(minutes=10)
-LIVENESS = timedelta(seconds=15)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 MIN_IDLE = timedelta(milliseconds=250)
 
 
 def scanner_id(chain: str) -> str:
     return f"{SCANNER_ID_PREFIX}{chain}"
-
-
-class ScannerInput(BaseModel):
-    chain: str
-    next_block: int | None = None
-    """Where to scan from. None at a first start: the ``scan_cursors`` row, else the chain's safe head.
-    Continue-as-new carries the cursor here; an operator may start from an explicit block."""
-    max_blocks: int = Field(default=MAX_BLOCKS, ge=1)
-    iterations_per_run: int = Field(default=ITERATIONS_PER_RUN, ge=1)
-    idle_ms: int | None = None
-    """Sleep when caught up; None: the chain's block time."""
-    blocks_scanned: int = 0
-    """Carried through continue-as-new, for the ``cursor`` query (as are the next two)."""
-    deposits_found: int = 0
-    cases_opened: int = 0
-
-
-class CursorRequest(BaseModel):
-    """Where a scanner started without a cursor begins: the stored cursor, else the chain's safe head."""
-
-    chain: str
-
-
-class ScanRequest(BaseModel):
-    """Scan ``from_block..to_block``, stopping at the chain's safe head (head - confirmations + 1)."""
-
-    chain: str
-    from_block: int = Field(ge=0)
-    to_block: int = Field(ge=0)
-
-
-class ScanResult(BaseModel):
-    chain: str
-    from_block: int
-    next_block: int
-    """The block after the last one scanned (``from_block`` when nothing was safe to scan yet)."""
-    head: int
-    safe_head: int
-    block_time_ms: int
-    deposits_found: int = 0
-    """Transfers to watched addresses in the range (credited or not)."""
-    cases_opened: list[str] = Field(default_factory=list)
-
-    @property
-    def blocks(self) -> int:
-        return self.next_block - self.from_block
-
-    @property
-    def caught_up(self) -> bool:
-        return self.next_block > self.safe_head
-
-
-class ScannerStatus(BaseModel):
-    chain: str
-    next_block: int | None
-    safe_head: int | None
-    head: int | None
-    blocks_scanned: int
-    """Since this scanner was started (across continue-as-new)."""
-    deposits_found: int
-    """Transfers to watched addresses, credited or not."""
-    cases_opened: int
 
 
 @workflow.defn
@@ -114,10 +48,9 @@ class ScannerWorkflow:
         cursor = params.next_block
         workflow.set_current_details(f"starting the scanner of {params.chain}")
         if cursor is None:
-            cursor = await workflow.execute_activity(
-                "resume_cursor",
+            cursor = await workflow.execute_activity_method(
+                ScanActivities.resume_cursor,
                 CursorRequest(chain=params.chain),
-                result_type=int,
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RETRY,
                 heartbeat_timeout=LIVENESS,
@@ -127,10 +60,9 @@ class ScannerWorkflow:
         for _ in range(params.iterations_per_run):
             if workflow.info().is_continue_as_new_suggested():
                 break
-            result: ScanResult = await workflow.execute_activity(
-                "scan_blocks",
+            result: ScanResult = await workflow.execute_activity_method(
+                ScanActivities.scan_blocks,
                 ScanRequest(chain=params.chain, from_block=cursor, to_block=cursor + params.max_blocks - 1),
-                result_type=ScanResult,
                 start_to_close_timeout=SCAN_TIMEOUT,
                 retry_policy=RETRY,
                 heartbeat_timeout=LIVENESS,

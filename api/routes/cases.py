@@ -8,12 +8,11 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlmodel import Session
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import (
     ChainUnreachable,
     CurrentUser,
+    EngineDep,
     SessionDep,
     SettingsDep,
     StarterDep,
@@ -22,9 +21,13 @@ from api.deps import (
     TxHashFormatError,
 )
 from api.schemas import CaseCreate, CaseCreated, CaseDetail, CasesPublic, CaseSummary, ConflictOut, ErrorOut
-from recovery import store
-from recovery.models import CaseInput, CaseStatus, TraceResult, Transfer, case_id_for
-from recovery.store import Case, User
+from recovery.models import CaseStatus, NewCase
+from recovery.settings import UnknownChain
+from services.case_opening import CaseOpener, Outcome
+from store import cases, users
+from store.cases import Case
+from store.users import User
+from workflows.starter import case_starter
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +58,6 @@ def _existing_case_response(existing: Case, user: User) -> JSONResponse:
     return _conflict(existing.case_id)
 
 
-def _resolve_deposit(session: Session, *, user: User, trace: TraceResult) -> tuple[Transfer | None, bool]:
-    """The claimant's transfer in the transaction (first by log index), and whether the transaction
-    paid only other users' deposit addresses."""
-    ours: list[Transfer] = []
-    foreign = False
-    for transfer in sorted(trace.transfers, key=lambda t: t.log_index):
-        shared = store.is_shared_address(session, address=transfer.recipient)
-        owner = store.user_by_address(session, address=transfer.recipient, memo=transfer.memo if shared else None)
-        if owner is None:
-            continue
-        if owner.user_id != user.user_id and shared:
-            continue  # another user's memo on our shared address: a memo mistake for an engineer, not a refusal
-        if owner.user_id == user.user_id:
-            ours.append(transfer)
-        else:
-            foreign = True
-    return (ours[0] if ours else None), (foreign and not ours)
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -91,6 +75,7 @@ async def create_case(
     body: CaseCreate,
     response: Response,
     session: SessionDep,
+    engine: EngineDep,
     user: CurrentUser,
     settings: SettingsDep,
     tracer: TracerDep,
@@ -101,16 +86,15 @@ async def create_case(
     background and its progress shows at ``GET /v1/cases/{case_id}``."""
     config = None
     if body.chain is not None:
-        by_name = {c.name.lower(): c for c in settings.chains}
-        config = by_name.get(body.chain.strip().lower())
-        if config is None:
+        wanted = body.chain.strip().lower()
+        name = next((c.name for c in settings.chains if c.name.lower() == wanted), body.chain)
+        try:
+            config = settings.require_chain(name)
+        except UnknownChain as exc:
             raise HTTPException(
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=(
-                    f"unknown chain {body.chain!r}: use one of {', '.join(settings.chain_names)}, "
-                    "or omit chain to search them all"
-                ),
-            )
+                detail=f"{exc}, or omit chain to search them all",
+            ) from None
 
     try:
         if config is not None:
@@ -127,17 +111,18 @@ async def create_case(
             detail=f"{where} unreachable, try again later",
         ) from None
 
-    deposit, foreign_only = await run_in_threadpool(_resolve_deposit, session, user=user, trace=trace)
+    deposit, foreign_only = await run_in_threadpool(users.claimant_deposit, session, user_id=user.user_id, trace=trace)
     if foreign_only:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=FOREIGN_DEPOSIT)
-    if deposit is not None:
-        chain: str | None = deposit.chain
-        case_id = case_id_for(deposit.chain, body.tx_hash, deposit.log_index)
-    else:
-        chain = trace.chain or (config.name if config else None)
-        case_id = case_id_for(chain or "any", body.tx_hash, None)
+    new_case = NewCase.of(
+        user_id=user.user_id,
+        tx_hash=body.tx_hash,
+        deposit=deposit,
+        chain=trace.chain or (config.name if config else None),
+    )
+    case_id = new_case.case_id
 
-    existing = await run_in_threadpool(store.get_case, session, case_id=case_id)
+    existing = await run_in_threadpool(cases.get_case, session, case_id=case_id)
     await run_in_threadpool(session.commit)  # release the connection while Temporal is reached
     if existing is not None:
         return _existing_case_response(existing, user)
@@ -151,46 +136,21 @@ async def create_case(
             detail="the case service is temporarily unavailable; nothing was recorded, try again later",
         ) from None
 
+    opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue, start=start_case))
     try:
-        await run_in_threadpool(
-            lambda: store.create_case(
-                session,
-                case_id=case_id,
-                user_id=user.user_id,
-                chain=chain,
-                tx_hash=body.tx_hash,
-                log_index=deposit.log_index if deposit else None,
-                deposit=deposit,
-            )
-        )
-    except store.CaseExists as exc:  # a concurrent request for the same deposit won
-        return _existing_case_response(exc.existing, user)
-
-    case_input = CaseInput(
-        case_id=case_id,
-        user_id=user.user_id,
-        chain=chain,
-        tx_hash=body.tx_hash,
-        log_index=deposit.log_index if deposit else None,
-        asset=deposit.asset if deposit else None,
-        amount_display=(
-            store.format_units(deposit.amount, deposit.decimals)
-            if deposit is not None and deposit.decimals is not None
-            else None
-        ),
-    )
-    try:
-        await start_case(client, task_queue=settings.task_queue, case=case_input)
-    except WorkflowAlreadyStartedError:
-        # the workflow exists (its row was lost or is being recreated): it keeps the row up to date
-        return _conflict(case_id)
+        opened = await opener.open(new_case, undo_on_failure=True)
     except Exception as exc:
         log.error("could not start the workflow of %s: %r", case_id, exc)
-        await run_in_threadpool(lambda: store.delete_case(session, case_id=case_id))
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="could not start processing your claim; nothing was recorded, try again later",
         ) from None
+    if opened.outcome is Outcome.EXISTS:  # a concurrent request for the same deposit won
+        assert opened.existing is not None
+        return _existing_case_response(opened.existing, user)
+    if opened.outcome is Outcome.ALREADY_STARTED:
+        # the workflow exists (its row was lost or is being recreated): it keeps the row up to date
+        return _conflict(case_id)
 
     response.headers["Location"] = f"/v1/cases/{case_id}"
     return CaseCreated(case_id=case_id, status=CaseStatus.RECEIVED)
@@ -204,10 +164,10 @@ def list_cases(
     offset: int = Query(default=0, ge=0),
 ) -> Any:
     """Your cases, newest first."""
-    cases = store.list_cases(session, user_id=user.user_id, limit=limit, offset=offset)
+    found = cases.list_cases(session, user_id=user.user_id, limit=limit, offset=offset)
     return CasesPublic(
-        data=[CaseSummary.of(c) for c in cases],
-        count=store.count_cases(session, user_id=user.user_id),
+        data=[CaseSummary.of(c) for c in found],
+        count=cases.count_cases(session, user_id=user.user_id),
     )
 
 
@@ -218,10 +178,10 @@ def list_cases(
 )
 def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
     """A case's status, amounts, fees and timeline."""
-    case = store.get_case(session, case_id=case_id)
+    case = cases.get_case(session, case_id=case_id)
     if case is None or case.user_id != user.user_id:
         raise HTTPException(
             status_code=status.HTTP_404_NOT_FOUND,
             detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
         )
-    return CaseDetail.build(case, store.timeline(session, case_id=case_id))
+    return CaseDetail.build(case, cases.timeline(session, case_id=case_id))

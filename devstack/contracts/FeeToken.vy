@@ -1,7 +1,7 @@
 # pragma version ~=0.4.3
 # Fee-on-transfer test ERC-20 for dev chains: every transfer keeps ${fee_bps} basis points for a fee
 # collector. Transfer logs show what really moved: the net amount to the receiver and the fee to the
-# collector. Runtime bytecode only (anvil_setCode, see chains/devtokens.py): no constructor, the
+# collector. Runtime bytecode only (anvil_setCode, see devstack/devtokens.py): no constructor, the
 # parameters are compile-time constants. mint() is open to anyone: never deploy it on a real network.
 
 event Transfer:

@@ -1,20 +1,15 @@
-"""The deposit scanner's durable state: one cursor per chain, and the addresses it watches.
-
-``ScanCursor`` lives on the same SQLModel metadata as :mod:`recovery.store`, so ``store.init_db`` creates
-it once this module is imported; :func:`init` creates it on its own. Like the store, functions are
-keyword-only and commit their own transaction.
-"""
+"""The deposit scanner's durable state: one cursor per chain (the addresses it watches are the users'
+deposit addresses, :func:`store.users.watched_addresses`)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Engine, String
+from sqlalchemy import BigInteger, Column, String
 from sqlmodel import Field, Session, SQLModel
 
-from recovery import store
-from recovery.store import UTCDateTime, begin_write, utcnow
+from store.db import UTCDateTime, begin_write, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +25,6 @@ class ScanCursor(SQLModel, table=True):
     """Blocks scanned since the cursor was created, counted once per block (a retried range is not
     counted again): with no gap and no overlap, ``next_block - blocks_scanned`` is the first block."""
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-def init(engine: Engine) -> None:
-    """Create the scanner's table (idempotent); ``store.init_db`` also does once this module is imported."""
-    SQLModel.metadata.create_all(engine, tables=[ScanCursor.__table__])  # type: ignore[attr-defined]
 
 
 def get_cursor(session: Session, *, chain: str) -> ScanCursor | None:
@@ -82,8 +72,3 @@ def advance_cursor(session: Session, *, chain: str, from_block: int, to_block: i
     session.commit()
     session.refresh(row)
     return row
-
-
-def watched_addresses(session: Session, *, family: str = "evm") -> list[str]:
-    """Every deposit address the scanner watches on chains of ``family`` (current and deprecated)."""
-    return store.watched_addresses(session, family=family)

@@ -1,6 +1,6 @@
 # pragma version ~=0.4.3
 # Dev/test contract: forwards the native value it receives (an internal value transfer for tracing).
-# No constructor and no storage: placed with anvil_setCode by chains/devtokens.py.
+# No constructor and no storage: placed with anvil_setCode by devstack/devtokens.py.
 
 
 @external

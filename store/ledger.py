@@ -1,9 +1,9 @@
-"""The ledger port and its development implementation: credits to users and the fees we keep.
+"""The ledger: credits to users and the fees we keep (the development implementation of the exchange's
+ledger, in the case database).
 
-Production would post to the exchange's ledger; here both entries live in the case database, in the
-same metadata as :mod:`recovery.store`. Each deposit is credited at most once: the primary keys
-(``credit:<deposit_key>`` and ``fee:<deposit_key>``) make a second or concurrent settlement fail, and
-the credit, the fee and the case's completion commit together or not at all.
+Each deposit is credited at most once: the primary keys (``credit:<deposit_key>`` and
+``fee:<deposit_key>``) make a second or concurrent settlement fail. This module does not know cases: the
+settlement (``services.settlement``) books these entries and completes the case in one transaction.
 """
 
 from __future__ import annotations
@@ -12,20 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from recovery.models import CaseStatus, Settlement
-from recovery.store import (
-    Amount,
-    Case,
-    CaseEvent,
-    CaseNotFound,
-    UTCDateTime,
-    begin_write,
-    format_units,
-    utcnow,
-)
+from recovery.models import Settlement
+from store.db import Amount, UTCDateTime, utcnow
 
 
 def credit_key(deposit_key: str) -> str:
@@ -72,7 +62,7 @@ class FeeTotal(BaseModel):
     fee_usd: Decimal
 
 
-def settle_case(
+def add_entries(
     session: Session,
     *,
     case_id: str,
@@ -82,37 +72,9 @@ def settle_case(
     asset: str,
     settlement: Settlement,
     fee_usd: Decimal,
-) -> bool:
-    """Credit the user, book the fee and complete the case, in one transaction, at most once.
-
-    Returns True when this call settled the deposit, False when it had already been settled (by an
-    earlier attempt or a concurrent worker); then nothing changes. Raises :class:`CaseNotFound`, or
-    ``ValueError`` for an inconsistent settlement or a case owned by another user.
-    """
-    parts = (settlement.credited, settlement.fee, settlement.gas)
-    if min(parts) < 0 or sum(parts) != settlement.recovered:
-        raise ValueError(
-            f"settlement does not add up: credited {settlement.credited} + fee {settlement.fee} "
-            f"+ gas {settlement.gas} != recovered {settlement.recovered}"
-        )
-    begin_write(session)
-    if session.get(LedgerCredit, credit_key(deposit_key)) is not None:
-        session.rollback()
-        return False
-    case = session.get(Case, case_id)
-    if case is None:
-        session.rollback()
-        raise CaseNotFound(case_id)
-    if case.user_id != user_id:
-        session.rollback()
-        raise ValueError(f"case {case_id} belongs to {case.user_id}, not {user_id}")
-
-    already_noted = session.exec(
-        select(CaseEvent.id).where(CaseEvent.case_id == case_id, CaseEvent.key == "credited")
-    ).first()
-
-    # queries above, writes below: nothing is flushed before the commit, where a concurrent
-    # settlement of the same deposit surfaces as a primary-key violation
+) -> None:
+    """Add the deposit's credit and fee entries to the session (not committed: the caller's transaction
+    completes the case with them). A second settlement of the deposit fails at commit on the keys."""
     now = utcnow()
     session.add(
         LedgerCredit(
@@ -136,39 +98,6 @@ def settle_case(
             fee_usd=str(fee_usd),
             created_at=now,
         )
-    )
-    case.status = CaseStatus.COMPLETED
-    case.credited = settlement.credited
-    case.fee = settlement.fee
-    case.gas = settlement.gas
-    case.fee_usd = str(fee_usd)
-    case.updated_at = now
-    session.add(case)
-    if already_noted is None:
-        session.add(
-            CaseEvent(
-                case_id=case_id,
-                key="credited",
-                status=CaseStatus.COMPLETED,
-                message=_credited_message(case, asset, settlement),
-                at=now,
-            )
-        )
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent worker settled this deposit first
-        session.rollback()
-        return False
-    return True
-
-
-def _credited_message(case: Case, asset: str, settlement: Settlement) -> str:
-    def show(amount: int) -> str:
-        return format_units(amount, case.decimals) if case.decimals is not None else f"{amount} base units of"
-
-    return (
-        f"Credited {show(settlement.credited)} {asset} to your account "
-        f"(recovery fee {show(settlement.fee)}, network cost {show(settlement.gas)})"
     )
 
 

@@ -1,6 +1,6 @@
 """Dev and test contracts beyond the test USDT: risky tokens and value forwarders, placed with ``anvil_setCode``.
 
-The sources are in ``chains/contracts/`` (Vyper, runtime bytecode only: no constructor, parameters are
+The sources are in ``devstack/contracts/`` (Vyper, runtime bytecode only: no constructor, parameters are
 compile-time ``${...}`` template constants). Anvil-only: never point this at a real network.
 
 - ``FeeToken.vy``: keeps ``fee_bps`` of each transfer for ``fee_collector`` (fee-on-transfer).
@@ -23,11 +23,11 @@ from typing import Any
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 
-from chains.devnet import FAUCET_ADDRESS, TEST_TOKEN_SOURCE, AnvilError, _send_and_wait, _top_up, _vyper_bin
 from chains.jsonrpc import JsonRpcClient
+from devstack.devnet import FAUCET_ADDRESS, AnvilError, _send_and_wait, _top_up, _vyper_bin
 from recovery.settings import ChainConfig
 
-CONTRACTS_DIR = TEST_TOKEN_SOURCE.parent
+CONTRACTS_DIR = Path(__file__).parent / "contracts"
 _SAFE_TEXT_RE = re.compile(r"^[A-Za-z0-9 ._-]{1,32}$")
 _SIGNATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\((.*)\)$")
 _compiled: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
@@ -52,7 +52,7 @@ def _render_param(key: str, value: str | int | bool) -> str:
 
 
 def contract_runtime_bytecode(source_name: str, **params: str | int | bool) -> str:
-    """Runtime bytecode (0x hex) of ``chains/contracts/<source_name>.vy`` with its ``${...}`` placeholders
+    """Runtime bytecode (0x hex) of ``devstack/contracts/<source_name>.vy`` with its ``${...}`` placeholders
     filled from ``params``; compiled once per process per parameters."""
     source_path = CONTRACTS_DIR / f"{source_name.removesuffix('.vy')}.vy"
     if not source_path.is_file():

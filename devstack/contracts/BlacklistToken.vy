@@ -1,7 +1,7 @@
 # pragma version ~=0.4.3
 # Test ERC-20 for dev chains with USDT-style sender controls: a blacklisted sender's transfer reverts
 # (USDT's addBlackList), a frozen sender's transfer returns false without reverting (as some old tokens
-# do). Runtime bytecode only (anvil_setCode, see chains/devtokens.py): no constructor, no owner; mint,
+# do). Runtime bytecode only (anvil_setCode, see devstack/devtokens.py): no constructor, no owner; mint,
 # addBlackList and freeze are open to anyone: never deploy it on a real network.
 
 event Transfer:

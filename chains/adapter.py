@@ -1,0 +1,33 @@
+"""What the adapters over an :class:`~chains.endpoints.EndpointPool` share (Bitcoin, Tron, XRP Ledger).
+
+An adapter holds its chain's config and a pool, reports the pool's endpoint health and is cheap to
+construct: HTTP connections are pooled per event loop, health records are process-wide. Each family
+adds its own ``accepts`` (which transaction ids it takes) and ``trace``.
+"""
+
+from __future__ import annotations
+
+from chains.endpoints import EndpointHealth, EndpointPool, RestClient
+from recovery.settings import ChainConfig
+
+
+class PooledAdapter:
+    """One chain talked to through ``pool`` (by default the config's endpoints and retry settings)."""
+
+    def __init__(self, config: ChainConfig, *, pool: EndpointPool | None = None) -> None:
+        self.config = config
+        self.pool = pool or EndpointPool.from_config(config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config.name!r})"
+
+    def health(self) -> list[EndpointHealth]:
+        return self.pool.health()
+
+
+class RestAdapter(PooledAdapter):
+    """A :class:`PooledAdapter` over a JSON REST API (Esplora, Tron's HTTP API); ``rest`` owns the pool."""
+
+    def __init__(self, config: ChainConfig, *, rest: RestClient | None = None) -> None:
+        self.rest = rest or RestClient.from_config(config)
+        super().__init__(config, pool=self.rest.pool)

@@ -1,0 +1,1 @@
+"""The operator command line, ``recovery --help``: one module per command group, assembled in ``cli.app``."""

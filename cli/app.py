@@ -1,0 +1,26 @@
+"""Operator command line: ``recovery --help``. Each command group is a module of this package.
+
+Errors print one line on stderr and exit with status 1 (no stack traces).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import cases, dev, fees, scan, users
+
+app = typer.Typer(
+    name="recovery",
+    help="Mis-deposit recovery engine: users, cases, fees and dev tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(users.app, name="users")
+app.add_typer(cases.app, name="case")
+app.add_typer(dev.app, name="dev")
+app.add_typer(fees.app, name="fees")
+app.command("scan")(scan.scan)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,76 @@
+"""What every command shares: one-line errors, configuration, the database, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import typer
+from sqlalchemy import Engine
+
+from recovery.settings import ChainConfig, Settings, UnknownChain, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(Exception):
+    """An error whose message is meant for the operator as is."""
+
+
+def one_line_errors(fn: F) -> F:
+    """Errors print one line on stderr and exit with status 1 (no stack traces)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except CliError as exc:
+            typer.echo(f"error: {exc}", err=True)
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            typer.echo(f"error: {type(exc).__name__}{': ' + message if message else ''}", err=True)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:
+        raise CliError(f"invalid configuration: {str(exc).splitlines()[0]}") from None
+
+
+def require_chain(settings: Settings, name: str, **kwargs: Any) -> ChainConfig:
+    try:
+        return settings.require_chain(name, **kwargs)
+    except UnknownChain as exc:
+        raise CliError(str(exc)) from None
+
+
+def open_engine(settings: Settings) -> Engine:
+    from store.db import make_engine
+    from store.schema import init_db
+
+    engine = make_engine(settings.database_url or "")
+    init_db(engine)
+    return engine
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def parse_when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: expected an ISO date or datetime such as 2025-01-31, got {value!r}") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when

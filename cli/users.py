@@ -1,0 +1,94 @@
+"""``recovery users``: API users and their deposit addresses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+
+app = typer.Typer(help="API users and their deposit addresses.", no_args_is_help=True)
+
+FAMILIES = ("bitcoin", "tron", "xrpl", "evm")
+
+
+@app.command("create")
+@one_line_errors
+def users_create(
+    user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+) -> None:
+    """Create a user: allocates a deposit address and prints a new API token (shown only once)."""
+    from chains.signer import HDSigner, deposit_path
+    from store.users import UserExists, create_user
+
+    settings = load_settings()
+    signer = HDSigner.from_settings(settings)
+    engine = open_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            user, token = create_user(session, user_id=user_id, signer=signer, path_for=deposit_path)
+    except UserExists:
+        raise CliError(f"user {user_id!r} already exists") from None
+    finally:
+        engine.dispose()
+    print_json(
+        {
+            "user_id": user.user_id,
+            "api_token": token,
+            "deposit_address": user.deposit_address,
+            "deposit_index": user.deposit_index,
+        }
+    )
+
+
+@app.command("rotate-address")
+@one_line_errors
+def users_rotate_address(
+    user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+) -> None:
+    """Give a user a fresh EVM deposit address. The old one stays theirs (deprecated): deposits that still
+    arrive there are recovered as DEPRECATED_ADDRESS cases."""
+    from chains.signer import HDSigner, deposit_path
+    from store.users import get_user, rotate_deposit_address
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            old = get_user(session, user_id=user_id)
+            if old is None:
+                raise CliError(f"no user {user_id!r}; create one with `recovery users create --user-id {user_id}`")
+            old_address = old.deposit_address
+            user = rotate_deposit_address(
+                session, user_id=user_id, signer=HDSigner.from_settings(settings), path_for=deposit_path
+            )
+    finally:
+        engine.dispose()
+    print_json({"user_id": user.user_id, "deposit_address": user.deposit_address, "deprecated": [old_address]})
+
+
+@app.command("add-address")
+@one_line_errors
+def users_add_address(
+    user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+    family: Annotated[str, typer.Option(help="Chain family: bitcoin, tron, xrpl or evm.")],
+    address: Annotated[str, typer.Option(help="The deposit address as the chain writes it.")],
+    memo: Annotated[str | None, typer.Option(help="Memo / destination tag on a shared address (XRP), if any.")] = None,
+) -> None:
+    """Record a deposit address the user was given on another chain family (or an EVM contract wallet)."""
+    from store.users import add_deposit_address
+
+    if family not in FAMILIES:
+        raise CliError(f"unknown family {family!r}: use bitcoin, tron, xrpl or evm")
+    settings = load_settings()
+    engine = open_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            row = add_deposit_address(session, user_id=user_id, family=family, address=address, memo=memo)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print_json({"user_id": row.user_id, "family": row.family, "address": row.address, "memo": row.memo})

@@ -1,0 +1,51 @@
+"""Quoting a recovery: the fee policy applied to the deposit's USD value, plus the gas it will cost."""
+
+from __future__ import annotations
+
+from chains.signer import HOT_WALLET_PATH, Signer
+from fees.policy import native_to_asset_units, quote
+from fees.prices import PricePort
+from recovery.models import Quote, Transfer
+from recovery.settings import Settings
+from services.evm_chains import EvmChains
+from services.pricing import asset_and_decimals, require_price
+from services.transactions import NATIVE_TRANSFER_GAS, sweep_gas_limit
+
+
+class Quoter:
+    def __init__(self, *, settings: Settings, signer: Signer, prices: PricePort, chains: EvmChains) -> None:
+        self._settings = settings
+        self._signer = signer
+        self._prices = prices
+        self._chains = chains
+
+    async def quote(self, deposit: Transfer, *, on_chain: bool) -> Quote:
+        """``on_chain`` False: a credit of funds already held, no gas to pay. Raises
+        :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price."""
+        config = self._chains.config(deposit.chain)
+        asset, decimals = asset_and_decimals(deposit)
+        price = require_price(self._prices, asset)
+        gas_estimate = 0
+        if on_chain:
+            chain = self._chains.get(deposit.chain)
+            max_fee, _tip = await chain.fee_params()
+            hot = self._signer.address(HOT_WALLET_PATH)
+            sweep_gas = await sweep_gas_limit(chain, deposit, hot_wallet=hot)
+            gas_estimate = native_to_asset_units(
+                (sweep_gas + NATIVE_TRANSFER_GAS) * max_fee,
+                native_decimals=config.native_decimals,
+                native_price_usd=require_price(self._prices, config.native_symbol),
+                decimals=decimals,
+                price_usd=price,
+            )
+        policy = self._settings.fee
+        return quote(
+            asset=asset,
+            amount=deposit.amount,
+            decimals=decimals,
+            price_usd=price,
+            percent_bps=policy.percent_bps,
+            min_usd=policy.min_usd,
+            max_usd=policy.max_usd,
+            gas_estimate=gas_estimate,
+        )

@@ -1,0 +1,153 @@
+"""Settling a recovery: split what was recovered into credit, fee and gas, book the ledger entries and
+complete the case, in one database transaction, at most once per deposit.
+
+This module is the one writer of a case's completion; neither the ledger nor the case store knows the
+other, the transaction is composed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from fees.policy import native_to_asset_units, settle
+from fees.prices import PricePort
+from recovery.errors import PermanentError
+from recovery.models import Quote, Settlement, Transfer, TxReceipt
+from recovery.units import amount_text
+from services.evm_chains import EvmChains
+from services.pricing import asset_and_decimals, require_price
+from store import cases, ledger
+from store.cases import CaseNotFound
+from store.db import begin_write, run_in_session
+
+log = logging.getLogger(__name__)
+
+
+class RefusedSettlement(PermanentError):
+    pass
+
+
+def settle_case(
+    session: Session,
+    *,
+    case_id: str,
+    user_id: str,
+    deposit_key: str,
+    chain: str,
+    asset: str,
+    settlement: Settlement,
+    fee_usd: Decimal,
+) -> bool:
+    """Credit the user, book the fee and complete the case, in one transaction, at most once.
+
+    Returns True when this call settled the deposit, False when it had already been settled (by an
+    earlier attempt or a concurrent worker); then nothing changes. Raises :class:`CaseNotFound`, or
+    ``ValueError`` for an inconsistent settlement or a case owned by another user.
+    """
+    parts = (settlement.credited, settlement.fee, settlement.gas)
+    if min(parts) < 0 or sum(parts) != settlement.recovered:
+        raise ValueError(
+            f"settlement does not add up: credited {settlement.credited} + fee {settlement.fee} "
+            f"+ gas {settlement.gas} != recovered {settlement.recovered}"
+        )
+    begin_write(session)
+    if ledger.is_credited(session, deposit_key=deposit_key):
+        session.rollback()
+        return False
+    case = cases.get_case(session, case_id=case_id)
+    if case is None:
+        session.rollback()
+        raise CaseNotFound(case_id)
+    if case.user_id != user_id:
+        session.rollback()
+        raise ValueError(f"case {case_id} belongs to {case.user_id}, not {user_id}")
+
+    # the case first (its completion reads the timeline), then the ledger entries: nothing is flushed
+    # before the commit, where a concurrent settlement of the same deposit surfaces as a key violation
+    cases.add_completion(
+        session,
+        case=case,
+        settlement=settlement,
+        fee_usd=fee_usd,
+        message=_credited_message(case.decimals, asset, settlement),
+    )
+    ledger.add_entries(
+        session,
+        case_id=case_id,
+        user_id=user_id,
+        deposit_key=deposit_key,
+        chain=chain,
+        asset=asset,
+        settlement=settlement,
+        fee_usd=fee_usd,
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent worker settled this deposit first
+        session.rollback()
+        return False
+    return True
+
+
+def _credited_message(decimals: int | None, asset: str, settlement: Settlement) -> str:
+    return (
+        f"Credited {amount_text(settlement.credited, decimals, asset)} to your account "
+        f"(recovery fee {amount_text(settlement.fee, decimals)}, network cost {amount_text(settlement.gas, decimals)})"
+    )
+
+
+class Settler:
+    def __init__(self, *, engine: Engine, prices: PricePort, chains: EvmChains) -> None:
+        self._engine = engine
+        self._prices = prices
+        self._chains = chains
+
+    async def settle(
+        self, *, case_id: str, user_id: str, deposit: Transfer, quote: Quote, receipts: list[TxReceipt]
+    ) -> Settlement:
+        """Settle once; a retry that finds the deposit settled reports what the ledger holds."""
+        if not all(r.succeeded for r in receipts):
+            raise RefusedSettlement("refusing to credit: a recovery transaction reverted")
+        config = self._chains.config(deposit.chain)
+        asset, decimals = asset_and_decimals(deposit)
+        gas_native = sum(r.gas_used * r.effective_gas_price for r in receipts)
+        gas = 0
+        if gas_native:  # a credit of funds already held needs no transaction, and no native price
+            gas = native_to_asset_units(
+                gas_native,
+                native_decimals=config.native_decimals,
+                native_price_usd=require_price(self._prices, config.native_symbol),
+                decimals=decimals,
+                price_usd=require_price(self._prices, asset),
+            )
+        settlement = settle(recovered=deposit.amount, fee=quote.fee, gas=gas, gas_native=gas_native)
+        booked = await run_in_session(
+            self._engine,
+            settle_case,
+            case_id=case_id,
+            user_id=user_id,
+            deposit_key=deposit.key,
+            chain=deposit.chain,
+            asset=asset,
+            settlement=settlement,
+            fee_usd=quote.fee_usd,
+        )
+        if not booked:
+            settlement = await run_in_session(
+                self._engine, ledger.booked_settlement, deposit_key=deposit.key, gas_native=gas_native
+            )
+        log.info(
+            "case %s settled: recovered %d = credited %d + fee %d + gas %d (%s base units)",
+            case_id,
+            settlement.recovered,
+            settlement.credited,
+            settlement.fee,
+            settlement.gas,
+            asset,
+        )
+        return settlement

@@ -1,0 +1,258 @@
+"""Cases and their timelines: one case per deposit, its status and amounts, and the events that explain
+each change (one event per key, so writing is idempotent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Index, Text, UniqueConstraint, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from recovery.models import CaseStatus, CaseUpdate, Pattern, Settlement, Transfer
+from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
+
+
+class CaseBase(SQLModel):
+    chain: str | None = Field(default=None, max_length=64)
+    tx_hash: str = Field(index=True, max_length=130)
+    log_index: int | None = None
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "cases"  # type: ignore[assignment]
+
+    case_id: str = Field(primary_key=True, max_length=255)
+    user_id: str = Field(index=True, max_length=128)
+    status: CaseStatus = Field(default=CaseStatus.RECEIVED, sa_type=StrEnumType(CaseStatus))
+    pattern: Pattern | None = Field(default=None, sa_type=StrEnumType(Pattern))
+    reason: str = Field(default="", sa_type=Text)
+    asset: str | None = Field(default=None, max_length=64)
+    token_address: str | None = Field(default=None, max_length=128)
+    decimals: int | None = None
+    amount: int | None = Field(default=None, sa_type=Amount)
+    fee: int | None = Field(default=None, sa_type=Amount)
+    gas: int | None = Field(default=None, sa_type=Amount)
+    credited: int | None = Field(default=None, sa_type=Amount)
+    fee_usd: str | None = Field(default=None, max_length=64)
+    quote_json: str | None = Field(default=None, sa_type=Text)
+    topup_tx_hash: str | None = Field(default=None, max_length=130)
+    sweep_tx_hash: str | None = Field(default=None, max_length=130)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+Index("ix_cases_user_created", Case.__table__.c.user_id, Case.__table__.c.created_at)  # type: ignore[attr-defined]
+
+
+class CaseEvent(SQLModel, table=True):
+    """One line of a case's timeline; ``(case_id, key)`` is unique so appending is idempotent."""
+
+    __tablename__ = "case_events"  # type: ignore[assignment]
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_case_events_case_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=255)
+    key: str = Field(max_length=255)
+    status: CaseStatus = Field(sa_type=StrEnumType(CaseStatus))
+    message: str = Field(default="", sa_type=Text)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CaseExists(Exception):
+    def __init__(self, existing: Case) -> None:
+        super().__init__(f"case {existing.case_id!r} already exists")
+        self.existing = existing
+
+
+class CaseNotFound(KeyError):
+    def __init__(self, case_id: str) -> None:
+        super().__init__(case_id)
+        self.case_id = case_id
+
+    def __str__(self) -> str:
+        return f"case {self.case_id!r} not found"
+
+
+def get_case(session: Session, *, case_id: str) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def create_case(
+    session: Session,
+    *,
+    case_id: str,
+    user_id: str,
+    chain: str | None,
+    tx_hash: str,
+    log_index: int | None,
+    deposit: Transfer | None = None,
+    note_key: str | None = None,
+    note: str = "",
+) -> Case:
+    """Insert a RECEIVED case and its "received" timeline event. Raises :class:`CaseExists`.
+
+    ``deposit``, when the claim already resolved to a transfer, pre-fills asset and amount. ``note_key``
+    adds a second RECEIVED event in the same transaction (who opened the case, and why).
+    """
+    existing_case = begin_write_unless_exists(session, Case, case_id)
+    if existing_case is not None:
+        raise CaseExists(existing_case)
+    now = utcnow()
+    case = Case(
+        case_id=case_id,
+        user_id=user_id,
+        chain=chain,
+        tx_hash=tx_hash,
+        log_index=log_index,
+        status=CaseStatus.RECEIVED,
+        created_at=now,
+        updated_at=now,
+    )
+    if deposit is not None:
+        case.asset = deposit.asset
+        case.token_address = deposit.token_address
+        case.decimals = deposit.decimals
+        case.amount = deposit.amount
+    session.add(case)
+    session.add(
+        CaseEvent(case_id=case_id, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now)
+    )
+    if note_key is not None:
+        session.add(CaseEvent(case_id=case_id, key=note_key, status=CaseStatus.RECEIVED, message=note, at=now))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(Case, case_id)
+        if existing is None:
+            raise
+        raise CaseExists(existing) from None
+    session.refresh(case)
+    return case
+
+
+def list_cases(session: Session, *, user_id: str, limit: int = 50, offset: int = 0) -> list[Case]:
+    """The user's cases, newest first."""
+    statement = (
+        select(Case)
+        .where(Case.user_id == user_id)
+        .order_by(col(Case.created_at).desc(), col(Case.case_id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.exec(statement).all())
+
+
+def count_cases(session: Session, *, user_id: str) -> int:
+    return session.exec(select(func.count()).select_from(Case).where(Case.user_id == user_id)).one()
+
+
+def delete_case(session: Session, *, case_id: str) -> bool:
+    """Remove a case and its timeline. Only to undo a case whose workflow could not be started."""
+    begin_write(session)
+    case = session.get(Case, case_id)
+    if case is None:
+        session.rollback()
+        return False
+    for ev in session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id)).all():
+        session.delete(ev)
+    session.delete(case)
+    session.commit()
+    return True
+
+
+CREDITED_EVENT = "credited"
+
+_PLAIN_UPDATE_FIELDS = (
+    "pattern",
+    "reason",
+    "chain",
+    "asset",
+    "token_address",
+    "decimals",
+    "amount",
+    "topup_tx_hash",
+    "sweep_tx_hash",
+)
+
+
+def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
+    """Apply ``update`` and append its timeline event in one transaction, once per event key.
+
+    Returns False (and changes nothing) when the event key was already recorded for the case.
+    Fields left ``None`` are kept. A terminal status (COMPLETED/REJECTED) never goes back to a
+    non-terminal one. Raises :class:`CaseNotFound` for an unknown case. What was credited is not an
+    update: only the settlement writes it (:func:`add_completion`).
+    """
+    begin_write(session)
+    case = session.get(Case, update.case_id)
+    if case is None:
+        session.rollback()
+        raise CaseNotFound(update.case_id)
+    seen = session.exec(
+        select(CaseEvent.id).where(CaseEvent.case_id == update.case_id, CaseEvent.key == update.event.key)
+    ).first()
+    if seen is not None:
+        session.rollback()
+        return False
+
+    for name in _PLAIN_UPDATE_FIELDS:
+        value = getattr(update, name)
+        if value is not None:
+            setattr(case, name, value)
+    if update.quote is not None:
+        case.fee = update.quote.fee
+        case.fee_usd = str(update.quote.fee_usd)
+        case.quote_json = update.quote.model_dump_json()
+    new_status = CaseStatus(update.event.status)
+    if not (case.status.terminal and not new_status.terminal):
+        case.status = new_status
+    now = utcnow()
+    case.updated_at = now
+    session.add(case)
+    session.add(
+        CaseEvent(
+            case_id=update.case_id,
+            key=update.event.key,
+            status=new_status,
+            message=update.event.message,
+            at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # a concurrent writer recorded the same event key first
+        session.rollback()
+        return False
+    return True
+
+
+def has_event(session: Session, *, case_id: str, key: str) -> bool:
+    statement = select(CaseEvent.id).where(CaseEvent.case_id == case_id, CaseEvent.key == key)
+    return session.exec(statement).first() is not None
+
+
+def add_completion(session: Session, *, case: Case, settlement: Settlement, fee_usd: Decimal, message: str) -> None:
+    """Mark ``case`` COMPLETED with what was credited, and add its "credited" event (once): added to the
+    session, not committed. The caller's transaction also books the ledger entries (one writer of a
+    completion: ``services.settlement``); call this before adding them, it queries the timeline."""
+    noted = has_event(session, case_id=case.case_id, key=CREDITED_EVENT)
+    now = utcnow()
+    case.status = CaseStatus.COMPLETED
+    case.credited = settlement.credited
+    case.fee = settlement.fee
+    case.gas = settlement.gas
+    case.fee_usd = str(fee_usd)
+    case.updated_at = now
+    session.add(case)
+    if not noted:
+        session.add(
+            CaseEvent(case_id=case.case_id, key=CREDITED_EVENT, status=CaseStatus.COMPLETED, message=message, at=now)
+        )
+
+
+def timeline(session: Session, *, case_id: str) -> list[CaseEvent]:
+    statement = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id))
+    return list(session.exec(statement).all())

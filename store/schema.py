@@ -1,0 +1,14 @@
+"""Creates every table of the engine (idempotent): importing the table modules registers them."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+from store import cases, ledger, scan_cursors, signed_txs, users
+
+TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger)
+
+
+def init_db(engine: Engine) -> None:
+    SQLModel.metadata.create_all(engine)

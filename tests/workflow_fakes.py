@@ -1,0 +1,267 @@
+"""Fake case activities for the fast workflow tier: registered under the real activity names, they
+return canned domain records and record what the workflow asked, so a test runs ``CaseWorkflow`` on
+the time-skipping server with no chain, database or API.
+
+Nothing here imports ``services``, ``store`` or ``api``: only the domain records and the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from recovery.models import (
+    CaseUpdate,
+    DepositFacts,
+    Quote,
+    Settlement,
+    SignedTx,
+    TraceResult,
+    Transfer,
+    TxReceipt,
+)
+from workflows.case_messages import (
+    FactsRequest,
+    QuoteRequest,
+    SettleRequest,
+    SignRequest,
+    TraceRequest,
+    TxStatusRequest,
+)
+
+TX = "0x" + "ab" * 32
+DEPOSIT_ADDRESS = "0x1111111111111111111111111111111111111111"
+USDT = "0x55d398326f99059fF775485246999027B3197955"
+ENGINEERS = ["alice", "bob"]
+CLAIMANT = "user-1"
+
+
+def usdt_deposit(tx_hash: str = TX, amount: int = 100 * 10**18) -> Transfer:
+    return Transfer(
+        chain="bsc",
+        tx_hash=tx_hash,
+        log_index=0,
+        token_address=USDT,
+        asset="USDT",
+        decimals=18,
+        sender="0x" + "22" * 20,
+        recipient=DEPOSIT_ADDRESS,
+        amount=amount,
+    )
+
+
+def xrp_deposit(tx_hash: str, amount: int = 500 * 10**6, memo: str | None = None) -> Transfer:
+    return Transfer(
+        chain="xrp",
+        tx_hash=tx_hash,
+        log_index=0,
+        token_address=None,
+        asset="XRP",
+        decimals=6,
+        sender="rSender" + "1" * 20,
+        recipient="rExchange" + "2" * 20,
+        amount=amount,
+        memo=memo,
+    )
+
+
+def trace(
+    deposit: Transfer | None,
+    *,
+    tx_hash: str = TX,
+    chain: str | None = "bsc",
+    found: bool = True,
+    confirmations: int = 5,
+    required: int = 3,
+    block_number: int | None = 100,
+    block_time_ms: int = 3000,
+) -> TraceResult:
+    return TraceResult(
+        chain=chain,
+        tx_hash=tx_hash,
+        found=found,
+        succeeded=True if found else None,
+        block_number=block_number if found else None,
+        confirmations=confirmations if found else 0,
+        required_confirmations=required,
+        block_time_ms=block_time_ms,
+        transfers=[deposit] if deposit is not None and found else [],
+    )
+
+
+def facts(deposit: Transfer | None, **overrides: Any) -> DepositFacts:
+    """Facts of a WRONG_NETWORK_SAME_KEY deposit (USDT on bsc, credited on ethereum) unless overridden.
+    The fake ``gather_facts`` replaces ``trace`` and ``vanished_from_block`` with the request's."""
+    base: dict[str, Any] = {
+        "claimant_user_id": CLAIMANT,
+        "trace": TraceResult(chain=deposit.chain if deposit else None, tx_hash=TX, found=False),
+        "deposit": deposit,
+        "owner_user_id": CLAIMANT,
+        "signer_holds_key": True,
+        "credited_chains": ["ethereum"],
+        "engineers": list(ENGINEERS),
+    }
+    base.update(overrides)
+    return DepositFacts.model_validate(base)
+
+
+def quote(amount: int = 100 * 10**18, *, decimals: int = 18, asset: str = "USDT", net: int | None = None) -> Quote:
+    fee = amount * 5 // 100
+    gas = 10**15 if decimals == 18 else 0
+    return Quote(
+        asset=asset,
+        decimals=decimals,
+        amount=amount,
+        amount_usd=Decimal("100.00"),
+        percent_bps=500,
+        fee_usd=Decimal("5.00"),
+        fee=fee,
+        gas_estimate=gas,
+        net_estimate=amount - fee - gas if net is None else net,
+    )
+
+
+def no_price(asset: str = "USDT") -> ApplicationError:
+    """What ``quote_recovery`` raises for an asset without a USD price (a PermanentError upstream)."""
+    return ApplicationError(f"no USD price configured for {asset}", type="PermanentError", non_retryable=True)
+
+
+def receipt(tx_hash: str, *, succeeded: bool = True, confirmations: int = 3, required: int = 3) -> TxReceipt:
+    return TxReceipt(
+        chain="bsc",
+        tx_hash=tx_hash,
+        succeeded=succeeded,
+        block_number=200,
+        gas_used=50_000,
+        effective_gas_price=3 * 10**9,
+        confirmations=confirmations,
+        required_confirmations=required,
+    )
+
+
+SETTLEMENT = Settlement(
+    recovered=100 * 10**18, credited=94 * 10**18, fee=5 * 10**18, gas=10**18, gas_native=150_000 * 10**9
+)
+
+
+def _next(items: list[Any], calls: int) -> Any:
+    """The ``calls``-th canned answer; the last one repeats."""
+    return items[min(calls, len(items) - 1)]
+
+
+class FakeCase:
+    """One case's activities: canned answers in, recorded requests out.
+
+    ``traces``, ``quotes`` and ``sweep_receipts`` are answered in order, the last repeating; a quote
+    that is an exception is raised. ``topup_needed=False`` signs no gas top-up (``tx_hash`` None).
+    """
+
+    def __init__(
+        self,
+        *,
+        traces: list[TraceResult],
+        facts: DepositFacts,
+        quotes: list[Quote | Exception] | None = None,
+        sweep_receipts: list[TxReceipt] | None = None,
+        topup_needed: bool = True,
+        settlement: Settlement = SETTLEMENT,
+    ) -> None:
+        self.traces = traces
+        self.facts = facts
+        self.quotes: list[Quote | Exception] = quotes if quotes is not None else [quote()]
+        self.sweep_receipts = sweep_receipts
+        self.topup_needed = topup_needed
+        self.settlement = settlement
+
+        self.trace_requests: list[TraceRequest] = []
+        self.facts_requests: list[FactsRequest] = []
+        self.quote_requests: list[QuoteRequest] = []
+        self.sign_requests: list[SignRequest] = []
+        self.broadcasts: list[SignedTx] = []
+        self.status_requests: list[TxStatusRequest] = []
+        self.settle_requests: list[SettleRequest] = []
+        self.saved: list[CaseUpdate] = []
+
+    # --- what the tests read ---------------------------------------------------------------------
+
+    @property
+    def keys(self) -> list[str]:
+        """Timeline event keys saved, in order."""
+        return [u.event.key for u in self.saved]
+
+    @property
+    def statuses(self) -> list[str]:
+        return [u.event.status.value for u in self.saved]
+
+    def saved_event(self, key: str) -> CaseUpdate:
+        return next(u for u in self.saved if u.event.key == key)
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [
+            self.trace_transaction,
+            self.gather_facts,
+            self.quote_recovery,
+            self.sign_transaction,
+            self.broadcast_transaction,
+            self.transaction_status,
+            self.settle_case,
+            self.save_case,
+        ]
+
+    # --- the activities --------------------------------------------------------------------------
+
+    @activity.defn(name="trace_transaction")
+    async def trace_transaction(self, request: TraceRequest) -> TraceResult:
+        answer: TraceResult = _next(self.traces, len(self.trace_requests))
+        self.trace_requests.append(request)
+        return answer
+
+    @activity.defn(name="gather_facts")
+    async def gather_facts(self, request: FactsRequest) -> DepositFacts:
+        self.facts_requests.append(request)
+        return self.facts.model_copy(
+            update={"trace": request.trace, "vanished_from_block": request.vanished_from_block}
+        )
+
+    @activity.defn(name="quote_recovery")
+    async def quote_recovery(self, request: QuoteRequest) -> Quote:
+        answer = _next(self.quotes, len(self.quote_requests))
+        self.quote_requests.append(request)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, Quote)
+        return answer
+
+    @activity.defn(name="sign_transaction")
+    async def sign_transaction(self, request: SignRequest) -> SignedTx:
+        self.sign_requests.append(request)
+        tx_hash = None if request.purpose == "gas_topup" and not self.topup_needed else f"0x{request.purpose}"
+        return SignedTx(idempotency_key=request.idempotency_key, chain=request.deposit.chain, tx_hash=tx_hash)
+
+    @activity.defn(name="broadcast_transaction")
+    async def broadcast_transaction(self, signed: SignedTx) -> TxReceipt:
+        assert signed.tx_hash is not None, "a transaction without a hash must not be broadcast"
+        sweeps_before = sum(1 for b in self.broadcasts if b.idempotency_key.endswith(":sweep"))
+        self.broadcasts.append(signed)
+        if signed.idempotency_key.endswith(":sweep") and self.sweep_receipts:
+            answer: TxReceipt = _next(self.sweep_receipts, sweeps_before)
+            return answer
+        return receipt(signed.tx_hash)
+
+    @activity.defn(name="transaction_status")
+    async def transaction_status(self, request: TxStatusRequest) -> TxReceipt:
+        self.status_requests.append(request)
+        return receipt(request.tx_hash)
+
+    @activity.defn(name="settle_case")
+    async def settle_case(self, request: SettleRequest) -> Settlement:
+        self.settle_requests.append(request)
+        return self.settlement
+
+    @activity.defn(name="save_case")
+    async def save_case(self, update: CaseUpdate) -> None:
+        self.saved.append(update)

@@ -1,0 +1,112 @@
+"""The case workflow's messages: its input and result, the engineers' decision, and the requests its
+activities take. Their results are domain records (``recovery.models``): trace, facts, quote, signed
+transaction, receipt, settlement.
+
+Workflow-safe: only pydantic and the domain models.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from recovery.models import (
+    CaseStatus,
+    NewCase,
+    Pattern,
+    Quote,
+    Settlement,
+    TraceResult,
+    Transfer,
+    TxReceipt,
+)
+from recovery.units import format_units
+
+
+class CaseInput(BaseModel):
+    case_id: str
+    user_id: str
+    chain: str | None
+    tx_hash: str
+    log_index: int | None
+    asset: str | None = None
+    amount_display: str | None = None
+    """Decimal string of the located amount, for the workflow's summary in the UI."""
+
+    @classmethod
+    def of(cls, case: NewCase) -> CaseInput:
+        deposit = case.deposit
+        return cls(
+            case_id=case.case_id,
+            user_id=case.user_id,
+            chain=case.chain,
+            tx_hash=case.tx_hash,
+            log_index=case.log_index,
+            asset=deposit.asset if deposit else None,
+            amount_display=(
+                format_units(deposit.amount, deposit.decimals)
+                if deposit is not None and deposit.decimals is not None
+                else None
+            ),
+        )
+
+
+class CaseResult(BaseModel):
+    case_id: str
+    status: CaseStatus
+    pattern: Pattern | None
+    reason: str
+    settlement: Settlement | None = None
+
+
+class Decision(BaseModel):
+    """An engineer's decision on a case awaiting approval (the UI records no identity)."""
+
+    engineer: str
+    reason: str = ""
+
+
+class TraceRequest(BaseModel):
+    chain: str | None
+    tx_hash: str
+
+
+class FactsRequest(BaseModel):
+    case_id: str
+    user_id: str
+    trace: TraceResult
+    log_index: int | None
+    vanished_from_block: int | None = None
+
+
+class QuoteRequest(BaseModel):
+    case_id: str
+    deposit: Transfer
+    on_chain: bool = True
+    """False for a credit of funds already held by the exchange: no gas to pay."""
+
+
+class SignRequest(BaseModel):
+    """Ask the signer to build and sign a transaction once, keyed by ``idempotency_key``.
+
+    ``purpose`` is ``sweep`` (deposit address to hot wallet) or ``gas_topup`` (gas wallet to the
+    deposit address, sized from the already signed sweep).
+    """
+
+    idempotency_key: str
+    case_id: str
+    purpose: str
+    deposit: Transfer
+    sweep_key: str | None = None
+
+
+class TxStatusRequest(BaseModel):
+    chain: str
+    tx_hash: str
+
+
+class SettleRequest(BaseModel):
+    case_id: str
+    user_id: str
+    deposit: Transfer
+    quote: Quote
+    receipts: list[TxReceipt]
