@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlmodel import Session
 
 from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
 
-app = typer.Typer(help="Inspect cases.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from workflows.case_messages import Decision
+
+app = typer.Typer(help="Inspect cases and decide on those awaiting an engineer.", no_args_is_help=True)
 
 
 def case_record(case: Case, events: list[CaseEvent]) -> dict[str, Any]:
@@ -47,3 +52,76 @@ def case_show(case_id: Annotated[str, typer.Argument(help="The case id, e.g. cas
             print_json(case_record(case, timeline(session, case_id=case_id)))
     finally:
         engine.dispose()
+
+
+# --- decisions --------------------------------------------------------------------------------------
+
+TEMPORAL_CONNECT_TIMEOUT_S = 15
+EngineerOption = Annotated[str, typer.Option("--engineer", help="Your name on the roster of engineers.")]
+CaseIdArgument = Annotated[str, typer.Argument(help="The case id (the workflow id), e.g. case-bsc-0xabc...-7")]
+
+
+@app.command("approve")
+@one_line_errors
+def case_approve(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    note: Annotated[str, typer.Option(help="A note for the timeline and the audit.")] = "",
+) -> None:
+    """Approve a case awaiting approval, attested: the workflow can verify that this CLI sent it (a case
+    above the four-eyes threshold needs a second approval by another engineer)."""
+    _decide(case_id, "approve", engineer=engineer, note=note)
+
+
+@app.command("reject")
+@one_line_errors
+def case_reject(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    reason: Annotated[str, typer.Option(help="Why; the user reads it.")],
+) -> None:
+    """Reject a case awaiting approval, attested; the reason is what the user reads."""
+    _decide(case_id, "reject", engineer=engineer, reason=reason)
+
+
+def _decide(case_id: str, action: str, *, engineer: str, note: str = "", reason: str = "") -> None:
+    from services.attesting import Attester, load_or_create_key
+    from workflows.case_messages import Decision
+
+    settings = load_settings()
+    assert settings.attestation_key_file is not None
+    attester = Attester(load_or_create_key(settings.attestation_key_file))
+    decision = Decision(
+        engineer=engineer,
+        note=note,
+        reason=reason,
+        attestation=attester.attest(case_id=case_id, engineer=engineer, action=action),
+    )
+    answer = asyncio.run(_send(settings, case_id, action, decision))
+    print_json({"case_id": case_id, "action": action, "engineer": engineer, "attested": True, "answer": answer})
+
+
+async def _send(settings: Settings, case_id: str, action: str, decision: Decision) -> str:
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from workflows.case_workflow import CaseWorkflow
+    from workflows.client import connect
+
+    try:
+        client = await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
+    update = CaseWorkflow.approve if action == "approve" else CaseWorkflow.reject
+    try:
+        return await client.get_workflow_handle(case_id).execute_update(update, decision)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise CliError(f"refused: {message}") from None
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise CliError(f"no running case {case_id!r}: check the id with `recovery case show`") from None
+        raise CliError(f"Temporal refused the update: {exc.message}") from None

@@ -7,12 +7,14 @@ Workflow-safe: only the standard library and pydantic. Amounts are integers in b
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, Field, PlainSerializer
 
+from recovery.roster import ApprovalPolicy, Tier
 from recovery.units import amount_text
 
 BaseUnits = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
@@ -210,7 +212,9 @@ class DepositFacts(BaseModel):
     internal_transfer: bool = False
     """Sent by the exchange's own hot or gas wallet (a gas top-up, for example): never a deposit."""
     engineers: list[str] = Field(default_factory=list)
-    """The roster allowed to approve or reject this case if it needs a manual decision."""
+    """The roster's names (what cases started before the roster's rules check)."""
+    approval_policy: ApprovalPolicy | None = None
+    """The roster with tiers and limits, four-eyes and attestation rules, as the worker is configured."""
     family: str = "evm"
     vanished_from_block: int | None = None
     """The deposit was seen in this block earlier and is gone now (a reorganisation)."""
@@ -271,6 +275,29 @@ class TimelineEvent(BaseModel):
     message: str
 
 
+class SlaState(StrEnum):
+    """Where a manual case stands against its service levels; moved by the workflow's own timers."""
+
+    ON_TRACK = "on_track"
+    DUE_SOON = "due_soon"
+    TARGET_MISSED = "target_missed"
+    BREACHED = "breached"
+
+
+class CaseHandling(BaseModel):
+    """Who handles a manual case and by when: its tier, its assignee, the approvals it needs, its SLA."""
+
+    tier: Tier
+    assigned_to: str | None = None
+    approvals_needed: int = 1
+    sla_started_at: datetime | None = None
+    sla_target_at: datetime | None = None
+    sla_deadline_at: datetime | None = None
+    sla_state: SlaState = SlaState.ON_TRACK
+    paused: bool = False
+    """The SLA clock stands still while the case waits for the user."""
+
+
 class CaseUpdate(BaseModel):
     """A change to the case record plus the timeline event that explains it (idempotent by key)."""
 
@@ -284,6 +311,7 @@ class CaseUpdate(BaseModel):
     decimals: int | None = None
     amount: BaseUnits | None = None
     quote: Quote | None = None
+    handling: CaseHandling | None = None
     topup_tx_hash: str | None = None
     sweep_tx_hash: str | None = None
 

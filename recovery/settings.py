@@ -8,12 +8,13 @@ Environment variables use the prefix ``RECOVERY_`` and ``__`` for nesting
 from __future__ import annotations
 
 import os
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +23,7 @@ from pydantic_settings import (
 )
 
 from recovery.errors import PermanentError
+from recovery.roster import Engineer, Tier, UnattestedRule
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,6 +141,36 @@ def dev_chains() -> list[ChainConfig]:
     ]
 
 
+class SlaConfig(BaseModel):
+    """Service levels of manual cases, in working days from the moment a case first waits for an engineer."""
+
+    target_working_days: int = Field(default=15, ge=1)
+    deadline_working_days: int = Field(default=30, ge=1)
+    reminder_working_days: list[int] = Field(default_factory=lambda: [5, 10])
+    due_soon_working_days: int = Field(default=3, ge=0)
+    weekend: list[int] = Field(default_factory=lambda: [5, 6])
+    """Weekdays that are not working days (Monday is 0)."""
+    holiday_country: str | None = "US"
+    """ISO country code whose public holidays are not working days (the ``holidays`` package); None: none."""
+    holiday_subdivision: str | None = None
+    extra_holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deadline_after_target(self) -> SlaConfig:
+        if self.deadline_working_days < self.target_working_days:
+            raise ValueError("sla.deadline_working_days must not be before sla.target_working_days")
+        return self
+
+
+def dev_roster() -> list[Engineer]:
+    return [
+        Engineer(name="alice", tier=Tier.FIRST_LINE, approval_limit_usd=Decimal("1000")),
+        Engineer(name="bob", tier=Tier.ENGINEERING, approval_limit_usd=Decimal("100000")),
+        Engineer(name="chen", tier=Tier.EXPERT),
+        Engineer(name="vera", tier=Tier.VIP, approval_limit_usd=Decimal("100000")),
+    ]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RECOVERY_",
@@ -170,11 +202,33 @@ class Settings(BaseSettings):
         }
     )
     fee: FeePolicyConfig = Field(default_factory=FeePolicyConfig)
-    engineers: list[str] = Field(default_factory=lambda: ["alice", "bob"])
+    engineers: list[Engineer] = Field(default_factory=dev_roster)
+    """The roster: objects with ``name``, ``tier``, ``approval_limit_usd``, ``user_id``; a plain name is a
+    first-line engineer with no limit (older configurations)."""
+    auto_limit_usd: Decimal | None = Decimal("20000")
+    """An automatic pattern worth more than this goes to an engineer (None: no limit)."""
+    four_eyes_usd: Decimal | None = Decimal("50000")
+    """Above this a case needs two approvals by distinct engineers (None: never)."""
+    sla: SlaConfig = Field(default_factory=SlaConfig)
+    unattested_approvals: UnattestedRule = "single"
+    """Where an approval typed into the Temporal UI (no attestation) counts: ``single`` (cases needing one
+    approval) or ``never``."""
+    attestation_key_file: Path | None = None
+    """The Ed25519 key with which the CLI and the staff API attest decisions (default
+    ``<data_dir>/decision-attestation.key``, created on first use). The worker needs only its public half."""
+    attestation_public_keys: list[str] = Field(default_factory=list)
+    """Hex Ed25519 public keys the worker trusts; empty: the public half of ``attestation_key_file``."""
 
     signer_mnemonic: SecretStr | None = None
     seed_file: Path | None = None
     dev_faucet_enabled: bool = True
+
+    @field_validator("engineers", mode="before")
+    @classmethod
+    def _names_are_first_line(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
@@ -182,6 +236,11 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'recovery.db'}"
         if self.seed_file is None:
             self.seed_file = self.data_dir / "signer-seed"
+        if self.attestation_key_file is None:
+            self.attestation_key_file = self.data_dir / "decision-attestation.key"
+        roster = [e.name for e in self.engineers]
+        if len(roster) != len(set(roster)):
+            raise ValueError(f"engineer names must be unique, got {roster}")
         names = [c.name for c in self.chains]
         if len(names) != len(set(names)):
             raise ValueError(f"chain names must be unique, got {names}")

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from chains.signer import Signer
 from fees.prices import PricePort
 from recovery.settings import Settings
+from services.approvals import approval_policy
 from services.broadcasting import Broadcaster
 from services.case_records import CaseRecords
 from services.evm_chains import EvmChains
@@ -35,7 +36,14 @@ class CaseServices:
         chains = EvmChains(settings)
         return cls(
             tracer=Tracer(settings),
-            facts=FactGatherer(settings=settings, engine=engine, signer=signer, prices=prices, chains=chains),
+            facts=FactGatherer(
+                settings=settings,
+                engine=engine,
+                signer=signer,
+                prices=prices,
+                chains=chains,
+                policy=approval_policy(settings),
+            ),
             quotes=Quoter(settings=settings, signer=signer, prices=prices, chains=chains),
             signing=TransactionSigner(
                 engine=engine, signer=signer, chains=chains, nonces=NonceAllocator(engine=engine, signer=signer)

@@ -13,6 +13,7 @@ from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer, deposit_path
 from chains.token_safety import assess_token, token_metadata
 from fees.prices import PricePort
 from recovery.models import DepositFacts, TraceResult, Transfer
+from recovery.roster import ApprovalPolicy
 from recovery.settings import ChainConfig, Settings
 from services.evm_chains import EvmChains
 from store import ledger, users
@@ -23,9 +24,17 @@ log = logging.getLogger(__name__)
 
 class FactGatherer:
     def __init__(
-        self, *, settings: Settings, engine: Engine, signer: Signer, prices: PricePort, chains: EvmChains
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        signer: Signer,
+        prices: PricePort,
+        chains: EvmChains,
+        policy: ApprovalPolicy,
     ) -> None:
         self._settings = settings
+        self._policy = policy
         self._engine = engine
         self._signer = signer
         self._prices = prices
@@ -37,7 +46,8 @@ class FactGatherer:
         facts = DepositFacts(
             claimant_user_id=user_id,
             trace=trace,
-            engineers=list(self._settings.engineers),
+            engineers=[e.name for e in self._policy.roster],
+            approval_policy=self._policy,
             vanished_from_block=vanished_from_block,
         )
         if trace.chain is None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 from sqlalchemy import Index, Text, UniqueConstraint, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from recovery.models import CaseStatus, CaseUpdate, Pattern, Settlement, Transfer
+from recovery.models import CaseHandling, CaseStatus, CaseUpdate, Pattern, Settlement, Transfer
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
 
 
@@ -58,6 +59,23 @@ class CaseEvent(SQLModel, table=True):
     status: CaseStatus = Field(sa_type=StrEnumType(CaseStatus))
     message: str = Field(default="", sa_type=Text)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CaseHandlingRow(SQLModel, table=True):
+    """Who handles a manual case and by when (one row per case, written with the update that changes it)."""
+
+    __tablename__ = "case_handling"  # type: ignore[assignment]
+
+    case_id: str = Field(primary_key=True, max_length=255)
+    tier: str = Field(max_length=32)
+    assigned_to: str | None = Field(default=None, max_length=128)
+    approvals_needed: int = 1
+    sla_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_target_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_deadline_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_state: str = Field(default="on_track", max_length=32)
+    paused: bool = False
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class CaseExists(Exception):
@@ -202,6 +220,8 @@ def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
         value = getattr(update, name)
         if value is not None:
             setattr(case, name, value)
+    if update.handling is not None:
+        _write_handling(session, update.case_id, update.handling)
     if update.quote is not None:
         case.fee = update.quote.fee
         case.fee_usd = str(update.quote.fee_usd)
@@ -227,6 +247,21 @@ def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
         session.rollback()
         return False
     return True
+
+
+def _write_handling(session: Session, case_id: str, handling: CaseHandling) -> None:
+    row = session.get(CaseHandlingRow, case_id) or CaseHandlingRow(case_id=case_id, tier=handling.tier.value)
+    for name, value in handling.model_dump().items():
+        setattr(row, name, value.value if isinstance(value, Enum) else value)
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+def get_handling(session: Session, *, case_id: str) -> CaseHandling | None:
+    row = session.get(CaseHandlingRow, case_id)
+    if row is None:
+        return None
+    return CaseHandling.model_validate(row.model_dump(exclude={"case_id", "updated_at"}))
 
 
 def has_event(session: Session, *, case_id: str, key: str) -> bool:

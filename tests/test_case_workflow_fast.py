@@ -5,97 +5,34 @@ fakes answer with canned domain records and record what the workflow asked for.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from recovery.models import CaseStatus, Pattern, TxReceipt
 from tests.workflow_fakes import (
     CLAIMANT,
     SETTLEMENT,
-    TX,
     FakeCase,
     facts,
+    new_case,
     no_price,
+    nothing_moved,
     quote,
     receipt,
+    refused,
+    running,
     trace,
     usdt_deposit,
+    wait_for_status,
     xrp_deposit,
 )
 from workflows import search_attributes as sa
-from workflows.case_messages import CaseInput, CaseResult, Decision
+from workflows.case_messages import Decision
 from workflows.case_workflow import CaseWorkflow
-
-Handle = WorkflowHandle[CaseWorkflow, CaseResult]
-
-
-def _case(chain: str | None = "bsc", tx_hash: str = TX, log_index: int | None = 0) -> CaseInput:
-    return CaseInput(
-        case_id=f"case-fast-{uuid.uuid4().hex[:12]}",
-        user_id=CLAIMANT,
-        chain=chain,
-        tx_hash=tx_hash,
-        log_index=log_index,
-    )
-
-
-@asynccontextmanager
-async def running(env: WorkflowEnvironment, fake: FakeCase, case: CaseInput | None = None) -> AsyncIterator[Handle]:
-    """A worker with ``fake``'s activities on a task queue of its own, and the case started on it with the
-    search attributes ``workflows.starter.start_case`` gives a case."""
-    case = case or _case()
-    task_queue = f"case-fast-{uuid.uuid4().hex[:12]}"
-    async with Worker(env.client, task_queue=task_queue, workflows=[CaseWorkflow], activities=fake.activities()):
-        handle = await env.client.start_workflow(
-            CaseWorkflow.run,
-            case,
-            id=case.case_id,
-            task_queue=task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.CASE_STATUS, CaseStatus.RECEIVED.value),
-                    SearchAttributePair(sa.CHAIN, case.chain or "unknown"),
-                    SearchAttributePair(sa.USER_ID, case.user_id),
-                ]
-            ),
-        )
-        yield handle
-
-
-async def _wait_for_status(handle: Handle, status: CaseStatus, timeout: float = 10.0) -> dict[str, str]:
-    """Poll the ``status`` query (real time: nothing awaits the result, so no time is skipped)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: dict[str, str] = {}
-    while asyncio.get_running_loop().time() < deadline:
-        last = await handle.query(CaseWorkflow.status)
-        if last["status"] == status.value:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"case never reached {status}: last status {last}")
-
-
-async def _refused(handle: Handle, update: object, decision: Decision) -> str:
-    """Send an update the workflow must refuse; return the refusal's message."""
-    with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(update, decision)  # type: ignore[call-overload]
-    cause = refused.value.cause
-    assert isinstance(cause, ApplicationError), cause
-    return cause.message
-
-
-def _nothing_moved(fake: FakeCase) -> None:
-    assert fake.sign_requests == [] and fake.broadcasts == [] and fake.settle_requests == []
-
 
 # --- 1. rejected by classification ----------------------------------------------------------------
 
@@ -104,7 +41,7 @@ async def test_transaction_not_found_is_rejected_without_quote_or_signing(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
     fake = FakeCase(traces=[trace(None, chain=None, found=False)], facts=facts(None))
-    async with running(time_skipping_env, fake, _case(chain=None, log_index=None)) as handle:
+    async with running(time_skipping_env, fake, new_case(chain=None, log_index=None)) as handle:
         result = await handle.result()
 
     assert result.status is CaseStatus.REJECTED and result.pattern is Pattern.NOT_FOUND
@@ -114,7 +51,7 @@ async def test_transaction_not_found_is_rejected_without_quote_or_signing(
     assert fake.saved_event("rejected").reason == result.reason
     assert fake.facts_requests[0].vanished_from_block is None
     assert fake.quote_requests == []
-    _nothing_moved(fake)
+    nothing_moved(fake)
 
 
 # --- 2. automatic recovery ------------------------------------------------------------------------
@@ -204,7 +141,7 @@ def _manual_fake() -> FakeCase:
 async def test_manual_case_completes_after_an_engineer_approves(time_skipping_env: WorkflowEnvironment) -> None:
     fake = _manual_fake()
     async with running(time_skipping_env, fake) as handle:
-        state = await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         assert state["pattern"] == "UNLISTED_TOKEN" and "approve or reject" in state["waiting_for"]
         assert fake.sign_requests == []  # nothing happens before the decision
         answer = await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="checked"))
@@ -223,7 +160,7 @@ async def test_manual_case_completes_after_an_engineer_approves(time_skipping_en
         "gas-topup",
         "sweep-mined",
     ]
-    assert fake.saved_event("decision-approved").event.message == "Approved by alice: checked"
+    assert fake.saved_event("decision-approved").event.message == "Approved by alice (typed in): checked"
     assert len(fake.quote_requests) == 1  # the quote made before waiting is the one used
     assert [s.purpose for s in fake.sign_requests] == ["sweep", "gas_topup"]
     assert len(fake.settle_requests) == 1 and fake.settle_requests[0].quote == quote()
@@ -240,15 +177,15 @@ async def test_engineer_rejects_with_a_reason_after_validators_refuse_bad_decisi
         facts=facts(deposit, credited_chains=[]),
     )
     async with running(time_skipping_env, fake) as handle:
-        await _wait_for_status(handle, CaseStatus.WAITING_CONFIRMATIONS)
-        message = await _refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
+        await wait_for_status(handle, CaseStatus.WAITING_CONFIRMATIONS)
+        message = await refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
         assert "not awaiting approval" in message
 
         await time_skipping_env.sleep(timedelta(minutes=11))  # skip the confirmations timer
-        await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
-        assert "roster" in await _refused(handle, CaseWorkflow.approve, Decision(engineer="mallory"))
-        assert "roster" in await _refused(handle, CaseWorkflow.reject, Decision(engineer="mallory", reason="no"))
-        assert "needs a reason" in await _refused(handle, CaseWorkflow.reject, Decision(engineer="bob", reason=" "))
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        assert "roster" in await refused(handle, CaseWorkflow.approve, Decision(engineer="mallory"))
+        assert "roster" in await refused(handle, CaseWorkflow.reject, Decision(engineer="mallory", reason="no"))
+        assert "needs a reason" in await refused(handle, CaseWorkflow.reject, Decision(engineer="bob", reason=" "))
 
         answer = await handle.execute_update(CaseWorkflow.reject, Decision(engineer="bob", reason="token is a scam"))
         result = await handle.result()
@@ -271,7 +208,7 @@ async def test_engineer_rejects_with_a_reason_after_validators_refuse_bad_decisi
     assert "mallory" not in history.to_json()
     accepted = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
     assert len(accepted) == 1
-    _nothing_moved(fake)
+    nothing_moved(fake)
 
 
 # --- 5. quotes --------------------------------------------------------------------------------------
@@ -283,10 +220,10 @@ async def test_unquotable_automatic_case_waits_for_an_engineer_who_rejects_it(
     deposit = usdt_deposit()
     fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit), quotes=[no_price()])
     async with running(time_skipping_env, fake) as handle:
-        state = await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         assert state["pattern"] == "WRONG_NETWORK_SAME_KEY"
         # approving quotes again; still no price, so the approval is refused and says what to do
-        refusal = await _refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
+        refusal = await refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
         assert "Configure a USD price" in refusal
         assert (await handle.query(CaseWorkflow.status))["status"] == "AWAITING_APPROVAL"
         await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="no market for it"))
@@ -305,7 +242,7 @@ async def test_unquotable_automatic_case_waits_for_an_engineer_who_rejects_it(
     ]
     assert "no USD price configured for USDT" in fake.saved_event("no-quote-1").event.message
     assert len(fake.quote_requests) == 2  # non-retryable: one attempt each time, no retries
-    _nothing_moved(fake)
+    nothing_moved(fake)
 
 
 async def test_unquotable_case_is_quoted_again_on_approval_and_recovered(
@@ -314,7 +251,7 @@ async def test_unquotable_case_is_quoted_again_on_approval_and_recovered(
     deposit = usdt_deposit()
     fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit), quotes=[no_price(), quote()])
     async with running(time_skipping_env, fake) as handle:
-        await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         assert await handle.execute_update(CaseWorkflow.approve, Decision(engineer="bob")) == "approved by bob"
         result = await handle.result()
 
@@ -337,7 +274,7 @@ async def test_deposit_that_does_not_cover_the_cost_is_rejected_too_small(
     assert "does not cover the recovery cost" in result.reason
     assert fake.keys == ["tracing", "classified", "rejected"]
     assert fake.saved_event("rejected").pattern is Pattern.TOO_SMALL
-    _nothing_moved(fake)
+    nothing_moved(fake)
 
 
 # --- 6. a sweep that reverted -------------------------------------------------------------------------
@@ -394,7 +331,7 @@ async def test_deposit_reorged_away_while_confirming_is_rejected_not_found(
     [request] = fake.facts_requests
     assert request.vanished_from_block == 41 and not request.trace.found
     assert fake.quote_requests == []
-    _nothing_moved(fake)
+    nothing_moved(fake)
 
 
 # --- 8. a credit, no transaction ----------------------------------------------------------------------
@@ -413,8 +350,8 @@ async def test_missing_memo_on_shared_address_is_credited_without_a_transaction(
         ),
         quotes=[quote(500 * 10**6, decimals=6, asset="XRP")],
     )
-    async with running(time_skipping_env, fake, _case(chain="xrp", tx_hash=tx_hash)) as handle:
-        state = await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+    async with running(time_skipping_env, fake, new_case(chain="xrp", tx_hash=tx_hash)) as handle:
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         assert state["pattern"] == "MISSING_OR_WRONG_MEMO"
         await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="sender verified"))
         result = await handle.result()
@@ -433,13 +370,13 @@ async def test_off_engine_case_is_not_quoted_and_cannot_be_approved(time_skippin
     deposit = usdt_deposit()
     fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit, signer_holds_key=False))
     async with running(time_skipping_env, fake) as handle:
-        state = await _wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         assert state["pattern"] == "CONTRACT_RECIPIENT"
-        assert "outside the engine" in await _refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
+        assert "outside the engine" in await refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
         await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="redeployed by hand"))
         result = await handle.result()
 
     assert result.status is CaseStatus.REJECTED and "redeployed by hand" in result.reason
     assert fake.quote_requests == []
     assert fake.keys == ["tracing", "classified", "awaiting-approval", "decision-rejected", "rejected"]
-    _nothing_moved(fake)
+    nothing_moved(fake)

@@ -267,7 +267,8 @@ async def test_native_value_forwarded_by_a_contract_is_its_own_deposit(
         case = await stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
         assert case["pattern"] == "UNLISTED_TOKEN" and case["asset"] == "BNB", case  # BNB is credited nowhere
         handle = stack.client.get_workflow_handle(case_id)
-        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", reason="user's own BNB"))
+        # 2 BNB is 1,200 USD: above alice's limit (1,000), within bob's
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="bob", reason="user's own BNB"))
         case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED")
         _accounted(case, amount)
         # the sweep sent the value less its gas at the fee cap; the unspent part of the cap stays behind

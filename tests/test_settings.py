@@ -37,7 +37,7 @@ def test_toml_file_then_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("RECOVERY_CONFIG", str(toml))
     settings = Settings()
     assert settings.api_port == 9100
-    assert settings.engineers == ["chen"]
+    assert [(e.name, e.tier, e.approval_limit_usd) for e in settings.engineers] == [("chen", "first_line", None)]
     assert settings.fee.percent_bps == 250 and settings.fee.min_usd == Decimal("5")
 
     monkeypatch.setenv("RECOVERY_API_PORT", "9200")

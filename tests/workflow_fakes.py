@@ -2,19 +2,30 @@
 return canned domain records and record what the workflow asked, so a test runs ``CaseWorkflow`` on
 the time-skipping server with no chain, database or API.
 
-Nothing here imports ``services``, ``store`` or ``api``: only the domain records and the messages.
+Nothing here imports ``store`` or ``api``, nor a service that does I/O: only the domain records, the
+messages and the attester (a key in memory) that signs decisions as the CLI does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from recovery.models import (
+    CaseStatus,
     CaseUpdate,
     DepositFacts,
     Quote,
@@ -24,7 +35,14 @@ from recovery.models import (
     Transfer,
     TxReceipt,
 )
+from recovery.roster import ApprovalPolicy
+from recovery.settings import dev_roster
+from services.attesting import Attester
+from workflows import search_attributes as sa
 from workflows.case_messages import (
+    CaseInput,
+    CaseResult,
+    Decision,
     FactsRequest,
     QuoteRequest,
     SettleRequest,
@@ -32,11 +50,23 @@ from workflows.case_messages import (
     TraceRequest,
     TxStatusRequest,
 )
+from workflows.case_workflow import CaseWorkflow
 
 TX = "0x" + "ab" * 32
 DEPOSIT_ADDRESS = "0x1111111111111111111111111111111111111111"
 USDT = "0x55d398326f99059fF775485246999027B3197955"
-ENGINEERS = ["alice", "bob"]
+ATTESTER = Attester(Ed25519PrivateKey.generate())
+"""Signs decisions as ``recovery case approve`` does; its public key is the one the policy trusts."""
+POLICY = ApprovalPolicy(
+    roster=dev_roster(),
+    four_eyes_usd=Decimal("50000"),
+    auto_limit_usd=Decimal("20000"),
+    unattested="single",
+    attestation_keys=[ATTESTER.public_key],
+)
+"""The dev configuration's rules: alice first_line up to 1,000 USD, bob engineering up to 100,000, chen
+expert with no limit, vera VIP up to 100,000."""
+ENGINEERS = [e.name for e in POLICY.roster]
 CLAIMANT = "user-1"
 
 
@@ -104,19 +134,27 @@ def facts(deposit: Transfer | None, **overrides: Any) -> DepositFacts:
         "signer_holds_key": True,
         "credited_chains": ["ethereum"],
         "engineers": list(ENGINEERS),
+        "approval_policy": POLICY,
     }
     base.update(overrides)
     return DepositFacts.model_validate(base)
 
 
-def quote(amount: int = 100 * 10**18, *, decimals: int = 18, asset: str = "USDT", net: int | None = None) -> Quote:
+def quote(
+    amount: int = 100 * 10**18,
+    *,
+    decimals: int = 18,
+    asset: str = "USDT",
+    net: int | None = None,
+    amount_usd: Decimal = Decimal("100.00"),
+) -> Quote:
     fee = amount * 5 // 100
     gas = 10**15 if decimals == 18 else 0
     return Quote(
         asset=asset,
         decimals=decimals,
         amount=amount,
-        amount_usd=Decimal("100.00"),
+        amount_usd=amount_usd,
         percent_bps=500,
         fee_usd=Decimal("5.00"),
         fee=fee,
@@ -265,3 +303,66 @@ class FakeCase:
     @activity.defn(name="save_case")
     async def save_case(self, update: CaseUpdate) -> None:
         self.saved.append(update)
+
+
+# --- running a case on the fakes ---------------------------------------------------------------
+
+Handle = WorkflowHandle[CaseWorkflow, CaseResult]
+
+
+def new_case(chain: str | None = "bsc", tx_hash: str = TX, log_index: int | None = 0) -> CaseInput:
+    return CaseInput(
+        case_id=f"case-fast-{uuid.uuid4().hex[:12]}",
+        user_id=CLAIMANT,
+        chain=chain,
+        tx_hash=tx_hash,
+        log_index=log_index,
+    )
+
+
+@asynccontextmanager
+async def running(env: WorkflowEnvironment, fake: FakeCase, case: CaseInput | None = None) -> AsyncIterator[Handle]:
+    """A worker with ``fake``'s activities on a task queue of its own, and the case started on it with the
+    search attributes ``workflows.starter.start_case`` gives a case."""
+    case = case or new_case()
+    task_queue = f"case-fast-{uuid.uuid4().hex[:12]}"
+    async with Worker(env.client, task_queue=task_queue, workflows=[CaseWorkflow], activities=fake.activities()):
+        handle = await env.client.start_workflow(
+            CaseWorkflow.run,
+            case,
+            id=case.case_id,
+            task_queue=task_queue,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CASE_STATUS, CaseStatus.RECEIVED.value),
+                    SearchAttributePair(sa.CHAIN, case.chain or "unknown"),
+                    SearchAttributePair(sa.USER_ID, case.user_id),
+                ]
+            ),
+        )
+        yield handle
+
+
+async def wait_for_status(handle: Handle, status: CaseStatus, timeout: float = 10.0) -> dict[str, str]:
+    """Poll the ``status`` query (real time: nothing awaits the result, so no time is skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: dict[str, str] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        last = await handle.query(CaseWorkflow.status)
+        if last["status"] == status.value:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"case never reached {status}: last status {last}")
+
+
+async def refused(handle: Handle, update: object, decision: Decision) -> str:
+    """Send an update the workflow must refuse; return the refusal's message."""
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(update, decision)  # type: ignore[call-overload]
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    return cause.message
+
+
+def nothing_moved(fake: FakeCase) -> None:
+    assert fake.sign_requests == [] and fake.broadcasts == [] and fake.settle_requests == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from recovery.attestation import Attestation
 from recovery.models import (
     CaseStatus,
     NewCase,
@@ -59,10 +60,19 @@ class CaseResult(BaseModel):
 
 
 class Decision(BaseModel):
-    """An engineer's decision on a case awaiting approval (the UI records no identity)."""
+    """An engineer's decision on a case awaiting approval. The UI records no identity: ``engineer`` is a
+    claim unless ``attestation`` proves it (the ``recovery`` CLI and the staff API attach one)."""
 
     engineer: str
     reason: str = ""
+    """Why (a rejection's reason is shown to the user; required there)."""
+    note: str = ""
+    """An approval's note for the timeline and the audit."""
+    attestation: Attestation | None = None
+
+    @property
+    def text(self) -> str:
+        return self.note or self.reason
 
 
 class TraceRequest(BaseModel):

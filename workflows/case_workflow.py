@@ -5,14 +5,17 @@ Only workflow-safe code here: chain access, keys and the database live in activi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from recovery.attestation import refuse_attestation
     from recovery.classify import classify
     from recovery.models import (
         Action,
@@ -30,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Transfer,
         TxReceipt,
     )
+    from recovery.roster import Approval, ApprovalPolicy, refuse_approval, refuse_decision
     from recovery.units import format_units
     from workflows import search_attributes as sa
     from workflows.activity_policy import LIVENESS, RETRY
@@ -55,6 +59,9 @@ REBROADCAST_WHILE_CONFIRMING = "rebroadcast-while-confirming"
 """Patch id: cases started before it poll ``transaction_status``; later ones re-send while they wait."""
 OFF_ENGINE_NO_QUOTE = "off-engine-no-quote"
 """Patch id: a case the engine cannot carry out is not quoted (cases started before it were)."""
+ROSTER_AND_FOUR_EYES = "roster-and-four-eyes"
+"""Patch id: cases started after it check approvals against the roster's tiers and limits, need two
+approvals above the four-eyes threshold, and go to an engineer above the automatic limit."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -68,11 +75,26 @@ class CaseState:
         self.pattern: Pattern | None = None
         self.waiting_for = "Starting"
         self.engineers: list[str] = []
+        self.policy: ApprovalPolicy | None = None
+        """The roster and approval rules (None for cases started before ROSTER_AND_FOUR_EYES)."""
+        self.user_id = ""
+        self.approvals: list[Approval] = []
         self.decision: tuple[bool, Decision] | None = None
         self.approving = False
         self.quote: Quote | None = None
         self.quote_attempts = 0
         self.action = Action.SWEEP
+
+    @property
+    def amount_usd(self) -> Decimal | None:
+        return self.quote.amount_usd if self.quote is not None else None
+
+    def approvals_needed(self) -> int:
+        return self.policy.approvals_needed(self.amount_usd) if self.policy is not None else 1
+
+    @property
+    def approved(self) -> bool:
+        return self.policy is not None and len(self.approvals) >= self.approvals_needed()
 
 
 @workflow.defn
@@ -86,6 +108,8 @@ class CaseWorkflow:
     @workflow.run
     async def run(self, case: CaseInput) -> CaseResult:
         self._case = case
+        self._state.user_id = case.user_id
+        roster_rules = workflow.patched(ROSTER_AND_FOUR_EYES)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -100,6 +124,8 @@ class CaseWorkflow:
             ),
         )
         self._state.engineers = facts.engineers
+        if roster_rules:
+            self._state.policy = facts.approval_policy or ApprovalPolicy()
         verdict = classify(facts)
         self._state.pattern = verdict.pattern
         self._state.action = verdict.action
@@ -127,6 +153,7 @@ class CaseWorkflow:
         if quote is not None and quote.net_estimate <= 0:
             return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
 
+        verdict = await self._above_auto_limit(verdict, quote)
         # without a quote even an automatic pattern needs an engineer
         if verdict.route is Route.MANUAL or quote is None:
             approved = await self._await_decision(verdict)
@@ -165,19 +192,44 @@ class CaseWorkflow:
                 )
             if quote.net_estimate <= 0:
                 raise ApplicationError(_too_small(quote) + " Reject the case instead.")
-            self._state.decision = (True, decision)
+            if self._state.policy is None:
+                self._state.decision = (True, decision)
+                return f"approved by {decision.engineer}"
+            refused = self._refuse_approval(decision)  # again: the quote may have changed the amount
+            if refused is not None:
+                raise ApplicationError(refused)
+            self._state.approvals.append(
+                Approval(engineer=decision.engineer, attested=decision.attestation is not None, note=decision.text)
+            )
         finally:
             self._state.approving = False
-        return f"approved by {decision.engineer}"
+        if self._state.approved:
+            return f"approved by {decision.engineer}"
+        return f"approved by {decision.engineer}: 1 of {self._state.approvals_needed()} approvals, waiting for a second"
 
     @approve.validator
     def _validate_approve(self, decision: Decision) -> None:
-        self._validate_decision(decision)
+        self._validate_decision(decision, action="approve")
         if self._state.action is Action.OFF_ENGINE:
             raise ValueError(
                 "The engine cannot carry out this recovery (see the case's reason): do it outside the engine, "
                 "then reject the case with a reason that records what was done."
             )
+        refused = self._refuse_approval(decision)
+        if refused is not None:
+            raise ValueError(refused)
+
+    def _refuse_approval(self, decision: Decision) -> str | None:
+        if self._state.policy is None:
+            return None
+        return refuse_approval(
+            self._state.policy,
+            engineer=decision.engineer,
+            case_user_id=self._state.user_id,
+            amount_usd=self._state.amount_usd,
+            approvals=self._state.approvals,
+            attested=decision.attestation is not None,
+        )
 
     @workflow.update
     async def reject(self, decision: Decision) -> str:
@@ -186,19 +238,40 @@ class CaseWorkflow:
 
     @reject.validator
     def _validate_reject(self, decision: Decision) -> None:
-        self._validate_decision(decision)
+        self._validate_decision(decision, action="reject")
         if not decision.reason.strip():
             raise ValueError("A rejection needs a reason the user can read.")
 
-    def _validate_decision(self, decision: Decision) -> None:
+    def _validate_decision(self, decision: Decision, *, action: str) -> None:
         if self._state.status is not CaseStatus.AWAITING_APPROVAL:
             raise ValueError(f"The case is {self._state.status}, not awaiting approval.")
-        if self._state.decision is not None or self._state.approving:
+        if self._state.decision is not None or self._state.approving or self._state.approved:
             raise ValueError("A decision was already made on this case.")
-        if decision.engineer not in self._state.engineers:
+        policy = self._state.policy
+        if policy is not None:
+            refused = refuse_decision(policy, engineer=decision.engineer, case_user_id=self._state.user_id)
+            if refused is None and decision.attestation is not None:
+                refused = self._refuse_attestation(decision, action=action)
+            if refused is not None:
+                raise ValueError(refused)
+        elif decision.engineer not in self._state.engineers:
             raise ValueError(
                 f"{decision.engineer!r} is not on the roster of recovery engineers "
                 f"({', '.join(self._state.engineers) or 'empty'})."
+            )
+
+    def _refuse_attestation(self, decision: Decision, *, action: str) -> str | None:
+        assert self._state.policy is not None and decision.attestation is not None
+        # the signature check loads parts of ``cryptography`` on first use: from outside the sandbox, whose
+        # re-import of a native extension would abort the worker (it is deterministic, pure computation)
+        with workflow.unsafe.imports_passed_through():
+            return refuse_attestation(
+                decision.attestation,
+                keys=self._state.policy.attestation_keys,
+                case_id=workflow.info().workflow_id,
+                engineer=decision.engineer,
+                action=action,
+                now=workflow.now(),
             )
 
     @workflow.query
@@ -207,6 +280,10 @@ class CaseWorkflow:
             "status": self._state.status.value,
             "pattern": self._state.pattern.value if self._state.pattern else "",
             "waiting_for": self._state.waiting_for,
+            "approvals": ", ".join(
+                f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in self._state.approvals
+            ),
+            "approvals_needed": str(self._state.approvals_needed()),
         }
 
     async def _quote(self, deposit: Transfer) -> Quote | None:
@@ -233,14 +310,26 @@ class CaseWorkflow:
         return quote
 
     async def _await_decision(self, verdict: Classification) -> bool:
+        needed = self._state.approvals_needed()
+        four_eyes = f"; it needs {needed} approvals by distinct engineers (four-eyes)" if needed > 1 else ""
         await self._save(
             "awaiting-approval",
             CaseStatus.AWAITING_APPROVAL,
-            f"Waiting for a recovery engineer to approve or reject ({verdict.pattern})",
+            f"Waiting for a recovery engineer to approve or reject ({verdict.pattern}){four_eyes}",
             waiting="an engineer's approve or reject update",
         )
-        await workflow.wait_condition(lambda: self._state.decision is not None)
-        assert self._state.decision is not None
+        if self._state.policy is None:
+            await workflow.wait_condition(lambda: self._state.decision is not None)
+        else:
+            await self._collect_approvals()
+        if self._state.decision is None:  # approved by every engineer needed
+            names = " and ".join(
+                f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in self._state.approvals
+            )
+            notes = "; ".join(a.note for a in self._state.approvals if a.note)
+            message = f"Approved by {names}" + (f": {notes}" if notes else "")
+            await self._save("decision-approved", CaseStatus.AWAITING_APPROVAL, message, waiting="recovery")
+            return True
         approved, decision = self._state.decision
         verb = "approved" if approved else "rejected"
         await self._save(
@@ -250,6 +339,47 @@ class CaseWorkflow:
             waiting="recovery" if approved else "closing",
         )
         return approved
+
+    async def _collect_approvals(self) -> None:
+        """Until a rejection or every approval needed; each approval short of that is on the timeline."""
+        announced = 0
+        while True:
+            await workflow.wait_condition(functools.partial(self._decided_or_more_approvals, announced))
+            if self._state.decision is not None or self._state.approved:
+                return
+            announced = len(self._state.approvals)
+            latest = self._state.approvals[-1]
+            kind = "attested" if latest.attested else "typed in"
+            needed = self._state.approvals_needed()
+            await self._save(
+                f"approval-{announced}",
+                CaseStatus.AWAITING_APPROVAL,
+                f"Approved by {latest.engineer} ({kind}), {announced} of {needed} approvals"
+                + (f": {latest.note}" if latest.note else "")
+                + ". Waiting for a second engineer (tier engineering or above, attested).",
+                waiting=f"a second approval ({announced} of {needed})",
+            )
+
+    def _decided_or_more_approvals(self, seen: int) -> bool:
+        return self._state.decision is not None or len(self._state.approvals) > seen
+
+    async def _above_auto_limit(self, verdict: Classification, quote: Quote | None) -> Classification:
+        """An automatic pattern worth more than the automatic limit goes to an engineer; the case says why."""
+        policy = self._state.policy
+        limit = policy.auto_limit_usd if policy is not None else None
+        if verdict.route is not Route.AUTOMATIC or quote is None or limit is None or quote.amount_usd <= limit:
+            return verdict
+        reason = (
+            f"{verdict.reason} It is worth {quote.amount_usd} USD, above the automatic limit of {limit} USD: "
+            "a recovery engineer approves it before anything moves."
+        )
+        await self._save(
+            "above-auto-limit",
+            CaseStatus.CLASSIFIED,
+            f"Above the automatic limit of {limit} USD ({quote.amount_usd} USD): an engineer decides",
+            reason=reason,
+        )
+        return verdict.model_copy(update={"route": Route.MANUAL, "reason": reason})
 
     def _decision_reason(self, verb: str) -> str:
         assert self._state.decision is not None

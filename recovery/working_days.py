@@ -1,0 +1,102 @@
+"""Working days: the calendar a manual case's service levels are counted in, and the plan of its SLA.
+
+Pure and workflow-safe. The holiday dates come in as data: the ``holidays`` package reads files and the
+clock, so an activity computes them (``services.calendar``) and the workflow only does the arithmetic here.
+Times are UTC; a day is a UTC calendar day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+
+from pydantic import BaseModel, Field
+
+MAX_SPAN_DAYS = 3660
+"""No plan looks further than ten years ahead (a calendar with no working day at all)."""
+
+
+class WorkingCalendar(BaseModel):
+    weekend: list[int] = Field(default_factory=lambda: [5, 6])
+    """Weekdays that are not working days (Monday is 0)."""
+    holidays: list[date] = Field(default_factory=list)
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() not in self.weekend and day not in self._holiday_set()
+
+    def _holiday_set(self) -> frozenset[date]:
+        return frozenset(self.holidays)
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """The moment ``days`` working days after ``start``: the same time of day on the ``days``-th working
+        day after its day. A start outside working days counts from the next working day's midnight."""
+        if days < 0:
+            raise ValueError("count working days forward only")
+        holidays = self._holiday_set()
+
+        def working(day: date) -> bool:
+            return day.weekday() not in self.weekend and day not in holidays
+
+        moment = start
+        day = start.date()
+        if not working(day):
+            day = self._next_working(day, working)
+            moment = datetime.combine(day, time(), tzinfo=start.tzinfo)
+        for _ in range(days):
+            day = self._next_working(day, working)
+        return datetime.combine(day, moment.timetz())
+
+    def working_days_between(self, start: datetime, end: datetime) -> int:
+        """Whole working days from ``start`` to ``end`` (how many ``add_working_days`` steps fit)."""
+        count = 0
+        while count <= MAX_SPAN_DAYS and self.add_working_days(start, count + 1) <= end:
+            count += 1
+        return count
+
+    @staticmethod
+    def _next_working(day: date, working: Callable[[date], bool]) -> date:
+        for _ in range(MAX_SPAN_DAYS):
+            day += timedelta(days=1)
+            if working(day):
+                return day
+        raise ValueError("the calendar has no working day in ten years: check weekend and holidays")
+
+
+class SlaTerms(BaseModel):
+    """The service levels of a manual case, in working days from the moment it first waits for an engineer."""
+
+    calendar: WorkingCalendar = Field(default_factory=WorkingCalendar)
+    target_days: int = 15
+    deadline_days: int = 30
+    reminder_days: list[int] = Field(default_factory=lambda: [5, 10])
+    due_soon_days: int = 3
+    """The SLA state turns ``due_soon`` this many working days before the target."""
+
+
+class SlaPlan(BaseModel):
+    started_at: datetime
+    reminders: list[datetime]
+    due_soon_at: datetime
+    target_at: datetime
+    deadline_at: datetime
+
+    def shifted(self, by: timedelta) -> SlaPlan:
+        """The plan after a pause of ``by`` (waiting for the user); moments already passed have fired."""
+        return SlaPlan(
+            started_at=self.started_at,
+            reminders=[r + by for r in self.reminders],
+            due_soon_at=self.due_soon_at + by,
+            target_at=self.target_at + by,
+            deadline_at=self.deadline_at + by,
+        )
+
+
+def plan_sla(terms: SlaTerms, started_at: datetime) -> SlaPlan:
+    add = terms.calendar.add_working_days
+    return SlaPlan(
+        started_at=started_at,
+        reminders=[add(started_at, d) for d in sorted(terms.reminder_days) if 0 < d < terms.target_days],
+        due_soon_at=add(started_at, max(terms.target_days - terms.due_soon_days, 0)),
+        target_at=add(started_at, terms.target_days),
+        deadline_at=add(started_at, terms.deadline_days),
+    )
