@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recovery.models import CaseStatus, Pattern, Quote
+from recovery.models import CaseHandling, CaseStatus, Pattern, Quote, SlaState
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
 
@@ -74,6 +74,29 @@ class TimelineEntry(BaseModel):
     message: str
 
 
+class SlaOut(BaseModel):
+    """When an engineer will have decided: working days counted from when the case first waited for one."""
+
+    started_at: datetime
+    target_at: datetime = Field(description="The target date (15 working days by default)")
+    deadline_at: datetime = Field(description="The latest date (30 working days by default)")
+    paused: bool = Field(description="True while the case waits for you: the clock stands still")
+    breached: bool = Field(description="True once the deadline passed; operations handle the case")
+
+    @classmethod
+    def of(cls, handling: CaseHandling | None) -> SlaOut | None:
+        if handling is None or handling.sla_started_at is None:
+            return None
+        assert handling.sla_target_at is not None and handling.sla_deadline_at is not None
+        return cls(
+            started_at=handling.sla_started_at,
+            target_at=handling.sla_target_at,
+            deadline_at=handling.sla_deadline_at,
+            paused=handling.paused,
+            breached=handling.sla_state is SlaState.BREACHED,
+        )
+
+
 class CaseSummary(BaseModel):
     case_id: str
     status: CaseStatus
@@ -110,10 +133,11 @@ class CaseDetail(CaseSummary):
     net_estimate: AmountOut | None = Field(description="Expected credit from the quote, before completion")
     topup_tx_hash: str | None
     sweep_tx_hash: str | None
+    sla: SlaOut | None = Field(description="Service levels, once the case waits for an engineer")
     timeline: list[TimelineEntry]
 
     @classmethod
-    def build(cls, case: Case, events: list[CaseEvent]) -> CaseDetail:
+    def build(cls, case: Case, events: list[CaseEvent], handling: CaseHandling | None = None) -> CaseDetail:
         quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
         settled = case.credited is not None
@@ -137,6 +161,7 @@ class CaseDetail(CaseSummary):
             net_estimate=None if settled or quote is None else AmountOut.of(quote.net_estimate, decimals),
             topup_tx_hash=case.topup_tx_hash,
             sweep_tx_hash=case.sweep_tx_hash,
+            sla=SlaOut.of(handling),
             timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message) for e in events],
         )
 

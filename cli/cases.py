@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
 from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
-
-if TYPE_CHECKING:
-    from workflows.case_messages import Decision
 
 app = typer.Typer(help="Inspect cases and decide on those awaiting an engineer.", no_args_is_help=True)
 
@@ -84,6 +82,36 @@ def case_reject(
     _decide(case_id, "reject", engineer=engineer, reason=reason)
 
 
+@app.command("escalate")
+@one_line_errors
+def case_escalate(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    reason: Annotated[str, typer.Option(help="What the next tier should know.")],
+) -> None:
+    """Send a case to the next tier (first_line → engineering → expert)."""
+    from workflows.case_messages import Escalation
+
+    settings = load_settings()
+    answer = asyncio.run(_send(settings, case_id, "escalate", Escalation(engineer=engineer, reason=reason)))
+    print_json({"case_id": case_id, "action": "escalate", "engineer": engineer, "answer": answer})
+
+
+@app.command("assign")
+@one_line_errors
+def case_assign(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    to: Annotated[str, typer.Option("--to", help="The engineer who will own the case.")],
+) -> None:
+    """Make an engineer on the roster the owner of a case."""
+    from workflows.case_messages import Assignment
+
+    settings = load_settings()
+    answer = asyncio.run(_send(settings, case_id, "assign", Assignment(engineer=engineer, to=to)))
+    print_json({"case_id": case_id, "action": "assign", "engineer": engineer, "to": to, "answer": answer})
+
+
 def _decide(case_id: str, action: str, *, engineer: str, note: str = "", reason: str = "") -> None:
     from services.attesting import Attester, load_or_create_key
     from workflows.case_messages import Decision
@@ -101,7 +129,8 @@ def _decide(case_id: str, action: str, *, engineer: str, note: str = "", reason:
     print_json({"case_id": case_id, "action": action, "engineer": engineer, "attested": True, "answer": answer})
 
 
-async def _send(settings: Settings, case_id: str, action: str, decision: Decision) -> str:
+async def _send(settings: Settings, case_id: str, action: str, payload: BaseModel) -> str:
+    """Send the case workflow's update ``action``; a validator's refusal becomes the CLI's error."""
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.exceptions import ApplicationError
     from temporalio.service import RPCError, RPCStatusCode
@@ -114,9 +143,15 @@ async def _send(settings: Settings, case_id: str, action: str, decision: Decisio
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
-    update = CaseWorkflow.approve if action == "approve" else CaseWorkflow.reject
+    updates: dict[str, Any] = {
+        "approve": CaseWorkflow.approve,
+        "reject": CaseWorkflow.reject,
+        "escalate": CaseWorkflow.escalate,
+        "assign": CaseWorkflow.assign,
+    }
     try:
-        return await client.get_workflow_handle(case_id).execute_update(update, decision)
+        answer: str = await client.get_workflow_handle(case_id).execute_update(updates[action], payload)
+        return answer
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)

@@ -95,6 +95,7 @@ def refuse_approval(
     amount_usd: Decimal | None,
     approvals: list[Approval],
     attested: bool,
+    case_tier: Tier = Tier.FIRST_LINE,
 ) -> str | None:
     """Why this approval cannot count, or None. ``approvals``: those already accepted on the case.
 
@@ -105,6 +106,11 @@ def refuse_approval(
         return refused
     who = policy.engineer(engineer)
     assert who is not None
+    if who.tier.rank < case_tier.rank:
+        return (
+            f"The case is with the {case_tier} tier: {engineer} ({who.tier}) cannot approve it. "
+            "Assign it to an engineer of that tier or above."
+        )
     if any(a.engineer == engineer for a in approvals):
         return f"{engineer} already approved this case; the second approval must come from another engineer."
     needed = policy.approvals_needed(amount_usd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -71,6 +72,8 @@ class SlaTerms(BaseModel):
     reminder_days: list[int] = Field(default_factory=lambda: [5, 10])
     due_soon_days: int = 3
     """The SLA state turns ``due_soon`` this many working days before the target."""
+    breach_extension_days: int = 5
+    """What the user is told to expect after a breach: an answer within this many more working days."""
 
 
 class SlaPlan(BaseModel):
@@ -100,3 +103,33 @@ def plan_sla(terms: SlaTerms, started_at: datetime) -> SlaPlan:
         target_at=add(started_at, terms.target_days),
         deadline_at=add(started_at, terms.deadline_days),
     )
+
+
+SlaEventKind = Literal["reminder", "due_soon", "target", "deadline"]
+
+
+class SlaEvent(BaseModel):
+    kind: SlaEventKind
+    at: datetime
+    number: int = 0
+    """Reminders count from 1."""
+
+    @property
+    def key(self) -> str:
+        return f"sla-{self.kind}-{self.number}" if self.kind == "reminder" else f"sla-{self.kind}"
+
+
+def sla_events(plan: SlaPlan) -> list[SlaEvent]:
+    """Every moment of the plan, in time order (a reminder before a due-soon at the same moment)."""
+    events = [SlaEvent(kind="reminder", at=at, number=i) for i, at in enumerate(plan.reminders, start=1)]
+    events += [
+        SlaEvent(kind="due_soon", at=plan.due_soon_at),
+        SlaEvent(kind="target", at=plan.target_at),
+        SlaEvent(kind="deadline", at=plan.deadline_at),
+    ]
+    order = {"reminder": 0, "due_soon": 1, "target": 2, "deadline": 3}
+    return sorted(events, key=lambda e: (e.at, order[e.kind]))
+
+
+def next_sla_event(plan: SlaPlan, fired: list[str]) -> SlaEvent | None:
+    return next((e for e in sla_events(plan) if e.key not in fired), None)

@@ -39,6 +39,7 @@ def sla_terms(config: SlaConfig, *, start: date) -> SlaTerms:
         deadline_days=config.deadline_working_days,
         reminder_days=list(config.reminder_working_days),
         due_soon_days=config.due_soon_working_days,
+        breach_extension_days=config.breach_extension_working_days,
     )
 
 

@@ -11,6 +11,7 @@ from fees.prices import PricePort
 from recovery.settings import Settings
 from services.approvals import approval_policy
 from services.broadcasting import Broadcaster
+from services.calendar import SlaCalendar
 from services.case_records import CaseRecords
 from services.evm_chains import EvmChains
 from services.facts import FactGatherer
@@ -30,6 +31,7 @@ class CaseServices:
     broadcasting: Broadcaster
     settlement: Settler
     records: CaseRecords
+    calendar: SlaCalendar
 
     @classmethod
     def build(cls, *, settings: Settings, engine: Engine, signer: Signer, prices: PricePort) -> CaseServices:
@@ -51,4 +53,5 @@ class CaseServices:
             broadcasting=Broadcaster(engine=engine, chains=chains),
             settlement=Settler(engine=engine, prices=prices, chains=chains),
             records=CaseRecords(engine=engine),
+            calendar=SlaCalendar(settings.sla),
         )

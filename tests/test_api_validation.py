@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,18 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.deps import ChainTracer, ChainUnreachable, TxHashFormatError, get_case_starter, get_tracer
 from api.main import create_app
 from recovery.models import (
+    CaseHandling,
     CaseStatus,
     CaseUpdate,
     Quote,
     Settlement,
+    SlaState,
     TimelineEvent,
     TraceResult,
     Transfer,
     case_id_for,
 )
+from recovery.roster import Tier
 from recovery.settings import ChainConfig, Settings, dev_chains
 from services.settlement import settle_case
 from store import cases, db, schema, users
@@ -480,3 +484,36 @@ async def test_case_detail_amounts_and_fees(api: Api) -> None:
     assert detail["fees"]["gas"]["decimal"] == "0.01" and detail["fees"]["final"] is True
     assert detail["net_estimate"] is None
     assert [e["status"] for e in detail["timeline"]] == ["RECEIVED", "RECOVERING", "COMPLETED"]
+
+
+async def test_case_detail_shows_the_sla_once_the_case_waits_for_an_engineer(api: Api) -> None:
+    with Session(api.engine) as session:
+        cases.create_case(session, case_id="case-sla", user_id="alice", chain="bsc", tx_hash=TX, log_index=7)
+    detail = (await api.http.get("/v1/cases/case-sla", headers=api.auth())).json()
+    assert detail["sla"] is None
+
+    started = datetime(2026, 12, 21, 10, tzinfo=UTC)
+    handling = CaseHandling(
+        tier=Tier.FIRST_LINE,
+        sla_started_at=started,
+        sla_target_at=started + timedelta(days=23),
+        sla_deadline_at=started + timedelta(days=44),
+    )
+    for key, state in (("awaiting-approval", SlaState.ON_TRACK), ("sla-deadline", SlaState.BREACHED)):
+        with Session(api.engine) as session:
+            cases.apply_case_update(
+                session,
+                update=CaseUpdate(
+                    case_id="case-sla",
+                    event=TimelineEvent(key=key, status=CaseStatus.AWAITING_APPROVAL, message=key),
+                    handling=handling.model_copy(update={"sla_state": state}),
+                ),
+            )
+        sla = (await api.http.get("/v1/cases/case-sla", headers=api.auth())).json()["sla"]
+        assert sla == {
+            "started_at": "2026-12-21T10:00:00Z",
+            "target_at": "2027-01-13T10:00:00Z",
+            "deadline_at": "2027-02-03T10:00:00Z",
+            "paused": False,
+            "breached": state is SlaState.BREACHED,
+        }

@@ -20,8 +20,10 @@ from chains.evm import EvmChain
 from recovery.settings import ChainConfig
 from store.ledger import LedgerCredit
 from store.signed_txs import SignedTransaction
+from tests.history_tools import accepted_updates
 from tests.stack_fixtures import Stack, open_stack
 from tests.test_scanner import cli_env
+from workflows import search_attributes as sa
 
 WAIT_S = 60
 
@@ -94,6 +96,16 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
     code, _, err = await recovery_cli(stack, "case", "approve", case_id, "--engineer", "alice")
     assert code == 1 and "refused:" in err and "first-line engineers cannot approve it" in err, err
 
+    code, _, err = await recovery_cli(stack, "case", "escalate", case_id, "--engineer", "alice", "--reason", " ")
+    assert code == 1 and "needs a reason" in err, err
+    code, out, err = await recovery_cli(stack, "case", "assign", case_id, "--engineer", "alice", "--to", "bob")
+    assert code == 0 and json.loads(out)["answer"] == "assigned to bob", err
+    described = await stack.client.get_workflow_handle(case_id).describe()
+    assert described.typed_search_attributes.get(sa.ASSIGNED_TO) == "bob"
+    assert described.typed_search_attributes.get(sa.APPROVALS_NEEDED) == 2
+    detail = await stack.case(token, case_id)
+    assert detail["sla"] is not None and detail["sla"]["breached"] is False
+
     code, out, err = await recovery_cli(stack, "case", "approve", case_id, "--engineer", "bob", "--note", "KYC ok")
     assert code == 0, err
     assert json.loads(out)["answer"] == "approved by bob: 1 of 2 approvals, waiting for a second"
@@ -127,8 +139,9 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
         credits = session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
     assert len(sweeps) == 1 and len(credits) == 1
 
-    # the refusals never reached the history: two accepted updates, no trace of alice or the typed-in chen
+    # the refusals never reached the history: the assignment and the two attested approvals only
     history = await stack.client.get_workflow_handle(case_id).fetch_history()
-    accepted = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
-    assert len(accepted) == 2
-    assert '"alice"' not in history.to_json()
+    accepted = [
+        (name, args[0]["engineer"], args[0].get("attestation") is not None) for name, args in accepted_updates(history)
+    ]
+    assert accepted == [("assign", "alice", False), ("approve", "bob", True), ("approve", "chen", True)]

@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -37,16 +38,17 @@ from recovery.models import (
 )
 from recovery.roster import ApprovalPolicy
 from recovery.settings import dev_roster
+from recovery.working_days import SlaTerms, WorkingCalendar
 from services.attesting import Attester
 from workflows import search_attributes as sa
 from workflows.case_messages import (
     CaseInput,
     CaseResult,
-    Decision,
     FactsRequest,
     QuoteRequest,
     SettleRequest,
     SignRequest,
+    SlaRequest,
     TraceRequest,
     TxStatusRequest,
 )
@@ -67,6 +69,8 @@ POLICY = ApprovalPolicy(
 """The dev configuration's rules: alice first_line up to 1,000 USD, bob engineering up to 100,000, chen
 expert with no limit, vera VIP up to 100,000."""
 ENGINEERS = [e.name for e in POLICY.roster]
+CALENDAR = WorkingCalendar(holidays=[date(2026, 12, 25), date(2027, 1, 1)])
+"""Weekends off, Christmas 2026 and New Year's Day 2027 (both Fridays): what the fake ``sla_terms`` gives."""
 CLAIMANT = "user-1"
 
 
@@ -207,6 +211,7 @@ class FakeCase:
         sweep_receipts: list[TxReceipt] | None = None,
         topup_needed: bool = True,
         settlement: Settlement = SETTLEMENT,
+        terms: SlaTerms | None = None,
     ) -> None:
         self.traces = traces
         self.facts = facts
@@ -214,6 +219,8 @@ class FakeCase:
         self.sweep_receipts = sweep_receipts
         self.topup_needed = topup_needed
         self.settlement = settlement
+        self.terms = terms or SlaTerms(calendar=CALENDAR)
+        self.sla_requests: list[SlaRequest] = []
 
         self.trace_requests: list[TraceRequest] = []
         self.facts_requests: list[FactsRequest] = []
@@ -248,6 +255,7 @@ class FakeCase:
             self.transaction_status,
             self.settle_case,
             self.save_case,
+            self.sla_terms,
         ]
 
     # --- the activities --------------------------------------------------------------------------
@@ -304,6 +312,11 @@ class FakeCase:
     async def save_case(self, update: CaseUpdate) -> None:
         self.saved.append(update)
 
+    @activity.defn(name="sla_terms")
+    async def sla_terms(self, request: SlaRequest) -> SlaTerms:
+        self.sla_requests.append(request)
+        return self.terms
+
 
 # --- running a case on the fakes ---------------------------------------------------------------
 
@@ -355,7 +368,7 @@ async def wait_for_status(handle: Handle, status: CaseStatus, timeout: float = 1
     raise AssertionError(f"case never reached {status}: last status {last}")
 
 
-async def refused(handle: Handle, update: object, decision: Decision) -> str:
+async def refused(handle: Handle, update: object, decision: object) -> str:
     """Send an update the workflow must refuse; return the refusal's message."""
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(update, decision)  # type: ignore[call-overload]

@@ -11,17 +11,20 @@ modules at run time; the services it is given are named for type checking only.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
 from recovery.models import CaseUpdate, DepositFacts, Quote, Settlement, SignedTx, TraceResult, TxReceipt
+from recovery.working_days import SlaTerms
 from workflows.activity_policy import fail_fast_on_permanent
 from workflows.case_messages import (
     FactsRequest,
     QuoteRequest,
     SettleRequest,
     SignRequest,
+    SlaRequest,
     TraceRequest,
     TxStatusRequest,
 )
@@ -46,6 +49,7 @@ class CaseActivities:
             self.transaction_status,
             self.settle_case,
             self.save_case,
+            self.sla_terms,
         ]
 
     @activity.defn(name="trace_transaction")
@@ -102,6 +106,12 @@ class CaseActivities:
                 quote=request.quote,
                 receipts=request.receipts,
             )
+
+    @activity.defn(name="sla_terms")
+    async def sla_terms(self, request: SlaRequest) -> SlaTerms:
+        """The working-day calendar (public holidays read by the ``holidays`` package) and the SLA's days."""
+        with fail_fast_on_permanent():
+            return await asyncio.to_thread(self._s.calendar.terms, request.start)
 
     @activity.defn(name="save_case")
     async def save_case(self, update: CaseUpdate) -> None:

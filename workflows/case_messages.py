@@ -7,6 +7,8 @@ Workflow-safe: only pydantic and the domain models.
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel
 
 from recovery.attestation import Attestation
@@ -73,6 +75,26 @@ class Decision(BaseModel):
     @property
     def text(self) -> str:
         return self.note or self.reason
+
+
+class Escalation(BaseModel):
+    """Send the case to the next tier (first_line → engineering → expert)."""
+
+    engineer: str
+    reason: str
+
+
+class Assignment(BaseModel):
+    """Make ``to`` the engineer who owns the case."""
+
+    engineer: str
+    to: str
+
+
+class SlaRequest(BaseModel):
+    case_id: str
+    start: date
+    """The day the case first waits for an engineer (holidays are looked up from its year)."""
 
 
 class TraceRequest(BaseModel):

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from recovery.classify import classify
     from recovery.models import (
         Action,
+        CaseHandling,
         CaseStatus,
         CaseUpdate,
         Classification,
@@ -28,24 +29,29 @@ with workflow.unsafe.imports_passed_through():
         Route,
         Settlement,
         SignedTx,
+        SlaState,
         TimelineEvent,
         TraceResult,
         Transfer,
         TxReceipt,
     )
-    from recovery.roster import Approval, ApprovalPolicy, refuse_approval, refuse_decision
+    from recovery.roster import ESCALATION, Approval, ApprovalPolicy, Tier, refuse_approval, refuse_decision
     from recovery.units import format_units
+    from recovery.working_days import SlaEvent, SlaPlan, SlaTerms, next_sla_event, plan_sla
     from workflows import search_attributes as sa
     from workflows.activity_policy import LIVENESS, RETRY
     from workflows.case_activities import CaseActivities
     from workflows.case_messages import (
+        Assignment,
         CaseInput,
         CaseResult,
         Decision,
+        Escalation,
         FactsRequest,
         QuoteRequest,
         SettleRequest,
         SignRequest,
+        SlaRequest,
         TraceRequest,
         TxStatusRequest,
     )
@@ -62,6 +68,10 @@ OFF_ENGINE_NO_QUOTE = "off-engine-no-quote"
 ROSTER_AND_FOUR_EYES = "roster-and-four-eyes"
 """Patch id: cases started after it check approvals against the roster's tiers and limits, need two
 approvals above the four-eyes threshold, and go to an engineer above the automatic limit."""
+SLA_TIMERS = "sla-timers"
+"""Patch id: cases started after it (and after ROSTER_AND_FOUR_EYES) keep working-day SLA timers while they
+wait for engineers (reminders, escalation at the target, breach at the deadline), can be escalated and
+assigned, and record their tier, assignee and SLA."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -79,6 +89,15 @@ class CaseState:
         """The roster and approval rules (None for cases started before ROSTER_AND_FOUR_EYES)."""
         self.user_id = ""
         self.approvals: list[Approval] = []
+        self.tier = Tier.FIRST_LINE
+        self.assigned_to: str | None = None
+        self.sla_terms: SlaTerms | None = None
+        self.sla: SlaPlan | None = None
+        """None: no SLA timers (cases started before SLA_TIMERS, or not yet waiting for an engineer)."""
+        self.sla_state = SlaState.ON_TRACK
+        self.sla_fired: list[str] = []
+        self.escalations = 0
+        self.assignments = 0
         self.decision: tuple[bool, Decision] | None = None
         self.approving = False
         self.quote: Quote | None = None
@@ -110,6 +129,7 @@ class CaseWorkflow:
         self._case = case
         self._state.user_id = case.user_id
         roster_rules = workflow.patched(ROSTER_AND_FOUR_EYES)
+        self._sla_timers = roster_rules and workflow.patched(SLA_TIMERS)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -229,6 +249,7 @@ class CaseWorkflow:
             amount_usd=self._state.amount_usd,
             approvals=self._state.approvals,
             attested=decision.attestation is not None,
+            case_tier=self._state.tier,
         )
 
     @workflow.update
@@ -284,6 +305,11 @@ class CaseWorkflow:
                 f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in self._state.approvals
             ),
             "approvals_needed": str(self._state.approvals_needed()),
+            "tier": self._state.tier.value,
+            "assigned_to": self._state.assigned_to or "",
+            "sla_state": self._state.sla_state.value if self._state.sla else "",
+            "sla_target_at": self._state.sla.target_at.isoformat() if self._state.sla else "",
+            "sla_deadline_at": self._state.sla.deadline_at.isoformat() if self._state.sla else "",
         }
 
     async def _quote(self, deposit: Transfer) -> Quote | None:
@@ -312,11 +338,20 @@ class CaseWorkflow:
     async def _await_decision(self, verdict: Classification) -> bool:
         needed = self._state.approvals_needed()
         four_eyes = f"; it needs {needed} approvals by distinct engineers (four-eyes)" if needed > 1 else ""
+        handling: dict[str, object] = {}
+        if self._sla_timers:
+            await self._start_sla()
+            handling = {"handling": self._handling()}
+            assert self._state.sla is not None
+            four_eyes += (
+                f". Target: {self._state.sla.target_at:%d %b %Y}, at the latest {self._state.sla.deadline_at:%d %b %Y}"
+            )
         await self._save(
             "awaiting-approval",
             CaseStatus.AWAITING_APPROVAL,
             f"Waiting for a recovery engineer to approve or reject ({verdict.pattern}){four_eyes}",
             waiting="an engineer's approve or reject update",
+            **handling,
         )
         if self._state.policy is None:
             await workflow.wait_condition(lambda: self._state.decision is not None)
@@ -344,7 +379,7 @@ class CaseWorkflow:
         """Until a rejection or every approval needed; each approval short of that is on the timeline."""
         announced = 0
         while True:
-            await workflow.wait_condition(functools.partial(self._decided_or_more_approvals, announced))
+            await self._wait_for_engineers(functools.partial(self._decided_or_more_approvals, announced))
             if self._state.decision is not None or self._state.approved:
                 return
             announced = len(self._state.approvals)
@@ -359,6 +394,149 @@ class CaseWorkflow:
                 + ". Waiting for a second engineer (tier engineering or above, attested).",
                 waiting=f"a second approval ({announced} of {needed})",
             )
+
+    # --- service levels, tiers and assignment ----------------------------------------------------
+
+    async def _start_sla(self) -> None:
+        assert self._case is not None
+        now = workflow.now()
+        terms = await _activity(
+            CaseActivities.sla_terms,
+            SlaRequest(case_id=self._case.case_id, start=now.date()),
+            summary="working-day calendar of the SLA",
+        )
+        self._state.sla_terms = terms
+        self._state.sla = plan_sla(terms, now)
+        workflow.upsert_search_attributes(
+            [
+                sa.TIER.value_set(self._state.tier.value),
+                sa.SLA_DEADLINE.value_set(self._state.sla.deadline_at),
+                sa.SLA_STATE.value_set(self._state.sla_state.value),
+                sa.SLA_BREACHED.value_set(False),
+                sa.APPROVALS_NEEDED.value_set(self._state.approvals_needed()),
+            ]
+        )
+
+    def _handling(self) -> CaseHandling:
+        plan = self._state.sla
+        return CaseHandling(
+            tier=self._state.tier,
+            assigned_to=self._state.assigned_to,
+            approvals_needed=self._state.approvals_needed(),
+            sla_started_at=plan.started_at if plan else None,
+            sla_target_at=plan.target_at if plan else None,
+            sla_deadline_at=plan.deadline_at if plan else None,
+            sla_state=self._state.sla_state,
+        )
+
+    async def _wait_for_engineers(self, done: Callable[[], bool]) -> None:
+        """Wait until ``done``; meanwhile the SLA's moments fire, each once, in time order."""
+        while not done():
+            upcoming = next_sla_event(self._state.sla, self._state.sla_fired) if self._state.sla else None
+            if upcoming is None:
+                await workflow.wait_condition(done)
+                return
+            delay = upcoming.at - workflow.now()
+            if delay > timedelta(0):
+                try:
+                    await workflow.wait_condition(
+                        done, timeout=delay, timeout_summary=f"SLA {upcoming.kind}: {upcoming.at:%Y-%m-%d %H:%M} UTC"
+                    )
+                    return
+                except TimeoutError:
+                    pass
+            self._state.sla_fired.append(upcoming.key)
+            await self._on_sla_event(upcoming)
+
+    async def _on_sla_event(self, event: SlaEvent) -> None:
+        terms, plan = self._state.sla_terms, self._state.sla
+        assert terms is not None and plan is not None
+        who = self._state.assigned_to or f"the {self._state.tier} queue"
+        if event.kind == "reminder":
+            days = sorted(d for d in terms.reminder_days if 0 < d < terms.target_days)[event.number - 1]
+            message = (
+                f"Still waiting for an engineer after {days} working days; {who} has been reminded. "
+                f"Target date: {plan.target_at:%d %b %Y}."
+            )
+        elif event.kind == "due_soon":
+            self._state.sla_state = SlaState.DUE_SOON
+            message = f"Due soon: the target date is {plan.target_at:%d %b %Y}."
+        elif event.kind == "target":
+            self._state.sla_state = SlaState.TARGET_MISSED
+            before, self._state.tier = self._state.tier, ESCALATION.get(self._state.tier, self._state.tier)
+            moved = f"from the {before} to the {self._state.tier} tier" if before != self._state.tier else "to experts"
+            message = f"Escalated: SLA target reached ({terms.target_days} working days); the case moves {moved}."
+        else:
+            self._state.sla_state = SlaState.BREACHED
+            expect = terms.calendar.add_working_days(workflow.now(), terms.breach_extension_days)
+            message = (
+                f"We did not finish your case within {terms.deadline_days} working days. It is now with our "
+                f"operations team; expect an answer by {expect:%d %b %Y}."
+            )
+        workflow.upsert_search_attributes(
+            [
+                sa.SLA_STATE.value_set(self._state.sla_state.value),
+                sa.TIER.value_set(self._state.tier.value),
+                sa.SLA_BREACHED.value_set(self._state.sla_state is SlaState.BREACHED),
+            ]
+        )
+        await self._save(event.key, self._state.status, message, handling=self._handling())
+
+    @workflow.update(description="Send the case to the next tier (first_line → engineering → expert), with a reason.")
+    async def escalate(self, request: Escalation) -> str:
+        before, self._state.tier = self._state.tier, ESCALATION[self._state.tier]
+        self._state.escalations += 1
+        workflow.upsert_search_attributes([sa.TIER.value_set(self._state.tier.value)])
+        await self._save(
+            f"escalated-{self._state.escalations}",
+            self._state.status,
+            f"Escalated by {request.engineer} from the {before} to the {self._state.tier} tier: {request.reason}",
+            handling=self._handling(),
+        )
+        return f"escalated to {self._state.tier}"
+
+    @escalate.validator
+    def _validate_escalate(self, request: Escalation) -> None:
+        self._validate_handling(request.engineer)
+        if not request.reason.strip():
+            raise ValueError("An escalation needs a reason for the next tier.")
+        if self._state.tier not in ESCALATION:
+            raise ValueError(f"The case is with the {self._state.tier} tier already, the last line.")
+
+    @workflow.update(description="Make an engineer on the roster the owner of the case.")
+    async def assign(self, request: Assignment) -> str:
+        self._state.assigned_to = request.to
+        self._state.assignments += 1
+        workflow.upsert_search_attributes([sa.ASSIGNED_TO.value_set(request.to)])
+        self._set_waiting(self._state.waiting_for)
+        await self._save(
+            f"assigned-{self._state.assignments}",
+            self._state.status,
+            f"Assigned to {request.to} by {request.engineer}",
+            handling=self._handling(),
+        )
+        return f"assigned to {request.to}"
+
+    @assign.validator
+    def _validate_assign(self, request: Assignment) -> None:
+        self._validate_handling(request.engineer)
+        assert self._state.policy is not None
+        refused = refuse_decision(self._state.policy, engineer=request.to, case_user_id=self._state.user_id)
+        if refused is not None:
+            raise ValueError(refused)
+        if request.to == self._state.assigned_to:
+            raise ValueError(f"The case is assigned to {request.to} already.")
+
+    def _validate_handling(self, engineer: str) -> None:
+        if self._state.sla is None or self._state.policy is None:
+            raise ValueError(
+                "This case has no tiers or assignment (it was started before them, or does not wait for an engineer)."
+            )
+        if self._state.status is not CaseStatus.AWAITING_APPROVAL or self._state.decision is not None:
+            raise ValueError(f"The case is {self._state.status}, not waiting for an engineer.")
+        refused = refuse_decision(self._state.policy, engineer=engineer, case_user_id=self._state.user_id)
+        if refused is not None:
+            raise ValueError(refused)
 
     def _decided_or_more_approvals(self, seen: int) -> bool:
         return self._state.decision is not None or len(self._state.approvals) > seen
@@ -551,7 +729,15 @@ class CaseWorkflow:
 
     def _set_waiting(self, what: str) -> None:
         self._state.waiting_for = what
-        workflow.set_current_details(f"**{self._state.status}**: waiting for {what}")
+        details = f"**{self._state.status}**: waiting for {what}"
+        plan = self._state.sla
+        if plan is not None and self._state.status is CaseStatus.AWAITING_APPROVAL:
+            who = self._state.assigned_to or f"any engineer of the {self._state.tier} tier or above"
+            details += (
+                f" since {plan.started_at:%Y-%m-%d %H:%M} UTC; who acts: {who}. SLA {self._state.sla_state}: "
+                f"target {plan.target_at:%Y-%m-%d}, deadline {plan.deadline_at:%Y-%m-%d}"
+            )
+        workflow.set_current_details(details)
 
     def _upsert_deposit_attributes(self, verdict: Classification, deposit: Transfer | None) -> None:
         updates = [sa.PATTERN.value_set(verdict.pattern.value)]
@@ -564,7 +750,9 @@ class CaseWorkflow:
         workflow.upsert_search_attributes([sa.AMOUNT_USD.value_set(int(quote.amount_usd))])
 
 
-async def _activity(method: Callable[[Any, A], Awaitable[R]], arg: A, *, timeout: timedelta = CHAIN_CALL) -> R:
+async def _activity(
+    method: Callable[[Any, A], Awaitable[R]], arg: A, *, timeout: timedelta = CHAIN_CALL, summary: str | None = None
+) -> R:
     """Every activity of a case, called by reference: retried with backoff, its liveness watched by
     heartbeat timeout. The result type comes from the method's annotation."""
     return await workflow.execute_activity_method(
@@ -573,6 +761,7 @@ async def _activity(method: Callable[[Any, A], Awaitable[R]], arg: A, *, timeout
         start_to_close_timeout=timeout,
         retry_policy=RETRY,
         heartbeat_timeout=LIVENESS,
+        summary=summary,
     )
 
 

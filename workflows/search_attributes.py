@@ -13,13 +13,36 @@ ASSET = SearchAttributeKey.for_keyword("Asset")
 AMOUNT_USD = SearchAttributeKey.for_int("AmountUsd")
 """Whole US dollars, rounded down: for filtering only; exact amounts live on the case."""
 USER_ID = SearchAttributeKey.for_keyword("UserId")
+ASSIGNED_TO = SearchAttributeKey.for_keyword("AssignedTo")
+TIER = SearchAttributeKey.for_keyword("Tier")
+SLA_DEADLINE = SearchAttributeKey.for_datetime("SlaDeadline")
+SLA_STATE = SearchAttributeKey.for_keyword("SlaState")
+"""``on_track``, ``due_soon``, ``target_missed``, ``breached``: moved by the case's own timers, because the
+UI's saved views are fixed strings and a list query cannot say ``now()``."""
+SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+APPROVALS_NEEDED = SearchAttributeKey.for_int("ApprovalsNeeded")
 
-ALL: list[SearchAttributeKey[Any]] = [CASE_STATUS, PATTERN, CHAIN, ASSET, AMOUNT_USD, USER_ID]
+ALL: list[SearchAttributeKey[Any]] = [
+    CASE_STATUS,
+    PATTERN,
+    CHAIN,
+    ASSET,
+    AMOUNT_USD,
+    USER_ID,
+    ASSIGNED_TO,
+    TIER,
+    SLA_DEADLINE,
+    SLA_STATE,
+    SLA_BREACHED,
+    APPROVALS_NEEDED,
+]
+"""Within the SQL visibility store's limits per namespace: 7 of 10 Keyword, 2 of 3 Int, 1 of 3 Datetime,
+1 of 3 Bool."""
 
 
 def cli_flags() -> list[str]:
     """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "DATETIME": "Datetime", "BOOL": "Bool"}
     flags: list[str] = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]

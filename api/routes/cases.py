@@ -184,4 +184,6 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
             status_code=status.HTTP_404_NOT_FOUND,
             detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
         )
-    return CaseDetail.build(case, cases.timeline(session, case_id=case_id))
+    return CaseDetail.build(
+        case, cases.timeline(session, case_id=case_id), cases.get_handling(session, case_id=case_id)
+    )
