@@ -200,9 +200,10 @@ def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
     """Apply ``update`` and append its timeline event in one transaction, once per event key.
 
     Returns False (and changes nothing) when the event key was already recorded for the case.
-    Fields left ``None`` are kept. A terminal status (COMPLETED/REJECTED) never goes back to a
-    non-terminal one. Raises :class:`CaseNotFound` for an unknown case. What was credited is not an
-    update: only the settlement writes it (:func:`add_completion`).
+    Fields left ``None`` are kept. A case in a terminal status (COMPLETED, REJECTED) is final: an update
+    after it changes nothing and is recorded on the timeline as a re-run's report. Raises
+    :class:`CaseNotFound` for an unknown case. What was credited is not an update: only the settlement
+    writes it (:func:`add_completion`).
     """
     begin_write(session)
     case = session.get(Case, update.case_id)
@@ -216,31 +217,42 @@ def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
         session.rollback()
         return False
 
-    for name in _PLAIN_UPDATE_FIELDS:
-        value = getattr(update, name)
-        if value is not None:
-            setattr(case, name, value)
-    if update.handling is not None:
-        _write_handling(session, update.case_id, update.handling)
-    if update.quote is not None:
-        case.fee = update.quote.fee
-        case.fee_usd = str(update.quote.fee_usd)
-        case.quote_json = update.quote.model_dump_json()
-    new_status = CaseStatus(update.event.status)
-    if not (case.status.terminal and not new_status.terminal):
-        case.status = new_status
     now = utcnow()
-    case.updated_at = now
-    session.add(case)
-    session.add(
-        CaseEvent(
-            case_id=update.case_id,
-            key=update.event.key,
-            status=new_status,
-            message=update.event.message,
-            at=now,
+    if case.status.terminal:
+        # final: a re-run (a Reset in the Web UI, say) rewrites nothing; its step is on the timeline as such
+        session.add(
+            CaseEvent(
+                case_id=update.case_id,
+                key=update.event.key,
+                status=case.status,
+                message=f"After the case was closed as {case.status}, a re-run reported ({update.event.status}): "
+                f"{update.event.message}. The case is unchanged.",
+                at=now,
+            )
         )
-    )
+    else:
+        for name in _PLAIN_UPDATE_FIELDS:
+            value = getattr(update, name)
+            if value is not None:
+                setattr(case, name, value)
+        if update.handling is not None:
+            _write_handling(session, update.case_id, update.handling)
+        if update.quote is not None:
+            case.fee = update.quote.fee
+            case.fee_usd = str(update.quote.fee_usd)
+            case.quote_json = update.quote.model_dump_json()
+        case.status = CaseStatus(update.event.status)
+        case.updated_at = now
+        session.add(case)
+        session.add(
+            CaseEvent(
+                case_id=update.case_id,
+                key=update.event.key,
+                status=update.event.status,
+                message=update.event.message,
+                at=now,
+            )
+        )
     try:
         session.commit()
     except IntegrityError:  # a concurrent writer recorded the same event key first

@@ -316,6 +316,29 @@ def test_apply_case_update_quote_and_terminal_status(db_session: Session) -> Non
     case = cases.get_case(db_session, case_id="case-1")
     assert case is not None and case.status is CaseStatus.COMPLETED
     assert [e.key for e in cases.timeline(db_session, case_id="case-1")][-1] == "late-trace"
+    # nor does a re-run's terminal verdict (a Reset in the Web UI) rewrite it: the record stays as it was
+    assert cases.apply_case_update(
+        db_session,
+        update=CaseUpdate(
+            case_id="case-1",
+            event=event("rejected", CaseStatus.REJECTED),
+            pattern=Pattern.ALREADY_CREDITED,
+            reason="already credited",
+            amount=1,
+        ),
+    )
+    case = cases.get_case(db_session, case_id="case-1")
+    assert case is not None
+    assert (case.status, case.pattern, case.reason, case.amount, case.sweep_tx_hash) == (
+        CaseStatus.COMPLETED,
+        None,
+        "",
+        None,
+        "0x" + "cd" * 32,
+    )
+    last = cases.timeline(db_session, case_id="case-1")[-1]
+    assert last.key == "rejected" and last.status is CaseStatus.COMPLETED
+    assert last.message.startswith("After the case was closed as COMPLETED, a re-run reported (REJECTED)")
 
 
 def test_apply_case_update_unknown_case(db_session: Session) -> None:
