@@ -78,6 +78,13 @@ async def test_four_eyes_case_needs_two_distinct_engineers_the_second_attested(
         state = await handle.query(CaseWorkflow.status)
         assert state["status"] == "AWAITING_APPROVAL" and state["approvals"] == "bob (attested)"
         assert fake.sign_requests == []  # nothing moves on one approval
+        evidence = await handle.query(CaseWorkflow.evidence)
+        assert evidence.facts is not None and evidence.facts.deposit == fake.facts.deposit
+        assert evidence.facts.owner_user_id == CLAIMANT and evidence.facts.signer_holds_key
+        assert evidence.classification is not None and evidence.classification.route == "MANUAL"
+        assert "above the automatic limit" in evidence.classification.reason
+        assert evidence.quote is not None and evidence.quote.amount_usd == Decimal("60000")
+        assert [(a.engineer, a.attested, a.note) for a in evidence.approvals] == [("bob", True, "sender verified")]
 
         again = await refused(handle, CaseWorkflow.approve, await _attested(time_skipping_env, case.case_id, "bob"))
         assert "already approved" in again

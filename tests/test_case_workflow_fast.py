@@ -5,7 +5,9 @@ fakes answer with canned domain records and record what the workflow asked for.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -72,6 +74,8 @@ async def test_automatic_recovery_waits_for_confirmations_then_sweeps_tops_up_an
         result = await handle.result()
         history = await handle.fetch_history()
         description = await handle.describe()
+    if os.environ.get("RECORD_HISTORIES"):  # the newest workflow version, for tests/test_replay.py
+        (Path(__file__).parent / "histories" / "automatic_confirmed_v4.json").write_text(history.to_json())
 
     assert result.status is CaseStatus.COMPLETED and result.pattern is Pattern.WRONG_NETWORK_SAME_KEY
     assert result.settlement == SETTLEMENT
@@ -381,3 +385,26 @@ async def test_off_engine_case_is_not_quoted_and_cannot_be_approved(time_skippin
     assert fake.quote_requests == []
     assert fake.keys == ["tracing", "classified", "awaiting-approval", "decision-rejected", "rejected"]
     nothing_moved(fake)
+
+
+# --- 9. a transaction that is never mined ---------------------------------------------------------
+
+
+async def test_transaction_pending_for_three_days_gives_up_within_history_limits(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    deposit = usdt_deposit()
+    pending = trace(deposit, confirmations=0, required=15, block_number=None).model_copy(
+        update={"succeeded": None, "transfers": []}
+    )
+    fake = FakeCase(traces=[pending], facts=facts(None))
+    async with running(time_skipping_env, fake) as handle:
+        result = await handle.result()
+        history = await handle.fetch_history()
+
+    assert result.status is CaseStatus.REJECTED and result.pattern is Pattern.NOT_FOUND
+    assert "never mined" in result.reason
+    # the confirmation count is saved once, not on every poll; the polls back off to ten minutes
+    assert fake.keys == ["tracing", "deposit-confirmations-0", "rejected"]
+    assert 400 < len(fake.trace_requests) < 500, len(fake.trace_requests)  # 3 days at 10 minutes, after the ramp
+    assert len(history.events) < 5_000, len(history.events)  # Temporal warns at 10,240 and stops at 51,200

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 from recovery.attestation import Attestation
 from recovery.models import (
     CaseStatus,
+    Classification,
+    DepositFacts,
     NewCase,
     Pattern,
     Quote,
@@ -22,6 +24,7 @@ from recovery.models import (
     Transfer,
     TxReceipt,
 )
+from recovery.roster import Approval
 from recovery.units import format_units
 
 
@@ -75,6 +78,17 @@ class Decision(BaseModel):
     @property
     def text(self) -> str:
         return self.note or self.reason
+
+
+class CaseEvidence(BaseModel):
+    """What the classifier saw and decided, for an engineer reviewing the case (the ``evidence`` query): the
+    transaction and its transfers, the recipient's owner, code on each chain, risky-token findings, whether
+    a price was known, the verdict and the quote."""
+
+    facts: DepositFacts | None = None
+    classification: Classification | None = None
+    quote: Quote | None = None
+    approvals: list[Approval] = []
 
 
 class Escalation(BaseModel):

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case_activities import CaseActivities
     from workflows.case_messages import (
         Assignment,
+        CaseEvidence,
         CaseInput,
         CaseResult,
         Decision,
@@ -72,6 +73,10 @@ SLA_TIMERS = "sla-timers"
 """Patch id: cases started after it (and after ROSTER_AND_FOUR_EYES) keep working-day SLA timers while they
 wait for engineers (reminders, escalation at the target, breach at the deadline), can be escalated and
 assigned, and record their tier, assignee and SLA."""
+PENDING_BACKOFF = "pending-backoff"
+"""Patch id: cases started after it save a confirmation count once (not on every poll) and poll an unmined
+transaction with exponential backoff up to MAX_POLL: three days pending stay well below Temporal's history
+limits (before: about 18 events every poll interval, past the 51,200-event limit in under two days)."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -123,6 +128,9 @@ class CaseWorkflow:
         self._case: CaseInput | None = None
         self._deposit: Transfer | None = None
         self._seen_in_block: int | None = None
+        self._pending_backoff = False
+        self._facts: DepositFacts | None = None
+        self._verdict: Classification | None = None
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseResult:
@@ -130,6 +138,7 @@ class CaseWorkflow:
         self._state.user_id = case.user_id
         roster_rules = workflow.patched(ROSTER_AND_FOUR_EYES)
         self._sla_timers = roster_rules and workflow.patched(SLA_TIMERS)
+        self._pending_backoff = workflow.patched(PENDING_BACKOFF)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -147,6 +156,7 @@ class CaseWorkflow:
         if roster_rules:
             self._state.policy = facts.approval_policy or ApprovalPolicy()
         verdict = classify(facts)
+        self._facts, self._verdict = facts, verdict
         self._state.pattern = verdict.pattern
         self._state.action = verdict.action
         self._upsert_deposit_attributes(verdict, facts.deposit)
@@ -174,6 +184,7 @@ class CaseWorkflow:
             return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
 
         verdict = await self._above_auto_limit(verdict, quote)
+        self._verdict = verdict
         # without a quote even an automatic pattern needs an engineer
         if verdict.route is Route.MANUAL or quote is None:
             approved = await self._await_decision(verdict)
@@ -294,6 +305,15 @@ class CaseWorkflow:
                 action=action,
                 now=workflow.now(),
             )
+
+    @workflow.query(description="What the classifier saw and decided, the quote and the approvals so far.")
+    def evidence(self) -> CaseEvidence:
+        return CaseEvidence(
+            facts=self._facts,
+            classification=self._verdict,
+            quote=self._state.quote,
+            approvals=list(self._state.approvals),
+        )
 
     @workflow.query
     def status(self) -> dict[str, str]:
@@ -577,20 +597,28 @@ class CaseWorkflow:
 
         result = await trace()
         give_up_at = workflow.now() + PENDING_LIMIT
+        saved: str | None = None
+        unmined_polls = 0
         while result.found and result.succeeded is not False and not result.confirmed:
             if result.succeeded is None and workflow.now() >= give_up_at:
                 break  # still not mined: the classifier says so
-            await self._save(
-                f"deposit-confirmations-{result.confirmations}",
-                CaseStatus.WAITING_CONFIRMATIONS,
-                f"Deposit has {result.confirmations} of {result.required_confirmations} confirmations",
-                waiting=self._confirmations_text(
-                    "the deposit", result.chain, result.confirmations, result.required_confirmations
-                ),
-            )
-            await workflow.sleep(
-                _poll_interval(result.block_time_ms, result.required_confirmations - result.confirmations)
-            )
+            key = f"deposit-confirmations-{result.confirmations}"
+            if key != saved or not self._pending_backoff:
+                await self._save(
+                    key,
+                    CaseStatus.WAITING_CONFIRMATIONS,
+                    f"Deposit has {result.confirmations} of {result.required_confirmations} confirmations",
+                    waiting=self._confirmations_text(
+                        "the deposit", result.chain, result.confirmations, result.required_confirmations
+                    ),
+                )
+                saved = key
+            wait = _poll_interval(result.block_time_ms, result.required_confirmations - result.confirmations)
+            if self._pending_backoff and result.succeeded is None:
+                # not mined yet: back off, so that three days of waiting stay a few thousand history events
+                wait = min(max(wait, MIN_POLL * 2 ** min(unmined_polls, 16)), MAX_POLL)
+                unmined_polls += 1
+            await workflow.sleep(wait, summary=f"wait for {result.required_confirmations} confirmations")
             result = await trace()
         return result
 
