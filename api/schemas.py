@@ -44,6 +44,21 @@ class CaseCreate(BaseModel):
         return value.lower()
 
 
+class MessageCreate(BaseModel):
+    """Your answer to a question a recovery engineer asked on your case."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "I sent it from Trust Wallet."}]}
+    )
+
+    text: str = Field(min_length=1, max_length=2000, description="Your answer, in plain text")
+
+
+class MessageAccepted(BaseModel):
+    case_id: str
+    status: CaseStatus = Field(description="AWAITING_APPROVAL: the answer is on the case, an engineer continues")
+
+
 class CaseCreated(BaseModel):
     case_id: str
     status: CaseStatus

@@ -52,6 +52,35 @@ def case_show(case_id: Annotated[str, typer.Argument(help="The case id, e.g. cas
         engine.dispose()
 
 
+@app.command("audit")
+@one_line_errors
+def case_audit(case_id: Annotated[str, typer.Argument(help="The case id, e.g. case-bsc-0xabc...-7")]) -> None:
+    """Print the case's audit trail as JSON: every engineer action with its input and the state before
+    and after (append-only)."""
+    from store.audit import entries
+
+    engine = open_engine(load_settings())
+    try:
+        with Session(engine) as session:
+            rows = entries(session, case_id=case_id)
+    finally:
+        engine.dispose()
+    print_json(
+        [
+            {
+                "at": r.at.isoformat(),
+                "engineer": r.engineer,
+                "action": r.action,
+                "attested": r.attested,
+                "input": json.loads(r.input_json),
+                "before": json.loads(r.before_json),
+                "after": json.loads(r.after_json),
+            }
+            for r in rows
+        ]
+    )
+
+
 # --- decisions --------------------------------------------------------------------------------------
 
 TEMPORAL_CONNECT_TIMEOUT_S = 15
@@ -112,6 +141,22 @@ def case_assign(
     print_json({"case_id": case_id, "action": "assign", "engineer": engineer, "to": to, "answer": answer})
 
 
+@app.command("request-info")
+@one_line_errors
+def case_request_info(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    question: Annotated[str, typer.Option(help="What the user should answer (they read it as is).")],
+) -> None:
+    """Ask the user a question; the case waits for the answer (its SLA clock stopped) and expires when none
+    comes within the configured working days."""
+    from workflows.case_messages import InfoRequest
+
+    settings = load_settings()
+    answer = asyncio.run(_send(settings, case_id, "request_info", InfoRequest(engineer=engineer, question=question)))
+    print_json({"case_id": case_id, "action": "request_info", "engineer": engineer, "answer": answer})
+
+
 def _decide(case_id: str, action: str, *, engineer: str, note: str = "", reason: str = "") -> None:
     from services.attesting import Attester, load_or_create_key
     from workflows.case_messages import Decision
@@ -148,6 +193,7 @@ async def _send(settings: Settings, case_id: str, action: str, payload: BaseMode
         "reject": CaseWorkflow.reject,
         "escalate": CaseWorkflow.escalate,
         "assign": CaseWorkflow.assign,
+        "request_info": CaseWorkflow.request_info,
     }
     try:
         answer: str = await client.get_workflow_handle(case_id).execute_update(updates[action], payload)

@@ -28,13 +28,17 @@ class CaseStatus(StrEnum):
     WAITING_CONFIRMATIONS = "WAITING_CONFIRMATIONS"
     CLASSIFIED = "CLASSIFIED"
     AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    AWAITING_USER = "AWAITING_USER"
+    """An engineer asked the user something; the SLA clock stands still until the answer."""
     RECOVERING = "RECOVERING"
     COMPLETED = "COMPLETED"
     REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    """The user did not answer a request for information in time; nothing moved."""
 
     @property
     def terminal(self) -> bool:
-        return self in (CaseStatus.COMPLETED, CaseStatus.REJECTED)
+        return self in (CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.EXPIRED)
 
 
 class Pattern(StrEnum):

@@ -149,6 +149,8 @@ class SlaConfig(BaseModel):
     reminder_working_days: list[int] = Field(default_factory=lambda: [5, 10])
     due_soon_working_days: int = Field(default=3, ge=0)
     breach_extension_working_days: int = Field(default=5, ge=1)
+    info_timeout_working_days: int = Field(default=10, ge=1)
+    """A user who does not answer an engineer's question within this many working days: the case expires."""
     """After a breach the user is told to expect an answer within this many more working days."""
     weekend: list[int] = Field(default_factory=lambda: [5, 6])
     """Weekdays that are not working days (Monday is 0)."""

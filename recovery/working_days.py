@@ -73,6 +73,8 @@ class SlaTerms(BaseModel):
     due_soon_days: int = 3
     """The SLA state turns ``due_soon`` this many working days before the target."""
     breach_extension_days: int = 5
+    info_timeout_days: int = 10
+    """A request for information unanswered this many working days expires the case."""
     """What the user is told to expect after a breach: an answer within this many more working days."""
 
 

@@ -40,6 +40,7 @@ def sla_terms(config: SlaConfig, *, start: date) -> SlaTerms:
         reminder_days=list(config.reminder_working_days),
         due_soon_days=config.due_soon_working_days,
         breach_extension_days=config.breach_extension_working_days,
+        info_timeout_days=config.info_timeout_working_days,
     )
 
 

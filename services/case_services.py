@@ -10,6 +10,7 @@ from chains.signer import Signer
 from fees.prices import PricePort
 from recovery.settings import Settings
 from services.approvals import approval_policy
+from services.audit import AuditTrail
 from services.broadcasting import Broadcaster
 from services.calendar import SlaCalendar
 from services.case_records import CaseRecords
@@ -32,6 +33,7 @@ class CaseServices:
     settlement: Settler
     records: CaseRecords
     calendar: SlaCalendar
+    audit: AuditTrail
 
     @classmethod
     def build(cls, *, settings: Settings, engine: Engine, signer: Signer, prices: PricePort) -> CaseServices:
@@ -54,4 +56,5 @@ class CaseServices:
             settlement=Settler(engine=engine, prices=prices, chains=chains),
             records=CaseRecords(engine=engine),
             calendar=SlaCalendar(settings.sla),
+            audit=AuditTrail(engine=engine),
         )

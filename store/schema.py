@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from store import cases, ledger, scan_cursors, signed_txs, users
+from store import audit, cases, ledger, scan_cursors, signed_txs, users
 
-TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger)
+TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger, audit)
 
 
 def init_db(engine: Engine) -> None:

@@ -117,6 +117,12 @@ async def test_four_eyes_case_needs_two_distinct_engineers_the_second_attested(
         "Approved by bob (attested) and chen (attested): sender verified"
     )
     assert [s.purpose for s in fake.sign_requests] == ["sweep", "gas_topup"]  # signed once
+    assert [(r.key, r.engineer, r.action, r.attested) for r in fake.audit] == [
+        ("approve-1", "bob", "approve", True),
+        ("approve-2", "chen", "approve", True),
+    ]
+    assert fake.audit[0].before["approvals"] == [] and fake.audit[0].after["approvals"] == ["bob (attested)"]
+    assert fake.audit[1].request["engineer"] == "chen" and fake.audit[1].request["attestation"] is not None
     assert len(fake.settle_requests) == 1
     # the five refusals left no trace in history: only the two attested approvals are there
     accepted = [
@@ -124,7 +130,7 @@ async def test_four_eyes_case_needs_two_distinct_engineers_the_second_attested(
     ]
     assert accepted == [("approve", "bob", True), ("approve", "chen", True)]
     if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
-        (HISTORIES / "four_eyes_completed.json").write_text(history.to_json())
+        (HISTORIES / "four_eyes_audited.json").write_text(history.to_json())
 
 
 async def test_either_engineer_can_reject_a_four_eyes_case_after_the_first_approval(

@@ -151,6 +151,15 @@ async def test_escalate_and_assign_with_their_validators(time_skipping_env: Work
         "Escalated by alice from the first_line to the engineering tier: the token looks like a scam"
     )
     assert escalated.handling is not None and escalated.handling.tier == "engineering"
+    assert [(r.key, r.engineer) for r in fake.audit] == [
+        ("escalate-1", "alice"),
+        ("assign-2", "alice"),
+        ("escalate-3", "bob"),
+        ("approve-4", "chen"),
+    ]
+    assert (fake.audit[0].before["tier"], fake.audit[0].after["tier"]) == ("first_line", "engineering")
+    assert (fake.audit[1].before["assigned_to"], fake.audit[1].after["assigned_to"]) == (None, "bob")
+    assert fake.audit[3].after["decision"] is None and fake.audit[3].after["approvals"] == ["chen (typed in)"]
     assigned = fake.saved_event("assigned-1")
     assert assigned.event.message == "Assigned to bob by alice"
     assert assigned.handling is not None and assigned.handling.assigned_to == "bob"

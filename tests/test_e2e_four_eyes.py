@@ -139,6 +139,13 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
         credits = session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
     assert len(sweeps) == 1 and len(credits) == 1
 
+    # the audit trail, as support reads it
+    code, out, err = await recovery_cli(stack, "case", "audit", case_id)
+    assert code == 0, err
+    trail = [(r["action"], r["engineer"], r["attested"]) for r in json.loads(out)]
+    assert trail == [("assign", "alice", False), ("approve", "bob", True), ("approve", "chen", True)]
+    assert json.loads(out)[1]["input"]["note"] == "KYC ok" and json.loads(out)[2]["after"]["decision"] is None
+
     # the refusals never reached the history: the assignment and the two attested approvals only
     history = await stack.client.get_workflow_handle(case_id).fetch_history()
     accepted = [

@@ -20,7 +20,8 @@ def test_recorded_histories_exist() -> None:
     names = {p.stem for p in HISTORIES}
     assert {"wrong_network_completed", "manual_approved", "not_found_rejected", "unpriced_rejected"} <= names, names
     assert {"memo_credited", "deprecated_address_completed", "reorged_rejected", "scanner_running"} <= names, names
-    assert {"four_eyes_completed", "sla_breached_rejected", "automatic_confirmed_v4"} <= names, names
+    newer = {"four_eyes_completed", "four_eyes_audited", "sla_breached_rejected", "automatic_confirmed_v4"}
+    assert newer | {"info_answered_approved"} <= names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

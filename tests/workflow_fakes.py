@@ -42,6 +42,7 @@ from recovery.working_days import SlaTerms, WorkingCalendar
 from services.attesting import Attester
 from workflows import search_attributes as sa
 from workflows.case_messages import (
+    AuditRecord,
     CaseInput,
     CaseResult,
     FactsRequest,
@@ -221,6 +222,7 @@ class FakeCase:
         self.settlement = settlement
         self.terms = terms or SlaTerms(calendar=CALENDAR)
         self.sla_requests: list[SlaRequest] = []
+        self.audit: list[AuditRecord] = []
 
         self.trace_requests: list[TraceRequest] = []
         self.facts_requests: list[FactsRequest] = []
@@ -256,6 +258,7 @@ class FakeCase:
             self.settle_case,
             self.save_case,
             self.sla_terms,
+            self.record_audit,
         ]
 
     # --- the activities --------------------------------------------------------------------------
@@ -311,6 +314,10 @@ class FakeCase:
     @activity.defn(name="save_case")
     async def save_case(self, update: CaseUpdate) -> None:
         self.saved.append(update)
+
+    @activity.defn(name="record_audit")
+    async def record_audit(self, record: AuditRecord) -> None:
+        self.audit.append(record)
 
     @activity.defn(name="sla_terms")
     async def sla_terms(self, request: SlaRequest) -> SlaTerms:

@@ -20,6 +20,7 @@ from recovery.models import CaseUpdate, DepositFacts, Quote, Settlement, SignedT
 from recovery.working_days import SlaTerms
 from workflows.activity_policy import fail_fast_on_permanent
 from workflows.case_messages import (
+    AuditRecord,
     FactsRequest,
     QuoteRequest,
     SettleRequest,
@@ -50,6 +51,7 @@ class CaseActivities:
             self.settle_case,
             self.save_case,
             self.sla_terms,
+            self.record_audit,
         ]
 
     @activity.defn(name="trace_transaction")
@@ -112,6 +114,20 @@ class CaseActivities:
         """The working-day calendar (public holidays read by the ``holidays`` package) and the SLA's days."""
         with fail_fast_on_permanent():
             return await asyncio.to_thread(self._s.calendar.terms, request.start)
+
+    @activity.defn(name="record_audit")
+    async def record_audit(self, record: AuditRecord) -> None:
+        with fail_fast_on_permanent():
+            await self._s.audit.record(
+                case_id=record.case_id,
+                key=record.key,
+                engineer=record.engineer,
+                action=record.action,
+                attested=record.attested,
+                request=record.request,
+                before=record.before,
+                after=record.after,
+            )
 
     @activity.defn(name="save_case")
     async def save_case(self, update: CaseUpdate) -> None:

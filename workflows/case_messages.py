@@ -8,6 +8,7 @@ Workflow-safe: only pydantic and the domain models.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -89,6 +90,32 @@ class CaseEvidence(BaseModel):
     classification: Classification | None = None
     quote: Quote | None = None
     approvals: list[Approval] = []
+
+
+class AuditRecord(BaseModel):
+    """One engineer action for the audit trail: who, what, the input, the case's state before and after."""
+
+    case_id: str
+    key: str
+    engineer: str
+    action: str
+    attested: bool
+    request: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class InfoRequest(BaseModel):
+    """Ask the user something (their answer comes back through ``POST /v1/cases/{id}/messages``)."""
+
+    engineer: str
+    question: str
+
+
+class UserMessage(BaseModel):
+    """The user's answer to an engineer's question."""
+
+    text: str
 
 
 class Escalation(BaseModel):

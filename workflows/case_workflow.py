@@ -15,6 +15,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
     from recovery.attestation import refuse_attestation
     from recovery.classify import classify
     from recovery.models import (
@@ -43,18 +45,21 @@ with workflow.unsafe.imports_passed_through():
     from workflows.case_activities import CaseActivities
     from workflows.case_messages import (
         Assignment,
+        AuditRecord,
         CaseEvidence,
         CaseInput,
         CaseResult,
         Decision,
         Escalation,
         FactsRequest,
+        InfoRequest,
         QuoteRequest,
         SettleRequest,
         SignRequest,
         SlaRequest,
         TraceRequest,
         TxStatusRequest,
+        UserMessage,
     )
 
 SHORT = timedelta(seconds=30)
@@ -77,9 +82,16 @@ PENDING_BACKOFF = "pending-backoff"
 """Patch id: cases started after it save a confirmation count once (not on every poll) and poll an unmined
 transaction with exponential backoff up to MAX_POLL: three days pending stay well below Temporal's history
 limits (before: about 18 events every poll interval, past the 51,200-event limit in under two days)."""
+AUDIT_TRAIL = "audit-trail"
+"""Patch id: cases started after it write an append-only audit row for every accepted engineer action."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
+MAX_ANSWER_CHARS = 2_000
+
+
+class _Expired(Exception):
+    """The user did not answer a request for information in time (the message says so)."""
 
 
 class CaseState:
@@ -102,6 +114,11 @@ class CaseState:
         self.sla_state = SlaState.ON_TRACK
         self.sla_fired: list[str] = []
         self.escalations = 0
+        self.audits = 0
+        self.info_requests = 0
+        self.info_pending: InfoRequest | None = None
+        self.answer: str | None = None
+        self.paused = False
         self.assignments = 0
         self.decision: tuple[bool, Decision] | None = None
         self.approving = False
@@ -129,16 +146,24 @@ class CaseWorkflow:
         self._deposit: Transfer | None = None
         self._seen_in_block: int | None = None
         self._pending_backoff = False
+        self._audit_trail = False
         self._facts: DepositFacts | None = None
         self._verdict: Classification | None = None
 
     @workflow.run
     async def run(self, case: CaseInput) -> CaseResult:
+        result = await self._run(case)
+        # an engineer's update (its audit row, its timeline event) finishes before the case does
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def _run(self, case: CaseInput) -> CaseResult:
         self._case = case
         self._state.user_id = case.user_id
         roster_rules = workflow.patched(ROSTER_AND_FOUR_EYES)
         self._sla_timers = roster_rules and workflow.patched(SLA_TIMERS)
         self._pending_backoff = workflow.patched(PENDING_BACKOFF)
+        self._audit_trail = roster_rules and workflow.patched(AUDIT_TRAIL)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -187,7 +212,10 @@ class CaseWorkflow:
         self._verdict = verdict
         # without a quote even an automatic pattern needs an engineer
         if verdict.route is Route.MANUAL or quote is None:
-            approved = await self._await_decision(verdict)
+            try:
+                approved = await self._await_decision(verdict)
+            except _Expired as expired:
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
             if not approved:
                 return await self._reject(verdict.pattern, self._decision_reason("rejected"))
             quote = self._state.quote
@@ -209,6 +237,7 @@ class CaseWorkflow:
 
     @workflow.update
     async def approve(self, decision: Decision) -> str:
+        before = self._snapshot()
         self._state.approving = True
         try:
             quote = self._state.quote
@@ -234,6 +263,7 @@ class CaseWorkflow:
             )
         finally:
             self._state.approving = False
+        await self._audit("approve", decision.engineer, decision.attestation is not None, decision, before)
         if self._state.approved:
             return f"approved by {decision.engineer}"
         return f"approved by {decision.engineer}: 1 of {self._state.approvals_needed()} approvals, waiting for a second"
@@ -265,7 +295,9 @@ class CaseWorkflow:
 
     @workflow.update
     async def reject(self, decision: Decision) -> str:
+        before = self._snapshot()
         self._state.decision = (False, decision)
+        await self._audit("reject", decision.engineer, decision.attestation is not None, decision, before)
         return f"rejected by {decision.engineer}"
 
     @reject.validator
@@ -279,6 +311,8 @@ class CaseWorkflow:
             raise ValueError(f"The case is {self._state.status}, not awaiting approval.")
         if self._state.decision is not None or self._state.approving or self._state.approved:
             raise ValueError("A decision was already made on this case.")
+        if self._state.info_pending is not None:
+            raise ValueError("The case has just asked the user a question: decide once they have answered.")
         policy = self._state.policy
         if policy is not None:
             refused = refuse_decision(policy, engineer=decision.engineer, case_user_id=self._state.user_id)
@@ -330,6 +364,7 @@ class CaseWorkflow:
             "sla_state": self._state.sla_state.value if self._state.sla else "",
             "sla_target_at": self._state.sla.target_at.isoformat() if self._state.sla else "",
             "sla_deadline_at": self._state.sla.deadline_at.isoformat() if self._state.sla else "",
+            "paused": str(self._state.paused).lower(),
         }
 
     async def _quote(self, deposit: Transfer) -> Quote | None:
@@ -447,26 +482,105 @@ class CaseWorkflow:
             sla_target_at=plan.target_at if plan else None,
             sla_deadline_at=plan.deadline_at if plan else None,
             sla_state=self._state.sla_state,
+            paused=self._state.paused,
         )
 
     async def _wait_for_engineers(self, done: Callable[[], bool]) -> None:
-        """Wait until ``done``; meanwhile the SLA's moments fire, each once, in time order."""
+        """Wait until ``done``; meanwhile the SLA's moments fire, each once, in time order, and questions to
+        the user are asked (the clock stands still until the answer)."""
+
+        def woken() -> bool:
+            return done() or self._state.info_pending is not None
+
         while not done():
+            if self._state.info_pending is not None:
+                await self._ask_user(self._state.info_pending)
+                continue
             upcoming = next_sla_event(self._state.sla, self._state.sla_fired) if self._state.sla else None
             if upcoming is None:
-                await workflow.wait_condition(done)
-                return
+                await workflow.wait_condition(woken)
+                continue
             delay = upcoming.at - workflow.now()
             if delay > timedelta(0):
                 try:
                     await workflow.wait_condition(
-                        done, timeout=delay, timeout_summary=f"SLA {upcoming.kind}: {upcoming.at:%Y-%m-%d %H:%M} UTC"
+                        woken, timeout=delay, timeout_summary=f"SLA {upcoming.kind}: {upcoming.at:%Y-%m-%d %H:%M} UTC"
                     )
-                    return
+                    continue
                 except TimeoutError:
                     pass
             self._state.sla_fired.append(upcoming.key)
             await self._on_sla_event(upcoming)
+
+    async def _ask_user(self, request: InfoRequest) -> None:
+        """Put the engineer's question to the user and wait for the answer, the SLA paused; ``_Expired``
+        when it does not come within ``info_timeout_days`` working days."""
+        assert self._case is not None and self._state.sla is not None and self._state.sla_terms is not None
+        terms, number = self._state.sla_terms, self._state.info_requests
+        self._state.info_pending = None
+        paused_at = workflow.now()
+        expires_at = terms.calendar.add_working_days(paused_at, terms.info_timeout_days)
+        self._state.paused = True
+        await self._save(
+            f"info-request-{number}",
+            CaseStatus.AWAITING_USER,
+            f"A recovery engineer asks: {request.question} Please answer by {expires_at:%d %b %Y} "
+            f"(POST /v1/cases/{self._case.case_id}/messages); until then your case waits for you.",
+            waiting="the user's answer",
+            handling=self._handling(),
+        )
+        try:
+            await workflow.wait_condition(
+                lambda: self._state.answer is not None,
+                timeout=expires_at - paused_at,
+                timeout_summary=f"the user's answer, until {expires_at:%Y-%m-%d %H:%M} UTC",
+            )
+        except TimeoutError:
+            raise _Expired(
+                f"You did not answer the question of {paused_at:%d %b %Y} within {terms.info_timeout_days} working "
+                "days, so the case is closed; nothing was moved. File a new claim to have it looked at again."
+            ) from None
+        answer, self._state.answer = self._state.answer, None
+        self._state.sla = self._state.sla.shifted(workflow.now() - paused_at)
+        self._state.paused = False
+        workflow.upsert_search_attributes([sa.SLA_DEADLINE.value_set(self._state.sla.deadline_at)])
+        await self._save(
+            f"user-answer-{number}",
+            CaseStatus.AWAITING_APPROVAL,
+            f"You answered: {answer}",
+            waiting="an engineer's approve or reject update",
+            handling=self._handling(),
+        )
+
+    @workflow.update(description="Ask the user a question; the case waits for the answer and its SLA clock stops.")
+    async def request_info(self, request: InfoRequest) -> str:
+        before = self._snapshot()
+        self._state.info_requests += 1
+        self._state.info_pending = request
+        await self._audit("request_info", request.engineer, False, request, before)
+        return "asked the user"
+
+    @request_info.validator
+    def _validate_request_info(self, request: InfoRequest) -> None:
+        self._validate_handling(request.engineer)
+        if not request.question.strip():
+            raise ValueError("A request for information needs the question the user should answer.")
+        if self._state.info_pending is not None or self._state.approvals:
+            raise ValueError("The case cannot ask the user now: a question or an approval is already in progress.")
+
+    @workflow.update(description="The user's answer to an engineer's question (sent by the status API).")
+    async def user_message(self, message: UserMessage) -> str:
+        self._state.answer = message.text.strip()
+        return "answer received"
+
+    @user_message.validator
+    def _validate_user_message(self, message: UserMessage) -> None:
+        if self._state.status is not CaseStatus.AWAITING_USER or self._state.answer is not None:
+            raise ValueError(f"Nobody asked you anything on this case right now (it is {self._state.status}).")
+        if not message.text.strip():
+            raise ValueError("The answer is empty: write what the engineer asked for.")
+        if len(message.text) > MAX_ANSWER_CHARS:
+            raise ValueError(f"The answer is {len(message.text)} characters long; keep it under {MAX_ANSWER_CHARS}.")
 
     async def _on_sla_event(self, event: SlaEvent) -> None:
         terms, plan = self._state.sla_terms, self._state.sla
@@ -504,6 +618,7 @@ class CaseWorkflow:
 
     @workflow.update(description="Send the case to the next tier (first_line → engineering → expert), with a reason.")
     async def escalate(self, request: Escalation) -> str:
+        snapshot = self._snapshot()
         before, self._state.tier = self._state.tier, ESCALATION[self._state.tier]
         self._state.escalations += 1
         workflow.upsert_search_attributes([sa.TIER.value_set(self._state.tier.value)])
@@ -513,6 +628,7 @@ class CaseWorkflow:
             f"Escalated by {request.engineer} from the {before} to the {self._state.tier} tier: {request.reason}",
             handling=self._handling(),
         )
+        await self._audit("escalate", request.engineer, False, request, snapshot)
         return f"escalated to {self._state.tier}"
 
     @escalate.validator
@@ -525,6 +641,7 @@ class CaseWorkflow:
 
     @workflow.update(description="Make an engineer on the roster the owner of the case.")
     async def assign(self, request: Assignment) -> str:
+        snapshot = self._snapshot()
         self._state.assigned_to = request.to
         self._state.assignments += 1
         workflow.upsert_search_attributes([sa.ASSIGNED_TO.value_set(request.to)])
@@ -535,6 +652,7 @@ class CaseWorkflow:
             f"Assigned to {request.to} by {request.engineer}",
             handling=self._handling(),
         )
+        await self._audit("assign", request.engineer, False, request, snapshot)
         return f"assigned to {request.to}"
 
     @assign.validator
@@ -557,6 +675,44 @@ class CaseWorkflow:
         refused = refuse_decision(self._state.policy, engineer=engineer, case_user_id=self._state.user_id)
         if refused is not None:
             raise ValueError(refused)
+
+    # --- the audit trail --------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        state = self._state
+        return {
+            "status": state.status.value,
+            "tier": state.tier.value,
+            "assigned_to": state.assigned_to,
+            "approvals": [f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in state.approvals],
+            "approvals_needed": state.approvals_needed(),
+            "decision": None if state.decision is None else ("approved" if state.decision[0] else "rejected"),
+            "sla_state": state.sla_state.value if state.sla else None,
+        }
+
+    async def _audit(
+        self, action: str, engineer: str, attested: bool, request: BaseModel, before: dict[str, Any]
+    ) -> None:
+        """One append-only audit row per accepted engineer action (cases started after AUDIT_TRAIL)."""
+        if not self._audit_trail:
+            return
+        assert self._case is not None
+        self._state.audits += 1
+        await _activity(
+            CaseActivities.record_audit,
+            AuditRecord(
+                case_id=self._case.case_id,
+                key=f"{action}-{self._state.audits}",
+                engineer=engineer,
+                action=action,
+                attested=attested,
+                request=request.model_dump(mode="json"),
+                before=before,
+                after=self._snapshot(),
+            ),
+            timeout=SHORT,
+            summary=f"audit: {action} by {engineer}",
+        )
 
     def _decided_or_more_approvals(self, seen: int) -> bool:
         return self._state.decision is not None or len(self._state.approvals) > seen
@@ -729,6 +885,15 @@ class CaseWorkflow:
         raise ApplicationError(message, non_retryable=True)
 
     # --- bookkeeping ----------------------------------------------------------------------------
+
+    async def _close(self, status: CaseStatus, pattern: Pattern, reason: str) -> CaseResult:
+        """End the case without moving anything (an expired request for information)."""
+        assert self._case is not None
+        self._state.paused = False
+        await self._save(
+            status.value.lower(), status, reason, waiting=f"nothing: {status.value.lower()}", reason=reason
+        )
+        return CaseResult(case_id=self._case.case_id, status=status, pattern=pattern, reason=reason)
 
     async def _reject(self, pattern: Pattern, reason: str) -> CaseResult:
         assert self._case is not None

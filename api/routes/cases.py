@@ -20,7 +20,17 @@ from api.deps import (
     TracerDep,
     TxHashFormatError,
 )
-from api.schemas import CaseCreate, CaseCreated, CaseDetail, CasesPublic, CaseSummary, ConflictOut, ErrorOut
+from api.schemas import (
+    CaseCreate,
+    CaseCreated,
+    CaseDetail,
+    CasesPublic,
+    CaseSummary,
+    ConflictOut,
+    ErrorOut,
+    MessageAccepted,
+    MessageCreate,
+)
 from recovery.models import CaseStatus, NewCase
 from recovery.settings import UnknownChain
 from services.case_opening import CaseOpener, Outcome
@@ -187,3 +197,62 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
     return CaseDetail.build(
         case, cases.timeline(session, case_id=case_id), cases.get_handling(session, case_id=case_id)
     )
+
+
+@router.post(
+    "/{case_id}/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MessageAccepted,
+    responses={
+        404: {"model": ErrorOut, "description": "No such case among yours"},
+        409: {"model": ErrorOut, "description": "Nobody asked you anything on this case right now"},
+        503: {"model": ErrorOut, "description": "The workflow engine is unreachable"},
+    },
+)
+async def post_message(
+    case_id: str, body: MessageCreate, session: SessionDep, user: CurrentUser, temporal: TemporalDep
+) -> Any:
+    """Answer a recovery engineer's question on your case (the case waits for it, its deadlines paused)."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError
+
+    from workflows.case_messages import UserMessage
+    from workflows.case_workflow import CaseWorkflow
+
+    case = await run_in_threadpool(cases.get_case, session, case_id=case_id)
+    await run_in_threadpool(session.commit)
+    if case is None or case.user_id != user.user_id:
+        raise HTTPException(
+            status_code=status.HTTP_404_NOT_FOUND,
+            detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
+        )
+    if case.status is not CaseStatus.AWAITING_USER:
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail=f"nobody asked you anything on this case right now (it is {case.status}); nothing was changed",
+        )
+    try:
+        client = await temporal()
+    except Exception as exc:
+        log.error("cannot connect to Temporal: %r", exc)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the case service is temporarily unavailable; nothing was recorded, try again later",
+        ) from None
+    try:
+        delivered = await client.get_workflow_handle(case_id).execute_update(
+            CaseWorkflow.user_message, UserMessage(text=body.text)
+        )
+        log.info("answer to %s: %s", case_id, delivered)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else "the case cannot take an answer now"
+        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=f"{message}; nothing was changed") from None
+    except RPCError as exc:
+        log.error("answer to %s not delivered: %r", case_id, exc)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="your answer could not be delivered; nothing was recorded, try again later",
+        ) from None
+    return MessageAccepted(case_id=case_id, status=CaseStatus.AWAITING_APPROVAL)
