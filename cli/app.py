@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from cli import cases, dev, fees, scan, users
+from cli.common import exit_hard_after_temporal
 
 app = typer.Typer(
     name="recovery",
@@ -22,5 +23,12 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(fees.app, name="fees")
 app.command("scan")(scan.scan)
 
-if __name__ == "__main__":
+
+def main() -> None:
+    """The ``recovery`` program."""
+    exit_hard_after_temporal()
     app()
+
+
+if __name__ == "__main__":
+    main()

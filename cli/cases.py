@@ -10,7 +10,7 @@ import typer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json, temporal_client_used
 from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
@@ -183,6 +183,7 @@ async def _send(settings: Settings, case_id: str, action: str, payload: BaseMode
     from workflows.case_workflow import CaseWorkflow
     from workflows.client import connect
 
+    temporal_client_used()
     try:
         client = await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
     except Exception as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,20 +22,49 @@ class CliError(Exception):
     """An error whose message is meant for the operator as is."""
 
 
+_temporal_used = False
+_exit_hard = False
+
+
+def exit_hard_after_temporal() -> None:
+    """Set by the ``recovery`` program itself (not by in-process test runners): see below."""
+    global _exit_hard
+    _exit_hard = True
+
+
+def temporal_client_used() -> None:
+    """Say that this command talks to Temporal: the process then ends with ``os._exit`` once the command's
+    output is flushed. The Temporal client's native threads can outlive the event loop, and CPython's
+    finalization then aborts the process (temporalio/sdk-python#300), turning a success into SIGABRT."""
+    global _temporal_used
+    _temporal_used = True
+
+
 def one_line_errors(fn: F) -> F:
     """Errors print one line on stderr and exit with status 1 (no stack traces)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        code = 1
         try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
+            result = fn(*args, **kwargs)
+            code = 0
+            return result
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        except typer.Abort:
             raise
         except CliError as exc:
             typer.echo(f"error: {exc}", err=True)
         except Exception as exc:
             message = str(exc).splitlines()[0] if str(exc) else ""
             typer.echo(f"error: {type(exc).__name__}{': ' + message if message else ''}", err=True)
+        finally:
+            if _temporal_used and _exit_hard:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import CliError, load_settings, one_line_errors, open_engine, require_chain
+from cli.common import CliError, load_settings, one_line_errors, open_engine, require_chain, temporal_client_used
 from recovery.settings import ChainConfig, Settings
 
 TEMPORAL_CONNECT_TIMEOUT_S = 15
@@ -48,6 +48,7 @@ async def _scan(settings: Settings, config: ChainConfig, from_block: int, to_blo
         raise CliError(f"chain {config.name} unreachable: {str(exc).splitlines()[0]}") from None
     if to_block > head:
         raise CliError(f"bad range: --to-block {to_block} is beyond the head of {config.name} (block {head})")
+    temporal_client_used()
     try:
         client = await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
     except Exception as exc:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -171,3 +173,45 @@ async def record_history(stack: Stack, case_id: str, name: str) -> None:
     history = await stack.client.get_workflow_handle(case_id).fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@pytest.fixture
+async def dev_stack(
+    dev_server_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig]
+) -> AsyncIterator[Stack]:
+    """The stack on the Temporal dev server only: a real server whose clock is the wall clock (the CLI's
+    attestations expire by it; the time-skipping server's runs ahead once a test has skipped time)."""
+    async for s in open_stack(dev_server_env, tmp_path, dev_chains):
+        yield s
+
+
+CLI_WAIT_S = 60
+
+
+def cli_env(stack: Stack) -> dict[str, str]:
+    assert stack.settings.seed_file is not None
+    return os.environ | {
+        "RECOVERY_CONFIG": str(stack.settings.data_dir / "absent.toml"),
+        "RECOVERY_DATA_DIR": str(stack.settings.data_dir),
+        "RECOVERY_DATABASE_URL": stack.settings.database_url or "",
+        "RECOVERY_SEED_FILE": str(stack.settings.seed_file),
+        "RECOVERY_CHAINS": json.dumps([c.model_dump(mode="json") for c in stack.settings.chains]),
+        "RECOVERY_TASK_QUEUE": stack.settings.task_queue,
+        "RECOVERY_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
+        "RECOVERY_TEMPORAL_NAMESPACE": stack.client.namespace,
+    }
+
+
+async def run_cli(env: Mapping[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        *args,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), CLI_WAIT_S)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

@@ -4,7 +4,6 @@ case after ``info_timeout_days`` working days with nothing moved."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from recovery.models import CaseStatus
 from recovery.working_days import SlaTerms, WorkingCalendar
-from tests.workflow_fakes import FakeCase, facts, refused, running, trace, usdt_deposit, wait_for_status
+from tests.workflow_fakes import FakeCase, facts, refused, running, saved_soon, trace, usdt_deposit, wait_for_status
 from workflows.case_messages import Decision, InfoRequest, UserMessage
 from workflows.case_workflow import CaseWorkflow
 
@@ -25,14 +24,6 @@ def _manual_case() -> FakeCase:
         facts=facts(deposit, credited_chains=[]),
         terms=SlaTerms(calendar=WorkingCalendar(), info_timeout_days=10),
     )
-
-
-async def _saved(fake: FakeCase, key: str, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while key not in fake.keys:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{key} never saved; saved: {fake.keys}")
-        await asyncio.sleep(0.02)
 
 
 async def test_question_answer_and_the_sla_pause(time_skipping_env: WorkflowEnvironment) -> None:
@@ -64,7 +55,7 @@ async def test_question_answer_and_the_sla_pause(time_skipping_env: WorkflowEnvi
         answered = await handle.execute_update(CaseWorkflow.user_message, UserMessage(text="Trust Wallet, 0xab..12"))
         assert answered == "answer received"
         state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
-        await _saved(fake, "user-answer-1")
+        await saved_soon(fake, "user-answer-1")
         assert fake.saved_event("user-answer-1").event.message == "You answered: Trust Wallet, 0xab..12"
         # the clock stood still: the target moved by the time the case waited for the user
         moved = datetime.fromisoformat(state["sla_target_at"]) - target_before

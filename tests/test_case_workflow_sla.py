@@ -4,7 +4,6 @@ engineers' ``escalate`` and ``assign`` updates with their validators."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +12,17 @@ from temporalio.testing import WorkflowEnvironment
 
 from recovery.models import CaseStatus
 from recovery.working_days import SlaTerms, WorkingCalendar
-from tests.workflow_fakes import FakeCase, Handle, facts, refused, running, trace, usdt_deposit, wait_for_status
+from tests.workflow_fakes import (
+    FakeCase,
+    Handle,
+    facts,
+    refused,
+    running,
+    saved_soon,
+    trace,
+    usdt_deposit,
+    wait_for_status,
+)
 from workflows import search_attributes as sa
 from workflows.case_messages import Assignment, Decision, Escalation
 from workflows.case_workflow import CaseWorkflow
@@ -34,15 +43,6 @@ def _manual_case(calendar: WorkingCalendar) -> FakeCase:
     return FakeCase(
         traces=[trace(deposit)], facts=facts(deposit, credited_chains=[]), terms=SlaTerms(calendar=calendar)
     )
-
-
-async def _saved(fake: FakeCase, key: str, timeout: float = 10.0) -> None:
-    """Wait (real time) until the workflow saved the event ``key``: a skipped timer fires asynchronously."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while key not in fake.keys:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{key} never saved; saved: {fake.keys}")
-        await asyncio.sleep(0.02)
 
 
 async def _skip_to(env: WorkflowEnvironment, moment: datetime) -> None:
@@ -81,13 +81,13 @@ async def test_thirty_working_days_remind_escalate_and_breach(time_skipping_env:
         assert attributes["SlaDeadline"] == deadline and attributes["SlaBreached"] is False
 
         await _skip_to(env, target - timedelta(minutes=5))
-        await _saved(fake, "sla-due_soon")
+        await saved_soon(fake, "sla-due_soon")
         state = await handle.query(CaseWorkflow.status)
         assert state["tier"] == "first_line" and state["sla_state"] == "due_soon"
         assert fake.keys[-4:] == ["awaiting-approval", "sla-reminder-1", "sla-reminder-2", "sla-due_soon"]
 
         await _skip_to(env, target + timedelta(minutes=5))
-        await _saved(fake, "sla-target")
+        await saved_soon(fake, "sla-target")
         state = await handle.query(CaseWorkflow.status)
         assert state["tier"] == "engineering" and state["sla_state"] == "target_missed"
         assert "Escalated: SLA target reached (15 working days)" in fake.saved_event("sla-target").event.message
@@ -95,7 +95,7 @@ async def test_thirty_working_days_remind_escalate_and_breach(time_skipping_env:
         assert "engineering tier" in await refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
 
         await _skip_to(env, deadline + timedelta(minutes=5))
-        await _saved(fake, "sla-deadline")
+        await saved_soon(fake, "sla-deadline")
         breach = fake.saved_event("sla-deadline")
         assert "did not finish your case within 30 working days" in breach.event.message
         assert breach.handling is not None and breach.handling.sla_state == "breached"

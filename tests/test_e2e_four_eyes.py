@@ -8,47 +8,23 @@ import asyncio
 import json
 import shutil
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
-from recovery.settings import ChainConfig
 from store.ledger import LedgerCredit
 from store.signed_txs import SignedTransaction
 from tests.history_tools import accepted_updates
-from tests.stack_fixtures import Stack, open_stack
-from tests.test_scanner import cli_env
+from tests.stack_fixtures import Stack, cli_env, run_cli
 from workflows import search_attributes as sa
 
 WAIT_S = 60
 
 
-@pytest.fixture
-async def dev_stack(
-    dev_server_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig]
-) -> AsyncIterator[Stack]:
-    async for s in open_stack(dev_server_env, tmp_path, dev_chains):
-        yield s
-
-
 async def recovery_cli(stack: Stack, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli",
-        *args,
-        env=cli_env(stack),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(cli_env(stack), *args)
 
 
 async def temporal_cli_update(stack: Stack, case_id: str, name: str, payload: dict[str, str]) -> tuple[int, str]:

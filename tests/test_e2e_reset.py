@@ -5,30 +5,17 @@ timeline. A real reset on the dev server, through the workflow service the UI ca
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlmodel import Session, select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.testing import WorkflowEnvironment
 
-from recovery.settings import ChainConfig
 from store import cases
 from store.ledger import LedgerCredit
-from tests.stack_fixtures import Stack, open_stack
+from tests.stack_fixtures import Stack
 from workflows.case_messages import CaseResult
-
-
-@pytest.fixture
-async def dev_stack(
-    dev_server_env: WorkflowEnvironment, tmp_path: Path, dev_chains: list[ChainConfig]
-) -> AsyncIterator[Stack]:
-    async for s in open_stack(dev_server_env, tmp_path, dev_chains):
-        yield s
 
 
 async def test_reset_of_a_completed_case_leaves_its_record_as_it_was(dev_stack: Stack) -> None:

@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -37,7 +36,7 @@ from recovery.models import NATIVE_LOG_INDEX, Transfer
 from recovery.settings import ChainConfig, TokenConfig, get_settings
 from services.deposit_finder import SCANNER_EVENT_KEY
 from store import cases, scan_cursors, users
-from tests.stack_fixtures import Stack, open_stack, record_history
+from tests.stack_fixtures import Stack, cli_env, open_stack, record_history, run_cli
 from worker import build_worker
 from workflows.scanner_workflow import ScannerInput, ScannerStatus, ScannerWorkflow, scanner_id
 from workflows.starter import start_scanner
@@ -284,35 +283,6 @@ async def test_continue_as_new_carries_the_cursor(scan_stack: Stack) -> None:
     with Session(stack.engine) as session:
         stored = scan_cursors.get_cursor(session, chain="ethereum")
     assert stored is not None and stored.next_block >= later.next_block
-
-
-def cli_env(stack: Stack) -> dict[str, str]:
-    assert stack.settings.seed_file is not None
-    return os.environ | {
-        "RECOVERY_CONFIG": str(stack.settings.data_dir / "absent.toml"),
-        "RECOVERY_DATA_DIR": str(stack.settings.data_dir),
-        "RECOVERY_DATABASE_URL": stack.settings.database_url or "",
-        "RECOVERY_SEED_FILE": str(stack.settings.seed_file),
-        "RECOVERY_CHAINS": json.dumps([c.model_dump(mode="json") for c in stack.settings.chains]),
-        "RECOVERY_TASK_QUEUE": stack.settings.task_queue,
-        "RECOVERY_TEMPORAL_ADDRESS": stack.client.service_client.config.target_host,
-        "RECOVERY_TEMPORAL_NAMESPACE": stack.client.namespace,
-    }
-
-
-async def run_cli(env: Mapping[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli",
-        *args,
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_cli_backfill_opens_the_case_of_a_deposit_no_scanner_saw(scan_stack: Stack) -> None:

@@ -386,3 +386,12 @@ async def refused(handle: Handle, update: object, decision: object) -> str:
 
 def nothing_moved(fake: FakeCase) -> None:
     assert fake.sign_requests == [] and fake.broadcasts == [] and fake.settle_requests == []
+
+
+async def saved_soon(fake: FakeCase, key: str, timeout: float = 10.0) -> None:
+    """Wait (real time) until the workflow saved the event ``key``: a skipped timer fires asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while key not in fake.keys:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{key} never saved; saved: {fake.keys}")
+        await asyncio.sleep(0.02)

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from temporalio.client import Client
 
 from api.deps import (
     ChainUnreachable,
@@ -16,6 +17,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     StarterDep,
+    TemporalConnector,
     TemporalDep,
     TracerDep,
     TxHashFormatError,
@@ -66,6 +68,28 @@ def _existing_case_response(existing: Case, user: User) -> JSONResponse:
     if existing.user_id != user.user_id:
         raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=CLAIMED_ELSEWHERE)
     return _conflict(existing.case_id)
+
+
+def _must_be_yours(case: Case | None, user: User, case_id: str) -> Case:
+    """The case, if it is the caller's; else 404, the same whether it exists or not (nobody learns of
+    another user's case)."""
+    if case is None or case.user_id != user.user_id:
+        raise HTTPException(
+            status_code=status.HTTP_404_NOT_FOUND,
+            detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
+        )
+    return case
+
+
+async def _connected(temporal: TemporalConnector) -> Client:
+    try:
+        return await temporal()
+    except Exception as exc:
+        log.error("cannot connect to Temporal: %r", exc)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="the case service is temporarily unavailable; nothing was recorded, try again later",
+        ) from None
 
 
 @router.post(
@@ -137,14 +161,7 @@ async def create_case(
     if existing is not None:
         return _existing_case_response(existing, user)
 
-    try:
-        client = await temporal()
-    except Exception as exc:
-        log.error("cannot connect to Temporal: %r", exc)
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the case service is temporarily unavailable; nothing was recorded, try again later",
-        ) from None
+    client = await _connected(temporal)
 
     opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue, start=start_case))
     try:
@@ -188,12 +205,7 @@ def list_cases(
 )
 def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
     """A case's status, amounts, fees and timeline."""
-    case = cases.get_case(session, case_id=case_id)
-    if case is None or case.user_id != user.user_id:
-        raise HTTPException(
-            status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
-        )
+    case = _must_be_yours(cases.get_case(session, case_id=case_id), user, case_id)
     return CaseDetail.build(
         case, cases.timeline(session, case_id=case_id), cases.get_handling(session, case_id=case_id)
     )
@@ -220,26 +232,15 @@ async def post_message(
     from workflows.case_messages import UserMessage
     from workflows.case_workflow import CaseWorkflow
 
-    case = await run_in_threadpool(cases.get_case, session, case_id=case_id)
+    found = await run_in_threadpool(cases.get_case, session, case_id=case_id)
     await run_in_threadpool(session.commit)
-    if case is None or case.user_id != user.user_id:
-        raise HTTPException(
-            status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
-        )
+    case = _must_be_yours(found, user, case_id)
     if case.status is not CaseStatus.AWAITING_USER:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
             detail=f"nobody asked you anything on this case right now (it is {case.status}); nothing was changed",
         )
-    try:
-        client = await temporal()
-    except Exception as exc:
-        log.error("cannot connect to Temporal: %r", exc)
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the case service is temporarily unavailable; nothing was recorded, try again later",
-        ) from None
+    client = await _connected(temporal)
     try:
         delivered = await client.get_workflow_handle(case_id).execute_update(
             CaseWorkflow.user_message, UserMessage(text=body.text)
