@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json, temporal_client_used
+from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json, temporal_client
 from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
@@ -52,6 +53,102 @@ def case_show(case_id: Annotated[str, typer.Argument(help="The case id, e.g. cas
         engine.dispose()
 
 
+def list_query(
+    *,
+    status: str | None,
+    assigned_to: str | None,
+    tier: str | None,
+    sla_breached: bool,
+    due_within_days: int | None,
+    now: datetime,
+) -> str:
+    """The Temporal list query of ``recovery case list``'s filters (the Web UI's saved views take the same)."""
+    terms = ["WorkflowType = 'CaseWorkflow'"]
+    if status is not None:
+        terms.append(f"CaseStatus = {_quoted(status.upper())}")
+    if assigned_to is not None:
+        terms.append(f"AssignedTo = {_quoted(assigned_to)}")
+    if tier is not None:
+        terms.append(f"Tier = {_quoted(tier)}")
+    if sla_breached:
+        terms.append("SlaBreached = true")
+    if due_within_days is not None:
+        terms.append(f"SlaDeadline < {_quoted((now + timedelta(days=due_within_days)).isoformat())}")
+    return " AND ".join(terms)
+
+
+def _quoted(value: str) -> str:
+    if "'" in value or '"' in value or "\\" in value:
+        raise CliError(f"quotes are not allowed in a filter value: {value!r}")
+    return f"'{value}'"
+
+
+@app.command("list")
+@one_line_errors
+def case_list(
+    status: Annotated[str | None, typer.Option(help="Only cases in this status, e.g. AWAITING_APPROVAL.")] = None,
+    assigned_to: Annotated[str | None, typer.Option(help="Only cases assigned to this engineer.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Only cases with this tier: first_line, engineering, ...")] = None,
+    sla_breached: Annotated[bool, typer.Option("--sla-breached", help="Only cases past their SLA deadline.")] = False,
+    due_within_days: Annotated[
+        int | None, typer.Option(help="Only cases whose SLA deadline is within this many days.", min=0)
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many cases.", min=1, max=1000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List cases from Temporal's visibility store, newest first, with the engineers' filters."""
+    settings = load_settings()
+    query = list_query(
+        status=status,
+        assigned_to=assigned_to,
+        tier=tier,
+        sla_breached=sla_breached,
+        due_within_days=due_within_days,
+        now=datetime.now(UTC),
+    )
+    rows = asyncio.run(_list(settings, query, limit))
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no case matches {query}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Cases")
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    Console().print(table)
+
+
+async def _list(settings: Settings, query: str, limit: int) -> list[dict[str, Any]]:
+    from workflows import search_attributes as sa
+
+    client = await temporal_client(settings)
+    rows: list[dict[str, Any]] = []
+    async for execution in client.list_workflows(query, limit=limit):
+        found = execution.typed_search_attributes
+        deadline = found.get(sa.SLA_DEADLINE)
+        rows.append(
+            {
+                "case_id": execution.id,
+                "status": found.get(sa.CASE_STATUS),
+                "pattern": found.get(sa.PATTERN),
+                "chain": found.get(sa.CHAIN),
+                "asset": found.get(sa.ASSET),
+                "amount_usd": found.get(sa.AMOUNT_USD),
+                "tier": found.get(sa.TIER),
+                "assigned_to": found.get(sa.ASSIGNED_TO),
+                "sla_state": found.get(sa.SLA_STATE),
+                "sla_deadline": deadline.isoformat() if deadline else None,
+            }
+        )
+    return rows
+
+
 @app.command("audit")
 @one_line_errors
 def case_audit(case_id: Annotated[str, typer.Argument(help="The case id, e.g. case-bsc-0xabc...-7")]) -> None:
@@ -83,7 +180,6 @@ def case_audit(case_id: Annotated[str, typer.Argument(help="The case id, e.g. ca
 
 # --- decisions --------------------------------------------------------------------------------------
 
-TEMPORAL_CONNECT_TIMEOUT_S = 15
 EngineerOption = Annotated[str, typer.Option("--engineer", help="Your name on the roster of engineers.")]
 CaseIdArgument = Annotated[str, typer.Argument(help="The case id (the workflow id), e.g. case-bsc-0xabc...-7")]
 
@@ -181,14 +277,8 @@ async def _send(settings: Settings, case_id: str, action: str, payload: BaseMode
     from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.case_workflow import CaseWorkflow
-    from workflows.client import connect
 
-    temporal_client_used()
-    try:
-        client = await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
-    except Exception as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
+    client = await temporal_client(settings)
     updates: dict[str, Any] = {
         "approve": CaseWorkflow.approve,
         "reject": CaseWorkflow.reject,

@@ -8,12 +8,15 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
 
 from recovery.settings import ChainConfig, Settings, UnknownChain, get_settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +41,21 @@ def temporal_client_used() -> None:
     finalization then aborts the process (temporalio/sdk-python#300), turning a success into SIGABRT."""
     global _temporal_used
     _temporal_used = True
+
+
+TEMPORAL_CONNECT_TIMEOUT_S = 15
+
+
+async def temporal_client(settings: Settings) -> Client:
+    """A connected Temporal client, or a :class:`CliError` that names the address."""
+    from workflows.client import connect
+
+    temporal_client_used()
+    try:
+        return await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
 
 
 def one_line_errors(fn: F) -> F:

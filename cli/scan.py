@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import CliError, load_settings, one_line_errors, open_engine, require_chain, temporal_client_used
+from cli.common import CliError, load_settings, one_line_errors, open_engine, require_chain, temporal_client
 from recovery.settings import ChainConfig, Settings
-
-TEMPORAL_CONNECT_TIMEOUT_S = 15
 
 
 @one_line_errors
@@ -39,7 +37,6 @@ async def _scan(settings: Settings, config: ChainConfig, from_block: int, to_blo
     from chains.signer import HDSigner
     from services.case_opening import CaseOpener
     from services.deposit_finder import DepositFinder
-    from workflows.client import connect
     from workflows.starter import case_starter
 
     try:
@@ -48,12 +45,7 @@ async def _scan(settings: Settings, config: ChainConfig, from_block: int, to_blo
         raise CliError(f"chain {config.name} unreachable: {str(exc).splitlines()[0]}") from None
     if to_block > head:
         raise CliError(f"bad range: --to-block {to_block} is beyond the head of {config.name} (block {head})")
-    temporal_client_used()
-    try:
-        client = await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
-    except Exception as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
+    client = await temporal_client(settings)
     engine = open_engine(settings)
     try:
         opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue))

@@ -62,3 +62,20 @@ def test_rotate_then_add_addresses(cli_env: Path) -> None:
     assert code == 1 and "unknown family 'solana'" in out
     code, out = _run("users", "rotate-address", "--user-id", "nobody")
     assert code == 1 and "recovery users create" in out
+
+
+def test_case_list_filters_become_one_list_query() -> None:
+    from datetime import UTC, datetime
+
+    from cli.cases import list_query
+
+    now = datetime(2027, 1, 4, tzinfo=UTC)
+    query = list_query(
+        status="awaiting_approval", assigned_to="bob", tier="engineering", sla_breached=True, due_within_days=3, now=now
+    )
+    assert query == (
+        "WorkflowType = 'CaseWorkflow' AND CaseStatus = 'AWAITING_APPROVAL' AND AssignedTo = 'bob' AND "
+        "Tier = 'engineering' AND SlaBreached = true AND SlaDeadline < '2027-01-07T00:00:00+00:00'"
+    )
+    result = CliRunner().invoke(app, ["case", "list", "--assigned-to", "bob' OR 'x'='x"])
+    assert result.exit_code == 1 and "quotes are not allowed" in result.output

@@ -27,6 +27,19 @@ async def recovery_cli(stack: Stack, *args: str) -> tuple[int, str, str]:
     return await run_cli(cli_env(stack), *args)
 
 
+async def listed(stack: Stack, *filters: str, wait: bool = True) -> list[str]:
+    """Case ids ``recovery case list`` prints for the filters (the visibility store may lag a moment)."""
+    ids: list[str] = []
+    for _ in range(50):
+        code, out, err = await recovery_cli(stack, "case", "list", "--json", *filters)
+        assert code == 0, err
+        ids = [row["case_id"] for row in json.loads(out)]
+        if ids or not wait:
+            return ids
+        await asyncio.sleep(0.2)
+    return ids
+
+
 async def temporal_cli_update(stack: Stack, case_id: str, name: str, payload: dict[str, str]) -> tuple[int, str]:
     """``temporal workflow update execute``: no identity, no attestation, as typed into the Web UI."""
     temporal = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
@@ -81,6 +94,10 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
     assert described.typed_search_attributes.get(sa.APPROVALS_NEEDED) == 2
     detail = await stack.case(token, case_id)
     assert detail["sla"] is not None and detail["sla"]["breached"] is False
+    assert case_id in await listed(stack, "--assigned-to", "bob", "--status", "awaiting_approval")
+    assert case_id in await listed(stack, "--tier", "first_line", "--due-within-days", "60")
+    assert case_id not in await listed(stack, "--tier", "expert", wait=False)
+    assert case_id not in await listed(stack, "--sla-breached", wait=False)
 
     code, out, err = await recovery_cli(stack, "case", "approve", case_id, "--engineer", "bob", "--note", "KYC ok")
     assert code == 0, err
