@@ -18,10 +18,11 @@ FAMILIES = ("bitcoin", "tron", "xrpl", "evm")
 @one_line_errors
 def users_create(
     user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
+    vip: Annotated[bool, typer.Option("--vip", help="A VIP: manual cases start at the VIP desk.")] = False,
 ) -> None:
     """Create a user: allocates a deposit address and prints a new API token (shown only once)."""
     from chains.signer import HDSigner, deposit_path
-    from store.users import UserExists, create_user
+    from store.users import UserExists, create_user, set_vip
 
     settings = load_settings()
     signer = HDSigner.from_settings(settings)
@@ -29,6 +30,8 @@ def users_create(
     try:
         with Session(engine, expire_on_commit=False) as session:
             user, token = create_user(session, user_id=user_id, signer=signer, path_for=deposit_path)
+            if vip:
+                set_vip(session, user_id=user_id, vip=True)
     except UserExists:
         raise CliError(f"user {user_id!r} already exists") from None
     finally:
@@ -39,8 +42,29 @@ def users_create(
             "api_token": token,
             "deposit_address": user.deposit_address,
             "deposit_index": user.deposit_index,
+            "vip": vip,
         }
     )
+
+
+@app.command("set-vip")
+@one_line_errors
+def users_set_vip(
+    user_id: Annotated[str, typer.Argument(help="The exchange's id of the user.")],
+    on: Annotated[bool, typer.Option("--on/--off", help="Make the user VIP, or not.")],
+) -> None:
+    """Make a user VIP (their manual cases start at the VIP desk, skipping first and second line) or not."""
+    from store.users import set_vip
+
+    engine = open_engine(load_settings())
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            vip = set_vip(session, user_id=user_id, vip=on)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print_json({"user_id": user_id, "vip": vip})
 
 
 @app.command("rotate-address")

@@ -206,6 +206,8 @@ class DepositFacts(BaseModel):
 
     claimant_user_id: str
     trace: TraceResult
+    claimant_vip: bool = False
+    """The claimant is a VIP user: a manual case starts at the VIP desk."""
     deposit: Transfer | None = None
     owner_user_id: str | None = None
     recipient_is_contract: bool = False

@@ -25,6 +25,13 @@ class Tier(StrEnum):
         """first_line < engineering < expert; the VIP desk ranks with engineering (its own line)."""
         return {Tier.FIRST_LINE: 0, Tier.ENGINEERING: 1, Tier.VIP: 1, Tier.EXPERT: 2}[self]
 
+    def may_handle(self, case_tier: Tier) -> bool:
+        """Whether an engineer of this tier may decide a case at ``case_tier``: their own tier or a higher
+        one; a VIP case skips first and second line (the VIP desk and experts decide it)."""
+        if case_tier is Tier.VIP:
+            return self in (Tier.VIP, Tier.EXPERT)
+        return self.rank >= case_tier.rank
+
 
 ESCALATION = {Tier.FIRST_LINE: Tier.ENGINEERING, Tier.ENGINEERING: Tier.EXPERT, Tier.VIP: Tier.EXPERT}
 """The next tier of each; experts are the last line."""
@@ -106,7 +113,7 @@ def refuse_approval(
         return refused
     who = policy.engineer(engineer)
     assert who is not None
-    if who.tier.rank < case_tier.rank:
+    if not who.tier.may_handle(case_tier):
         return (
             f"The case is with the {case_tier} tier: {engineer} ({who.tier}) cannot approve it. "
             "Assign it to an engineer of that tier or above."

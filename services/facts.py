@@ -46,6 +46,7 @@ class FactGatherer:
         facts = DepositFacts(
             claimant_user_id=user_id,
             trace=trace,
+            claimant_vip=await run_in_session(self._engine, users.is_vip, user_id=user_id),
             engineers=[e.name for e in self._policy.roster],
             approval_policy=self._policy,
             vanished_from_block=vanished_from_block,

@@ -35,6 +35,15 @@ class User(UserBase, table=True):
 Index("ix_users_deposit_address_lower", func.lower(User.__table__.c.deposit_address), unique=True)  # type: ignore[attr-defined]
 
 
+class VipUser(SQLModel, table=True):
+    """A user whose manual cases start at the VIP desk (a row while VIP; removed when no longer)."""
+
+    __tablename__ = "vip_users"  # type: ignore[assignment]
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    since: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class DepositAddress(SQLModel, table=True):
     """A deposit address other than a user's current EVM one: an older EVM address the user still
     owns (``deprecated``), or the user's address on another chain family. On shared-address chains
@@ -126,6 +135,25 @@ def create_user(
         session.refresh(user)
         return user, token
     raise RuntimeError("could not allocate a deposit index; try again")
+
+
+def set_vip(session: Session, *, user_id: str, vip: bool) -> bool:
+    """Make ``user_id`` VIP or not; returns whether it is VIP now. ``ValueError`` for an unknown user."""
+    begin_write(session)
+    if session.get(User, user_id) is None:
+        session.rollback()
+        raise ValueError(f"no user {user_id!r}; create one with `recovery users create --user-id {user_id}`")
+    row = session.get(VipUser, user_id)
+    if vip and row is None:
+        session.add(VipUser(user_id=user_id))
+    elif not vip and row is not None:
+        session.delete(row)
+    session.commit()
+    return vip
+
+
+def is_vip(session: Session, *, user_id: str) -> bool:
+    return session.get(VipUser, user_id) is not None
 
 
 def authenticate(session: Session, *, token: str) -> User | None:

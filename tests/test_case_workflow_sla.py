@@ -169,3 +169,25 @@ async def test_escalate_and_assign_with_their_validators(time_skipping_env: Work
         "assigned-1",
         "escalated-2",
     ]
+
+
+async def test_a_vip_case_starts_at_the_vip_desk(time_skipping_env: WorkflowEnvironment) -> None:
+    deposit = usdt_deposit()
+    fake = FakeCase(
+        traces=[trace(deposit)],
+        facts=facts(deposit, credited_chains=[], claimant_vip=True),
+        terms=SlaTerms(calendar=await _with_a_holiday_ahead(time_skipping_env)),
+    )
+    async with running(time_skipping_env, fake) as handle:
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        assert state["tier"] == "vip"
+        attributes = await _search_attributes(handle)
+        assert attributes["Vip"] is True and attributes["Tier"] == "vip"
+        # first and second line are skipped: alice and bob may not approve, the VIP desk may
+        assert "vip tier" in await refused(handle, CaseWorkflow.approve, Decision(engineer="alice"))
+        assert "vip tier" in await refused(handle, CaseWorkflow.approve, Decision(engineer="bob"))
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="vera", note="VIP desk"))
+        result = await handle.result()
+    assert result.status is CaseStatus.COMPLETED
+    handling = fake.saved_event("awaiting-approval").handling
+    assert handling is not None and handling.tier == "vip"

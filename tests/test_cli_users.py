@@ -79,3 +79,24 @@ def test_case_list_filters_become_one_list_query() -> None:
     )
     result = CliRunner().invoke(app, ["case", "list", "--assigned-to", "bob' OR 'x'='x"])
     assert result.exit_code == 1 and "quotes are not allowed" in result.output
+
+
+def test_vip_users(cli_env: Path) -> None:
+    code, out = _run("users", "create", "--user-id", "vic", "--vip")
+    assert code == 0 and json.loads(out)["vip"] is True, out
+    code, out = _run("users", "create", "--user-id", "ned")
+    assert code == 0 and json.loads(out)["vip"] is False, out
+    engine = db.make_engine(get_settings().database_url or "")
+    try:
+        with Session(engine) as session:
+            assert users.is_vip(session, user_id="vic") and not users.is_vip(session, user_id="ned")
+        code, out = _run("users", "set-vip", "vic", "--off")
+        assert code == 0 and json.loads(out) == {"user_id": "vic", "vip": False}
+        code, out = _run("users", "set-vip", "ned", "--on")
+        assert code == 0, out
+        with Session(engine) as session:
+            assert not users.is_vip(session, user_id="vic") and users.is_vip(session, user_id="ned")
+    finally:
+        engine.dispose()
+    code, out = _run("users", "set-vip", "nobody", "--on")
+    assert code == 1 and "no user 'nobody'" in out

@@ -81,6 +81,8 @@ def test_own_account_and_tier_order() -> None:
     assert "own account" in (refuse_decision(policy, engineer="dana", case_user_id="user-1") or "")
     assert refuse_decision(policy, engineer="dana", case_user_id="user-2") is None
     assert Tier.FIRST_LINE.rank < Tier.ENGINEERING.rank == Tier.VIP.rank < Tier.EXPERT.rank
+    assert [t for t in Tier if t.may_handle(Tier.VIP)] == [Tier.EXPERT, Tier.VIP]
+    assert [t for t in Tier if t.may_handle(Tier.ENGINEERING)] == [Tier.ENGINEERING, Tier.EXPERT, Tier.VIP]
 
 
 def test_attestation_binds_case_engineer_action_and_expiry() -> None:

@@ -395,6 +395,8 @@ class CaseWorkflow:
         four_eyes = f"; it needs {needed} approvals by distinct engineers (four-eyes)" if needed > 1 else ""
         handling: dict[str, object] = {}
         if self._sla_timers:
+            if self._facts is not None and self._facts.claimant_vip:
+                self._state.tier = Tier.VIP  # a VIP's case skips first and second line
             await self._start_sla()
             handling = {"handling": self._handling()}
             assert self._state.sla is not None
@@ -469,6 +471,7 @@ class CaseWorkflow:
                 sa.SLA_STATE.value_set(self._state.sla_state.value),
                 sa.SLA_BREACHED.value_set(False),
                 sa.APPROVALS_NEEDED.value_set(self._state.approvals_needed()),
+                sa.VIP.value_set(self._facts is not None and self._facts.claimant_vip),
             ]
         )
 

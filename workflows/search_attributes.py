@@ -21,6 +21,7 @@ SLA_STATE = SearchAttributeKey.for_keyword("SlaState")
 UI's saved views are fixed strings and a list query cannot say ``now()``."""
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
 APPROVALS_NEEDED = SearchAttributeKey.for_int("ApprovalsNeeded")
+VIP = SearchAttributeKey.for_bool("Vip")
 
 ALL: list[SearchAttributeKey[Any]] = [
     CASE_STATUS,
@@ -35,9 +36,10 @@ ALL: list[SearchAttributeKey[Any]] = [
     SLA_STATE,
     SLA_BREACHED,
     APPROVALS_NEEDED,
+    VIP,
 ]
 """Within the SQL visibility store's limits per namespace: 7 of 10 Keyword, 2 of 3 Int, 1 of 3 Datetime,
-1 of 3 Bool."""
+2 of 3 Bool."""
 
 
 def cli_flags() -> list[str]:
