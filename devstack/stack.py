@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from recovery.settings import ROOT, ChainConfig, Settings
-from workflows.search_attributes import cli_flags
+from workflows.search_attributes import cli_flags, register_missing
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -607,6 +607,9 @@ class DevStack:
     async def _wait_temporal(self, started: float) -> None:
         s = self.settings
         self.client = await wait_for_temporal(s.temporal_address, s.temporal_namespace, timeout=self.startup_timeout)
+        added = await register_missing(self.client)
+        if added:
+            log.info("registered search attributes missing from the Temporal database: %s", ", ".join(added))
         await wait_for_port(s.ui_port, timeout=self.startup_timeout)
         log.info("Temporal is ready (%.1f s)", time.monotonic() - started)
 

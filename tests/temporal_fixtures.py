@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from workflows import search_attributes as sa
 
 
-def _binary(name: str) -> str:
+def temporal_binary(name: str) -> str:
     found = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(found).exists():
         raise RuntimeError(f"{name} not found: run `make install` (it comes from PyPI)")
@@ -36,7 +36,7 @@ async def register_search_attributes(env: WorkflowEnvironment) -> None:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
-        test_server_existing_path=_binary("temporal-test-server"),
+        test_server_existing_path=temporal_binary("temporal-test-server"),
     )
     await register_search_attributes(env)
     try:
@@ -49,7 +49,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=temporal_binary("temporal"),
         search_attributes=sa.ALL,
     )
     try:

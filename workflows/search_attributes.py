@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.common import SearchAttributeKey
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
 
 CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")
 PATTERN = SearchAttributeKey.for_keyword("Pattern")
@@ -49,3 +52,25 @@ def cli_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
     return flags
+
+
+async def register_missing(client: Client) -> list[str]:
+    """Register on the client's namespace every search attribute of ``ALL`` it does not know yet; returns
+    their names. ``temporal server start-dev --search-attribute`` only registers them in a new database
+    file, so a dev stack restarted on an older file (or a server upgraded to this version) needs this."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in ALL
+        if key.name not in known.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
