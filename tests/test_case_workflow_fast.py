@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from recovery.models import CaseStatus, Pattern, TxReceipt
-from tests.history_tools import accepted_updates
+from tests.history_tools import accepted_updates, activity_summaries
 from tests.workflow_fakes import (
     CLAIMANT,
     SETTLEMENT,
@@ -79,6 +79,25 @@ async def test_automatic_recovery_waits_for_confirmations_then_sweeps_tops_up_an
 
     assert result.status is CaseStatus.COMPLETED and result.pattern is Pattern.WRONG_NETWORK_SAME_KEY
     assert result.settlement == SETTLEMENT
+    # the Web UI's timeline reads like the case, not like a wall of save_case rows
+    assert activity_summaries(history) == [
+        "timeline: tracing (TRACING)",
+        "trace 0xabab…abab on bsc",
+        "timeline: deposit-confirmations-1 (WAITING_CONFIRMATIONS)",
+        "trace 0xabab…abab on bsc",
+        "gather the facts of 0xabab…abab (owner, code, credits, token checks)",
+        "timeline: classified (CLASSIFIED)",
+        "quote the fee of 100 USDT",
+        "timeline: recovering (RECOVERING)",
+        "sign the sweep",
+        "sign the gas top-up, if the address needs gas",
+        "send the gas top-up 0xgas_topup",
+        "timeline: gas-topup (RECOVERING)",
+        "send the sweep 0xsweep",
+        "timeline: sweep-mined (RECOVERING)",
+        "re-send the sweep if it was dropped",
+        "credit the user and book the fee (one transaction)",
+    ]
     assert fake.keys == ["tracing", "deposit-confirmations-1", "classified", "recovering", "gas-topup", "sweep-mined"]
     assert fake.statuses == ["TRACING", "WAITING_CONFIRMATIONS", "CLASSIFIED"] + ["RECOVERING"] * 3
     classified = fake.saved_event("classified")

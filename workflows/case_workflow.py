@@ -176,6 +176,7 @@ class CaseWorkflow:
                 log_index=case.log_index,
                 vanished_from_block=None if trace.found else self._seen_in_block,
             ),
+            summary=f"gather the facts of {_short(case.tx_hash)} (owner, code, credits, token checks)",
         )
         self._state.engineers = facts.engineers
         if roster_rules:
@@ -375,7 +376,9 @@ class CaseWorkflow:
             request = QuoteRequest(
                 case_id=self._case.case_id, deposit=deposit, on_chain=self._state.action is not Action.CREDIT
             )
-            quote = await _activity(CaseActivities.quote_recovery, request)
+            quote = await _activity(
+                CaseActivities.quote_recovery, request, summary=f"quote the fee of {deposit.amount_text()}"
+            )
         except ActivityError as err:
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
@@ -749,7 +752,10 @@ class CaseWorkflow:
         request = TraceRequest(chain=case.chain, tx_hash=case.tx_hash)
 
         async def trace() -> TraceResult:
-            result: TraceResult = await _activity(CaseActivities.trace_transaction, request)
+            where = f"on {case.chain}" if case.chain else "on every chain"
+            result: TraceResult = await _activity(
+                CaseActivities.trace_transaction, request, summary=f"trace {_short(case.tx_hash)} {where}"
+            )
             if result.block_number is not None:
                 self._seen_in_block = result.block_number
             return result
@@ -791,7 +797,9 @@ class CaseWorkflow:
             await workflow.sleep(_poll_interval(1000, missing))
             if workflow.patched(REBROADCAST_WHILE_CONFIRMING):
                 # a transaction reorged out of the chain is sent again (the same signed bytes)
-                receipt = await _activity(CaseActivities.broadcast_transaction, signed)
+                receipt = await _activity(
+                    CaseActivities.broadcast_transaction, signed, summary=f"re-send {label} if it was dropped"
+                )
             else:
                 receipt = await _activity(CaseActivities.transaction_status, request)
         return receipt
@@ -815,6 +823,7 @@ class CaseWorkflow:
         sweep = await _activity(
             CaseActivities.sign_transaction,
             SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit),
+            summary="sign the sweep",
         )
         topup = await _activity(
             CaseActivities.sign_transaction,
@@ -825,11 +834,16 @@ class CaseWorkflow:
                 deposit=deposit,
                 sweep_key=sweep_key,
             ),
+            summary="sign the gas top-up, if the address needs gas",
         )
         receipts: list[TxReceipt] = []
         if topup.tx_hash is not None:
             self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
-            receipts.append(await _activity(CaseActivities.broadcast_transaction, topup))
+            receipts.append(
+                await _activity(
+                    CaseActivities.broadcast_transaction, topup, summary=f"send the gas top-up {_short(topup.tx_hash)}"
+                )
+            )
             await self._save(
                 "gas-topup",
                 CaseStatus.RECOVERING,
@@ -837,7 +851,9 @@ class CaseWorkflow:
                 topup_tx_hash=topup.tx_hash,
             )
         self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
-        sweep_receipt = await _activity(CaseActivities.broadcast_transaction, sweep)
+        sweep_receipt = await _activity(
+            CaseActivities.broadcast_transaction, sweep, summary=f"send the sweep {_short(sweep.tx_hash or '')}"
+        )
         if not sweep_receipt.succeeded:
             await self._sweep_failed(sweep_receipt)
         await self._save(
@@ -872,6 +888,7 @@ class CaseWorkflow:
             CaseActivities.settle_case,
             SettleRequest(case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts),
             timeout=SHORT,
+            summary="credit the user and book the fee (one transaction)",
         )
         self._state.status = CaseStatus.COMPLETED
         self._set_waiting("nothing: completed")
@@ -921,7 +938,7 @@ class CaseWorkflow:
                 **fields,
             }
         )
-        await _activity(CaseActivities.save_case, update, timeout=SHORT)
+        await _activity(CaseActivities.save_case, update, timeout=SHORT, summary=f"timeline: {key} ({status})")
 
     def _set_waiting(self, what: str) -> None:
         self._state.waiting_for = what
@@ -959,6 +976,11 @@ async def _activity(
         heartbeat_timeout=LIVENESS,
         summary=summary,
     )
+
+
+def _short(tx_hash: str) -> str:
+    """``0xabcd…ef12``: enough of a hash to recognise it in the UI's timeline."""
+    return tx_hash if len(tx_hash) <= 14 else f"{tx_hash[:6]}…{tx_hash[-4:]}"
 
 
 def _too_small(quote: Quote) -> str:
