@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
@@ -89,7 +90,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 # --- Temporal -------------------------------------------------------------------------------------
 
 
-def temporal_connector(settings: Settings, *, timeout_s: float = 10.0) -> TemporalConnector:
+def temporal_connector(settings: Settings, *, timeout: timedelta = timedelta(seconds=10)) -> TemporalConnector:
     """A connector that connects once, on first use (never at import or app creation)."""
     client: Client | None = None
     lock: asyncio.Lock | None = None
@@ -103,7 +104,7 @@ def temporal_connector(settings: Settings, *, timeout_s: float = 10.0) -> Tempor
             if client is None:
                 from workflows.client import connect
 
-                client = await connect(settings, timeout_s=timeout_s)
+                client = await connect(settings, timeout=timeout)
         return client
 
     return connect

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -43,7 +43,7 @@ def temporal_client_used() -> None:
     _temporal_used = True
 
 
-TEMPORAL_CONNECT_TIMEOUT_S = 15
+TEMPORAL_CONNECT_TIMEOUT = timedelta(seconds=15)
 
 
 async def temporal_client(settings: Settings) -> Client:
@@ -52,7 +52,7 @@ async def temporal_client(settings: Settings) -> Client:
 
     temporal_client_used()
     try:
-        return await connect(settings, timeout_s=TEMPORAL_CONNECT_TIMEOUT_S)
+        return await connect(settings, timeout=TEMPORAL_CONNECT_TIMEOUT)
     except Exception as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None

@@ -7,7 +7,6 @@ Times are UTC; a day is a UTC calendar day.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
@@ -23,42 +22,35 @@ class WorkingCalendar(BaseModel):
     holidays: list[date] = Field(default_factory=list)
 
     def is_working_day(self, day: date) -> bool:
-        return day.weekday() not in self.weekend and day not in self._holiday_set()
-
-    def _holiday_set(self) -> frozenset[date]:
-        return frozenset(self.holidays)
+        return day.weekday() not in self.weekend and day not in self.holidays
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """The moment ``days`` working days after ``start``: the same time of day on the ``days``-th working
         day after its day. A start outside working days counts from the next working day's midnight."""
         if days < 0:
             raise ValueError("count working days forward only")
-        holidays = self._holiday_set()
-
-        def working(day: date) -> bool:
-            return day.weekday() not in self.weekend and day not in holidays
-
-        moment = start
-        day = start.date()
-        if not working(day):
-            day = self._next_working(day, working)
+        moment, day = start, start.date()
+        if not self.is_working_day(day):
+            day = self._next_working(day)
             moment = datetime.combine(day, time(), tzinfo=start.tzinfo)
         for _ in range(days):
-            day = self._next_working(day, working)
+            day = self._next_working(day)
         return datetime.combine(day, moment.timetz())
 
     def working_days_between(self, start: datetime, end: datetime) -> int:
         """Whole working days from ``start`` to ``end`` (how many ``add_working_days`` steps fit)."""
-        count = 0
-        while count <= MAX_SPAN_DAYS and self.add_working_days(start, count + 1) <= end:
+        count, moment = 0, self.add_working_days(start, 0)
+        while count <= MAX_SPAN_DAYS:
+            moment = self.add_working_days(moment, 1)
+            if moment > end:
+                return count
             count += 1
         return count
 
-    @staticmethod
-    def _next_working(day: date, working: Callable[[date], bool]) -> date:
+    def _next_working(self, day: date) -> date:
         for _ in range(MAX_SPAN_DAYS):
             day += timedelta(days=1)
-            if working(day):
+            if self.is_working_day(day):
                 return day
         raise ValueError("the calendar has no working day in ten years: check weekend and holidays")
 

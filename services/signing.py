@@ -45,10 +45,10 @@ class TransactionSigner:
         owner = await run_in_session(self._engine, users.address_owner, address=deposit.recipient)
         if owner is None or owner.deposit_index is None:
             raise CannotSign(f"the engine holds no key for {deposit.recipient}")
-        max_fee, tip = await chain.fee_params()
         if purpose == "sweep":
             path = deposit_path(owner.deposit_index)
             hot = self._signer.address(HOT_WALLET_PATH)
+            max_fee, tip = await chain.fee_params()
             gas = await sweep_gas_limit(chain, deposit, hot_wallet=hot)
             tx = sweep_tx(deposit, hot_wallet=hot, gas=gas, max_fee=max_fee, tip=tip)
         elif purpose == "gas_topup":
@@ -67,6 +67,7 @@ class TransactionSigner:
             if missing == 0:
                 return SignedTx(idempotency_key=idempotency_key, chain=deposit.chain, tx_hash=None)
             path = GAS_WALLET_PATH
+            max_fee, tip = await chain.fee_params()
             tx = topup_tx(deposit.recipient, value=missing, max_fee=max_fee, tip=tip)
         else:
             raise CannotSign(f"unknown purpose {purpose!r}: use one of {', '.join(PURPOSES)}")

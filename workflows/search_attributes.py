@@ -58,19 +58,26 @@ async def register_missing(client: Client) -> list[str]:
     """Register on the client's namespace every search attribute of ``ALL`` it does not know yet; returns
     their names. ``temporal server start-dev --search-attribute`` only registers them in a new database
     file, so a dev stack restarted on an older file (or a server upgraded to this version) needs this."""
-    from temporalio.api.enums.v1 import IndexedValueType
-    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 
     known = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace)
     )
-    missing = {
-        key.name: IndexedValueType.ValueType(key.indexed_value_type)
-        for key in ALL
-        if key.name not in known.custom_attributes
-    }
+    missing = [key for key in ALL if key.name not in known.custom_attributes]
     if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        await register(client, missing)
+    return sorted(key.name for key in missing)
+
+
+async def register(client: Client, keys: list[SearchAttributeKey[Any]]) -> None:
+    """Register ``keys`` on the client's namespace (the time-skipping test server, which cannot list them,
+    takes all of them this way)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in keys},
         )
-    return sorted(missing)
+    )

@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from api.deps import (
     ChainUnreachable,
@@ -39,6 +41,8 @@ from services.case_opening import CaseOpener, Outcome
 from store import cases, users
 from store.cases import Case
 from store.users import User
+from workflows.case_messages import UserMessage
+from workflows.case_workflow import CaseWorkflow
 from workflows.starter import case_starter
 
 log = logging.getLogger(__name__)
@@ -225,13 +229,6 @@ async def post_message(
     case_id: str, body: MessageCreate, session: SessionDep, user: CurrentUser, temporal: TemporalDep
 ) -> Any:
     """Answer a recovery engineer's question on your case (the case waits for it, its deadlines paused)."""
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.exceptions import ApplicationError
-    from temporalio.service import RPCError
-
-    from workflows.case_messages import UserMessage
-    from workflows.case_workflow import CaseWorkflow
-
     found = await run_in_threadpool(cases.get_case, session, case_id=case_id)
     await run_in_threadpool(session.commit)
     case = _must_be_yours(found, user, case_id)
