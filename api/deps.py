@@ -160,8 +160,8 @@ class ChainTracer:
     """Looks transactions up with each chain family's adapter; raises :class:`ChainUnreachable` (never
     RPC URLs) or :class:`TxHashFormatError`."""
 
-    def __init__(self, timeout_s: float = 30.0) -> None:
-        self.timeout_s = timeout_s
+    def __init__(self, timeout: timedelta = timedelta(seconds=30)) -> None:
+        self.timeout = timeout
 
     async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult:
         from chains.registry import accepted_formats, adapter_for
@@ -185,7 +185,7 @@ class ChainTracer:
         from chains.endpoints import RpcError, RpcUnavailable
 
         try:
-            return await asyncio.wait_for(call, self.timeout_s)
+            return await asyncio.wait_for(call, self.timeout.total_seconds())
         except (RpcUnavailable, RpcError, TimeoutError) as exc:
             raise ChainUnreachable(names) from exc
 
