@@ -149,15 +149,18 @@ class SlaConfig(BaseModel):
     reminder_working_days: list[int] = Field(default_factory=lambda: [5, 10])
     due_soon_working_days: int = Field(default=3, ge=0)
     breach_extension_working_days: int = Field(default=5, ge=1)
+    """After a breach the user is told to expect an answer within this many more working days."""
     info_timeout_working_days: int = Field(default=10, ge=1)
     """A user who does not answer an engineer's question within this many working days: the case expires."""
-    """After a breach the user is told to expect an answer within this many more working days."""
     weekend: list[int] = Field(default_factory=lambda: [5, 6])
     """Weekdays that are not working days (Monday is 0)."""
     holiday_country: str | None = "US"
     """ISO country code whose public holidays are not working days (the ``holidays`` package); None: none."""
     holiday_subdivision: str | None = None
     extra_holidays: list[date] = Field(default_factory=list)
+    drill_day_seconds: int | None = Field(default=None, ge=1)
+    """A drill or demo: every day lasts this many seconds and every day is a working day (weekend and
+    holidays ignored), so a whole SLA passes on a real Temporal server in minutes. None in production."""
 
     @model_validator(mode="after")
     def _deadline_after_target(self) -> SlaConfig:

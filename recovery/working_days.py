@@ -2,7 +2,9 @@
 
 Pure and workflow-safe. The holiday dates come in as data: the ``holidays`` package reads files and the
 clock, so an activity computes them (``services.calendar``) and the workflow only does the arithmetic here.
-Times are UTC; a day is a UTC calendar day.
+Times are UTC; a day is a UTC calendar day, except on a drill clock (``WorkingCalendar.day_length``),
+where every day lasts that long and every day is a working day, so a demo or a restart drill on a real
+Temporal server (which cannot skip time) sees a whole SLA pass in seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 MAX_SPAN_DAYS = 3660
 """No plan looks further than ten years ahead (a calendar with no working day at all)."""
@@ -20,15 +22,30 @@ class WorkingCalendar(BaseModel):
     weekend: list[int] = Field(default_factory=lambda: [5, 6])
     """Weekdays that are not working days (Monday is 0)."""
     holidays: list[date] = Field(default_factory=list)
+    day_length: timedelta | None = None
+    """A drill or demo clock: every day lasts this long and every day is a working day (weekend and
+    holidays are ignored). None, the default and the only value for production: calendar days."""
+
+    @field_validator("day_length")
+    @classmethod
+    def _positive_day(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("a drill day must last longer than zero")
+        return value
 
     def is_working_day(self, day: date) -> bool:
+        if self.day_length is not None:
+            return True
         return day.weekday() not in self.weekend and day not in self.holidays
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
         """The moment ``days`` working days after ``start``: the same time of day on the ``days``-th working
-        day after its day. A start outside working days counts from the next working day's midnight."""
+        day after its day. A start outside working days counts from the next working day's midnight.
+        On a drill clock: ``start`` plus ``days`` drill days."""
         if days < 0:
             raise ValueError("count working days forward only")
+        if self.day_length is not None:
+            return start + days * self.day_length
         moment, day = start, start.date()
         if not self.is_working_day(day):
             day = self._next_working(day)
@@ -39,6 +56,8 @@ class WorkingCalendar(BaseModel):
 
     def working_days_between(self, start: datetime, end: datetime) -> int:
         """Whole working days from ``start`` to ``end`` (how many ``add_working_days`` steps fit)."""
+        if self.day_length is not None:
+            return max((end - start) // self.day_length, 0)
         count, moment = 0, self.add_working_days(start, 0)
         while count <= MAX_SPAN_DAYS:
             moment = self.add_working_days(moment, 1)
@@ -65,9 +84,9 @@ class SlaTerms(BaseModel):
     due_soon_days: int = 3
     """The SLA state turns ``due_soon`` this many working days before the target."""
     breach_extension_days: int = 5
+    """What the user is told to expect after a breach: an answer within this many more working days."""
     info_timeout_days: int = 10
     """A request for information unanswered this many working days expires the case."""
-    """What the user is told to expect after a breach: an answer within this many more working days."""
 
 
 class SlaPlan(BaseModel):

@@ -5,7 +5,7 @@ activity, and the workflow gets the dates as data (``recovery.working_days``).""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import holidays
 
@@ -18,6 +18,8 @@ YEARS_AHEAD = 2
 
 
 def working_calendar(config: SlaConfig, *, start: date) -> WorkingCalendar:
+    if config.drill_day_seconds is not None:  # a drill: every (short) day is a working day
+        return WorkingCalendar(weekend=[], day_length=timedelta(seconds=config.drill_day_seconds))
     dates: set[date] = set(config.extra_holidays)
     if config.holiday_country is not None:
         years = list(range(start.year, start.year + YEARS_AHEAD))
