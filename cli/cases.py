@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +15,7 @@ from cli.common import CliError, load_settings, one_line_errors, open_engine, pr
 from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
+from workflows.case_queries import list_query
 
 app = typer.Typer(help="Inspect cases and decide on those awaiting an engineer.", no_args_is_help=True)
 
@@ -51,36 +52,6 @@ def case_show(case_id: Annotated[str, typer.Argument(help="The case id, e.g. cas
             print_json(case_record(case, timeline(session, case_id=case_id)))
     finally:
         engine.dispose()
-
-
-def list_query(
-    *,
-    status: str | None,
-    assigned_to: str | None,
-    tier: str | None,
-    sla_breached: bool,
-    due_within_days: int | None,
-    now: datetime,
-) -> str:
-    """The Temporal list query of ``recovery case list``'s filters (the Web UI's saved views take the same)."""
-    terms = ["WorkflowType = 'CaseWorkflow'"]
-    if status is not None:
-        terms.append(f"CaseStatus = {_quoted(status.upper())}")
-    if assigned_to is not None:
-        terms.append(f"AssignedTo = {_quoted(assigned_to)}")
-    if tier is not None:
-        terms.append(f"Tier = {_quoted(tier)}")
-    if sla_breached:
-        terms.append("SlaBreached = true")
-    if due_within_days is not None:
-        terms.append(f"SlaDeadline < {_quoted((now + timedelta(days=due_within_days)).isoformat())}")
-    return " AND ".join(terms)
-
-
-def _quoted(value: str) -> str:
-    if "'" in value or '"' in value or "\\" in value:
-        raise CliError(f"quotes are not allowed in a filter value: {value!r}")
-    return f"'{value}'"
 
 
 @app.command("list")
