@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import cases, dev, fees, scan, users
+from cli import cases, dev, fees, scan, staff, support, users
 from cli.common import exit_hard_after_temporal
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.add_typer(users.app, name="users")
 app.add_typer(cases.app, name="case")
 app.add_typer(dev.app, name="dev")
 app.add_typer(fees.app, name="fees")
+app.add_typer(staff.app, name="staff")
+app.add_typer(support.app, name="support")
 app.command("scan")(scan.scan)
 
 

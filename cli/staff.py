@@ -1,0 +1,84 @@
+"""``recovery staff``: the recovery team's API tokens for the staff API (``/v1/staff/...``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+from store.staff import StaffRole
+
+app = typer.Typer(help="Staff of the recovery team and their API tokens.", no_args_is_help=True)
+
+
+@app.command("create")
+@one_line_errors
+def staff_create(
+    name: Annotated[str, typer.Option("--name", help="The staff member's name (an engineer's: as on the roster).")],
+    role: Annotated[
+        StaffRole,
+        typer.Option(
+            "--role",
+            help="engineer: reads and acts on cases; finance: reads the fee report; admin: both "
+            "(acting on cases only if on the roster of engineers).",
+            case_sensitive=False,
+        ),
+    ],
+) -> None:
+    """Create a staff member and print their new API token (shown only once; only its hash is stored)."""
+    from store.staff import StaffExists, create_staff
+
+    settings = load_settings()
+    roster = [e.name for e in settings.engineers]
+    if role is StaffRole.ENGINEER and name.strip() not in roster:
+        raise CliError(
+            f"{name!r} is not on the roster of engineers ({', '.join(roster) or 'empty'}): add them to "
+            "`engineers` in the configuration first, or create them with another role"
+        )
+    engine = open_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            member, token = create_staff(session, name=name, role=role)
+    except (StaffExists, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print_json(
+        {
+            "name": member.name,
+            "role": member.role.value,
+            "api_token": token,
+            "created_at": member.created_at.isoformat(),
+            "on_roster": member.name in roster,
+            "note": "send it as 'Authorization: Bearer <api_token>' to /v1/staff/...; it is not shown again",
+        }
+    )
+
+
+@app.command("list")
+@one_line_errors
+def staff_list() -> None:
+    """Print the staff members as JSON (names, roles, whether on the roster; never tokens)."""
+    from store.staff import list_staff
+
+    settings = load_settings()
+    roster = {e.name for e in settings.engineers}
+    engine = open_engine(settings)
+    try:
+        with Session(engine) as session:
+            members = list_staff(session)
+    finally:
+        engine.dispose()
+    print_json(
+        [
+            {
+                "name": m.name,
+                "role": m.role.value,
+                "created_at": m.created_at.isoformat(),
+                "on_roster": m.name in roster,
+            }
+            for m in members
+        ]
+    )
