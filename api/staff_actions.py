@@ -1,0 +1,94 @@
+"""What the staff API asks of a case's workflow: its updates by name (a decision attested by this API's
+key) and its ``status`` and ``evidence`` queries. Refusals come back as exceptions the routes turn into
+409 and 404; nothing here knows about HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from recovery.settings import Settings
+from services.attesting import Attester, load_or_create_key
+from workflows.case_messages import CaseEvidence, Decision
+
+UPDATE_TIMEOUT = timedelta(seconds=30)
+"""How long an engineer's action may wait for the case's worker (an approval runs a quote and the audit)."""
+QUERY_TIMEOUT = timedelta(seconds=5)
+
+
+class CaseNotRunning(Exception):
+    """No workflow of that id, or it has finished: nothing can act on it."""
+
+
+class ActionRefused(Exception):
+    """The workflow's validator (or handler) refused the action; the message is the workflow's."""
+
+
+class WorkflowBusy(Exception):
+    """The case's worker did not answer in time; the action may still be applied."""
+
+
+def attester_for(settings: Settings) -> Attester:
+    """The API's attester, with the key the CLI uses (``attestation_key_file``): the worker trusts its public
+    half (``attestation_public_keys``, or in development the public half of that same file)."""
+    assert settings.attestation_key_file is not None
+    return Attester(load_or_create_key(settings.attestation_key_file))
+
+
+def attested_decision(
+    attester: Attester, *, case_id: str, engineer: str, action: str, note: str = "", reason: str = ""
+) -> Decision:
+    return Decision(
+        engineer=engineer,
+        note=note,
+        reason=reason,
+        attestation=attester.attest(case_id=case_id, engineer=engineer, action=action, now=datetime.now(UTC)),
+    )
+
+
+async def send_update(client: Client, case_id: str, name: str, payload: BaseModel) -> str:
+    """Execute the case workflow's update ``name``; returns the workflow's answer."""
+    handle = client.get_workflow_handle(case_id)
+    try:
+        async with asyncio.timeout(UPDATE_TIMEOUT.total_seconds()):
+            answer: str = await handle.execute_update(name, payload, result_type=str)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise ActionRefused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise CaseNotRunning(exc.message) from None
+        raise ActionRefused(exc.message) from None
+    except TimeoutError:
+        raise WorkflowBusy(f"the case's worker did not answer within {UPDATE_TIMEOUT}") from None
+    return answer
+
+
+class Queried(BaseModel):
+    exists: bool
+    status: dict[str, str] | None = None
+    evidence: CaseEvidence | None = None
+    error: str | None = None
+
+
+async def query_case(client: Client, case_id: str) -> Queried:
+    """The workflow's ``status`` and ``evidence``; ``exists=False`` for an unknown workflow, ``error`` when it
+    exists but its worker did not answer."""
+    handle = client.get_workflow_handle(case_id)
+    try:
+        await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return Queried(exists=False)
+        return Queried(exists=True, error=exc.message)
+    try:
+        state: dict[str, str] = await handle.query("status", result_type=dict[str, str], rpc_timeout=QUERY_TIMEOUT)
+        evidence: CaseEvidence = await handle.query("evidence", result_type=CaseEvidence, rpc_timeout=QUERY_TIMEOUT)
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        return Queried(exists=True, error=f"the workflow did not answer its queries: {exc}")
+    return Queried(exists=True, status=state, evidence=evidence)

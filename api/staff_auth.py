@@ -1,0 +1,84 @@
+"""Who calls the staff API: a staff token (``recovery staff create``) with a role the route allows.
+
+No token or an unknown one is 401; a user's token, or a staff token of another role, is 403 with what to
+do instead. Acting on a case needs a name on the roster of engineers as well (admins included): the
+workflow checks the roster too, but a token whose name left the roster is stopped here first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import SessionDep, SettingsDep
+from store.staff import StaffMember, StaffRole, authenticate_staff
+from store.users import authenticate
+
+STAFF_TOKEN_HELP = (
+    "send a staff API token as 'Authorization: Bearer <token>'; an operator issues one with "
+    "`recovery staff create --name <name> --role engineer|finance|admin`"
+)
+
+_staff_bearer = HTTPBearer(
+    auto_error=False, scheme_name="StaffToken", description="Staff API token from `recovery staff create`"
+)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def staff_with_role(*roles: StaffRole) -> Callable[..., StaffMember]:
+    """A dependency: the calling staff member, who must have one of ``roles``."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def dependency(
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+    ) -> StaffMember:
+        if credentials is None or not credentials.credentials:
+            raise _unauthorized(f"missing staff API token: {STAFF_TOKEN_HELP}")
+        member = authenticate_staff(session, token=credentials.credentials)
+        user = None if member is not None else authenticate(session, token=credentials.credentials)
+        session.commit()  # hand the connection back before the handler awaits Temporal
+        if user is not None:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"this is a user's API token: staff routes need a staff token ({STAFF_TOKEN_HELP})",
+            )
+        if member is None:
+            raise _unauthorized(f"invalid staff API token: {STAFF_TOKEN_HELP}")
+        if member.role not in roles:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"{member.name} is {member.role.value}; this route is for {allowed} only",
+            )
+        return member
+
+    return dependency
+
+
+CaseStaff = Annotated[StaffMember, Depends(staff_with_role(StaffRole.ENGINEER, StaffRole.ADMIN))]
+"""Reads cases: an engineer or an admin."""
+FinanceStaff = Annotated[StaffMember, Depends(staff_with_role(StaffRole.FINANCE, StaffRole.ADMIN))]
+"""Reads the money: finance or an admin."""
+
+
+def acting_engineer(member: CaseStaff, settings: SettingsDep) -> StaffMember:
+    """The staff member acting on a case: an engineer or admin whose name is on the roster."""
+    roster = [e.name for e in settings.engineers]
+    if member.name not in roster:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail=f"{member.name} is not on the roster of engineers ({', '.join(roster) or 'empty'}): only "
+            "engineers on the roster act on cases; add them to `engineers` in the configuration",
+        )
+    return member
+
+
+ActingEngineer = Annotated[StaffMember, Depends(acting_engineer)]
