@@ -4,6 +4,7 @@
 #   make run       the whole dev stack in the foreground (Temporal, anvils, worker, API)
 #   make test      pytest (extra arguments: make test PYTEST_ARGS='-k devstack -x')
 #   make bench     every bench/bench_*.py module, in order (extra arguments: BENCH_ARGS=...)
+#   make screenshots  the engineers' guide's screenshots of the Temporal Web UI into docs/img (needs chromium)
 #   make lint      ruff and mypy
 #   make clean     caches and install stamps;  make distclean  also .venv, node_modules and .data
 
@@ -18,7 +19,7 @@ BENCH_ARGS  ?=
 LINT_PATHS = $(wildcard recovery store fees chains services workflows api cli devstack bench worker.py)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench lint clean distclean
+.PHONY: help install run test bench screenshots lint clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -50,6 +51,9 @@ test: install
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+screenshots: install
+	$(PY) -m devstack.screenshots --out docs/img
 
 lint: install
 	$(VENV)/bin/ruff check .

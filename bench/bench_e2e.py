@@ -40,14 +40,13 @@ from rich.table import Table
 
 from bench.args import bench_parser, positive_int
 from bench.terminal import BenchError, console, progress
-from devstack.stack import DevStack, free_port
-from recovery.settings import ChainConfig, Settings, dev_chains
+from devstack.stack import DevStack, free_port_settings
+from recovery.settings import ChainConfig, Settings
 
 log = logging.getLogger("bench.e2e")
 
 CHAIN = "bsc"
 ASSET = "USDT"
-DEFAULT_PORTS = {7233, 8233, 8000, 8545, 8546}
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MINT_CONCURRENCY = 1  # the faucet is one impersonated account: concurrent sends race on its nonce
 POLL_CONCURRENCY = 8
@@ -187,34 +186,6 @@ def save_results(results: Results, directory: Path = RESULTS_DIR) -> Path:
 
 # --------------------------------------------------------------------------------------------
 # Stack
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    """``count`` different free ports, none of the stack's defaults (so a running `make run` is untouched)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports and port not in DEFAULT_PORTS:
-            ports.append(port)
-    return ports
-
-
-def bench_settings(data_dir: Path) -> Settings:
-    temporal, ui, api, *chain_ports = distinct_free_ports(3 + len(dev_chains()))
-    chains: list[ChainConfig] = [
-        c.model_copy(update={"rpc_urls": [f"http://127.0.0.1:{port}"]})
-        for c, port in zip(dev_chains(), chain_ports, strict=True)
-    ]
-    return Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'recovery.db'}",
-        seed_file=data_dir / "signer-seed",
-        temporal_address=f"127.0.0.1:{temporal}",
-        ui_port=ui,
-        api_host="127.0.0.1",
-        api_port=api,
-        chains=chains,
-    )
 
 
 async def gather_limited(limit: int, items: Sequence[T], work: Callable[[T], Awaitable[Any]]) -> list[Any]:
@@ -443,7 +414,7 @@ async def _race_with_death(stack: DevStack, work: Awaitable[T]) -> T:
 
 async def run(args: argparse.Namespace) -> Results:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    settings = bench_settings(data_dir)
+    settings = free_port_settings(data_dir)
     # the claim path is measured: no scanner opens the cases first
     stack = DevStack(settings, startup_timeout=args.startup_timeout, with_scanners=False)
     run_id = uuid.uuid4().hex[:6]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from recovery.settings import ROOT, ChainConfig, Settings
+from recovery.settings import ROOT, ChainConfig, Settings, dev_chains
 from workflows.search_attributes import cli_flags, register_missing
 
 if TYPE_CHECKING:
@@ -109,6 +109,35 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+DEFAULT_PORTS = frozenset({7233, 8233, 8000, 8545, 8546, 8547})
+"""The ``make run`` defaults (Temporal, its UI, the API, the dev chains' anvils)."""
+
+
+def free_port_settings(data_dir: Path) -> Settings:
+    """The dev configuration with state in ``data_dir`` and every port free and none of
+    :data:`DEFAULT_PORTS`, so a second stack (a benchmark's, the screenshots') leaves ``make run`` alone."""
+    ports: list[int] = []
+    while len(ports) < 3 + len(dev_chains()):
+        port = free_port()
+        if port not in ports and port not in DEFAULT_PORTS:
+            ports.append(port)
+    temporal, ui, api, *chain_ports = ports
+    chains = [
+        c.model_copy(update={"rpc_urls": [f"http://127.0.0.1:{port}"]})
+        for c, port in zip(dev_chains(), chain_ports, strict=True)
+    ]
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'recovery.db'}",
+        seed_file=data_dir / "signer-seed",
+        temporal_address=f"127.0.0.1:{temporal}",
+        ui_port=ui,
+        api_host="127.0.0.1",
+        api_port=api,
+        chains=chains,
+    )
 
 
 async def wait_for_port(
