@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.models import RecoveryChoice
 from recovery.settings import Settings
 from services.attesting import Attester, load_or_create_key
-from workflows.case_messages import CaseEvidence, Decision
+from workflows.case_messages import CaseEvidence, Decision, ManualExecution
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 """How long an engineer's action may wait for the case's worker (an approval runs a quote and the audit)."""
@@ -41,13 +43,37 @@ def attester_for(settings: Settings) -> Attester:
 
 
 def attested_decision(
-    attester: Attester, *, case_id: str, engineer: str, action: str, note: str = "", reason: str = ""
+    attester: Attester,
+    *,
+    case_id: str,
+    engineer: str,
+    action: str,
+    note: str = "",
+    reason: str = "",
+    fee_usd: Decimal | None = None,
+    choice: RecoveryChoice | None = None,
 ) -> Decision:
     return Decision(
         engineer=engineer,
         note=note,
         reason=reason,
+        fee_usd=fee_usd,
+        action=choice,
         attestation=attester.attest(case_id=case_id, engineer=engineer, action=action, now=datetime.now(UTC)),
+    )
+
+
+def attested_execution(
+    attester: Attester, *, case_id: str, engineer: str, chain: str, tx_hash: str, note: str = ""
+) -> ManualExecution:
+    return ManualExecution(
+        engineer=engineer,
+        chain=chain,
+        tx_hash=tx_hash,
+        note=note,
+        attestation=attester.attest(
+            case_id=case_id, engineer=engineer, action="record_manual_execution", now=datetime.now(UTC)
+        ),
     )
 
 

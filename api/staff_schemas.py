@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas import AmountOut, CaseDetail
+from recovery.models import RecoveryChoice
 from store.audit import AuditEntry
 from workflows.case_messages import CaseEvidence
 from workflows.case_queries import CaseRow
@@ -22,6 +24,22 @@ class ApproveBody(_Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "sender verified"}]})
 
     note: str = Field(default="", max_length=2000, description="A note for the timeline and the audit")
+    fee_usd: Decimal | None = Field(
+        default=None, description="The fee in USD instead of the policy's percentage, within its minimum and maximum"
+    )
+    action: RecoveryChoice | None = Field(
+        default=None, description="sweep, credit or refund, where the case allows it (default: the classified action)"
+    )
+
+
+class ExecutionBody(_Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"chain": "bsc", "tx_hash": "0x…", "note": "issuer rescue"}]}
+    )
+
+    chain: str = Field(min_length=1, max_length=64, description="The chain the recovery transaction is on")
+    tx_hash: str = Field(min_length=1, max_length=130, description="The recovery transaction, done outside the engine")
+    note: str = Field(default="", max_length=2000, description="What was done, for the timeline and the audit")
 
 
 class RejectBody(_Body):

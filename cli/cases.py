@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from sqlmodel import Session
 
 from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json, temporal_client
+from recovery.models import RecoveryChoice
 from recovery.settings import Settings
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
 from workflows.case_queries import list_query
+
+if TYPE_CHECKING:
+    from services.attesting import Attester
 
 app = typer.Typer(help="Inspect cases and decide on those awaiting an engineer.", no_args_is_help=True)
 
@@ -161,10 +166,57 @@ def case_approve(
     case_id: CaseIdArgument,
     engineer: EngineerOption,
     note: Annotated[str, typer.Option(help="A note for the timeline and the audit.")] = "",
+    fee_usd: Annotated[
+        str | None, typer.Option(help="The fee in USD instead of the policy's percentage, within its bounds.")
+    ] = None,
+    action: Annotated[
+        RecoveryChoice | None,
+        typer.Option(help="What to carry out, where the case allows it (default: as classified)"),
+    ] = None,
 ) -> None:
     """Approve a case awaiting approval, attested: the workflow can verify that this CLI sent it (a case
     above the four-eyes threshold needs a second approval by another engineer)."""
-    _decide(case_id, "approve", engineer=engineer, note=note)
+    _decide(case_id, "approve", engineer=engineer, note=note, fee_usd=_usd(fee_usd), choice=action)
+
+
+@app.command("record-execution")
+@one_line_errors
+def case_record_execution(
+    case_id: CaseIdArgument,
+    engineer: EngineerOption,
+    chain: Annotated[str, typer.Option(help="The chain the recovery transaction is on, e.g. bsc.")],
+    tx_hash: Annotated[str, typer.Option(help="The recovery transaction, done outside the engine.")],
+    note: Annotated[str, typer.Option(help="What was done, for the timeline and the audit.")] = "",
+) -> None:
+    """Book a recovery carried out outside the engine (a contract redeploy, an issuer's rescue, a fork's keys,
+    a non-EVM chain), attested. The engine checks the transaction on chain first: the deposit's asset and
+    amount, from the address holding it to the exchange's hot wallet, final; a mismatch is refused with what
+    is wrong."""
+    from workflows.case_messages import ManualExecution
+
+    settings = load_settings()
+    attester = _attester(settings)
+    execution = ManualExecution(
+        engineer=engineer,
+        chain=chain,
+        tx_hash=tx_hash,
+        note=note,
+        attestation=attester.attest(case_id=case_id, engineer=engineer, action="record_manual_execution"),
+    )
+    answer = asyncio.run(_send(settings, case_id, "record_manual_execution", execution))
+    print_json({"case_id": case_id, "action": "record_manual_execution", "engineer": engineer, "answer": answer})
+
+
+def _usd(text: str | None) -> Decimal | None:
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CliError(f"--fee-usd {text!r} is not an amount: write it like 25.00") from None
+    if not value.is_finite():
+        raise CliError(f"--fee-usd {text!r} is not an amount: write it like 25.00")
+    return value
 
 
 @app.command("reject")
@@ -224,21 +276,38 @@ def case_request_info(
     print_json({"case_id": case_id, "action": "request_info", "engineer": engineer, "answer": answer})
 
 
-def _decide(case_id: str, action: str, *, engineer: str, note: str = "", reason: str = "") -> None:
-    from services.attesting import Attester, load_or_create_key
+def _decide(
+    case_id: str,
+    action: str,
+    *,
+    engineer: str,
+    note: str = "",
+    reason: str = "",
+    fee_usd: Decimal | None = None,
+    choice: RecoveryChoice | None = None,
+) -> None:
     from workflows.case_messages import Decision
 
     settings = load_settings()
-    assert settings.attestation_key_file is not None
-    attester = Attester(load_or_create_key(settings.attestation_key_file))
+    attester = _attester(settings)
     decision = Decision(
         engineer=engineer,
         note=note,
         reason=reason,
+        fee_usd=fee_usd,
+        action=choice,
         attestation=attester.attest(case_id=case_id, engineer=engineer, action=action),
     )
     answer = asyncio.run(_send(settings, case_id, action, decision))
     print_json({"case_id": case_id, "action": action, "engineer": engineer, "attested": True, "answer": answer})
+
+
+def _attester(settings: Settings) -> Attester:
+    """This CLI's attester (the key the worker trusts the public half of)."""
+    from services.attesting import Attester, load_or_create_key
+
+    assert settings.attestation_key_file is not None
+    return Attester(load_or_create_key(settings.attestation_key_file))
 
 
 async def _send(settings: Settings, case_id: str, action: str, payload: BaseModel) -> str:
@@ -256,6 +325,7 @@ async def _send(settings: Settings, case_id: str, action: str, payload: BaseMode
         "escalate": CaseWorkflow.escalate,
         "assign": CaseWorkflow.assign,
         "request_info": CaseWorkflow.request_info,
+        "record_manual_execution": CaseWorkflow.record_manual_execution,
     }
     try:
         answer: str = await client.get_workflow_handle(case_id).execute_update(updates[action], payload)

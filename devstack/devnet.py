@@ -337,5 +337,23 @@ async def send_from_dev_account(
     return await _send_and_wait(chain, tx, require_success=False)
 
 
+async def send_as(chain: ChainConfig, *, sender: str, to: str, asset: str, amount: int) -> str:
+    """Send from any address, impersonated (with gas given to it): plays an engineer's recovery outside the
+    engine, e.g. from a deposit address with keys recovered by hand. Returns once mined."""
+    rpc = _rpc(chain)
+    sender, to = to_checksum_address(sender), to_checksum_address(to)
+    await _top_up(rpc, sender, 10**18)
+    await rpc.call("anvil_impersonateAccount", [sender])
+    token = _token_address(chain, asset)
+    if token is None:
+        tx = {"from": sender, "to": to, "value": hex(amount)}
+    else:
+        tx = {"from": sender, "to": token, "data": build_erc20_transfer_data(to, amount)}
+    try:
+        return await _send_and_wait(chain, tx, require_success=True)
+    finally:
+        await rpc.call("anvil_stopImpersonatingAccount", [sender])
+
+
 async def mine(chain: ChainConfig, blocks: int = 1) -> None:
     await _rpc(chain).call("anvil_mine", [hex(blocks)])

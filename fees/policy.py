@@ -9,6 +9,7 @@ import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+from recovery.choices import refuse_fee_override
 from recovery.models import Quote, Settlement
 
 CENT = Decimal("0.01")
@@ -57,12 +58,20 @@ def quote(
     min_usd: Decimal,
     max_usd: Decimal,
     gas_estimate: int,
+    fee_usd_override: Decimal | None = None,
 ) -> Quote:
-    """Quote a recovery. ``gas_estimate`` is already in the asset's base units."""
+    """Quote a recovery. ``gas_estimate`` is already in the asset's base units. ``fee_usd_override``: an
+    engineer's fee in USD instead of the percentage, within ``min_usd``..``max_usd`` (else ``ValueError``)."""
     if amount < 0 or gas_estimate < 0:
         raise ValueError("amounts must not be negative")
     value = usd_value(amount, decimals, price_usd)
-    fee_value = fee_usd(value, percent_bps=percent_bps, min_usd=min_usd, max_usd=max_usd)
+    if fee_usd_override is not None:
+        refused = refuse_fee_override(fee_usd_override, min_usd=min_usd, max_usd=max_usd)
+        if refused is not None:
+            raise ValueError(refused)
+        fee_value = Fraction(fee_usd_override)
+    else:
+        fee_value = fee_usd(value, percent_bps=percent_bps, min_usd=min_usd, max_usd=max_usd)
     fee = usd_to_units(fee_value, decimals, price_usd)
     return Quote(
         asset=asset,
@@ -74,6 +83,9 @@ def quote(
         fee=fee,
         gas_estimate=gas_estimate,
         net_estimate=amount - fee - gas_estimate,
+        min_fee_usd=min_usd,
+        max_fee_usd=max_usd,
+        fee_overridden=fee_usd_override is not None,
     )
 
 

@@ -64,6 +64,17 @@ class Route(StrEnum):
     NONE = "NONE"
 
 
+class RecoveryChoice(StrEnum):
+    """What an approving engineer may choose to do with a deposit, where its case allows it."""
+
+    SWEEP = "sweep"
+    """Move the funds into the exchange's hot wallet and credit the claimant."""
+    CREDIT = "credit"
+    """Credit the claimant from funds the exchange already holds (a shared address); no transaction."""
+    REFUND = "refund"
+    """Send the deposit back to its sender on the same chain (after an ownership proof)."""
+
+
 class Action(StrEnum):
     """What recovering a deposit takes, once decided."""
 
@@ -263,6 +274,11 @@ class Quote(BaseModel):
     fee: BaseUnits
     gas_estimate: BaseUnits
     net_estimate: BaseUnits
+    min_fee_usd: Decimal | None = None
+    """The policy's bounds on the fee (an engineer's override stays within them); None on old quotes."""
+    max_fee_usd: Decimal | None = None
+    fee_overridden: bool = False
+    """The fee is an engineer's override (who and why: the case's audit and timeline)."""
 
 
 class Settlement(BaseModel):

@@ -71,6 +71,9 @@ class ChainConfig(BaseModel):
     rescue_routes: dict[str, str] = Field(default_factory=dict)
     """Token contract address -> how tokens sent to the contract itself can be rescued (its issuer's
     procedure). Without an entry such deposits are unrecoverable."""
+    hot_wallet: str | None = None
+    """Where a recovery on a non-EVM chain must arrive (EVM chains use the signer's hot wallet): a manual
+    execution recorded on this chain is checked against it."""
     rpc_retries: int = 2
     rpc_backoff_ms: int = 200
     rpc_timeout_ms: int = 10_000

@@ -16,6 +16,7 @@ from services.calendar import SlaCalendar
 from services.case_records import CaseRecords
 from services.evm_chains import EvmChains
 from services.facts import FactGatherer
+from services.manual_executions import ExecutionVerifier
 from services.nonces import NonceAllocator
 from services.quotes import Quoter
 from services.settlement import Settler
@@ -34,12 +35,14 @@ class CaseServices:
     records: CaseRecords
     calendar: SlaCalendar
     audit: AuditTrail
+    executions: ExecutionVerifier
 
     @classmethod
     def build(cls, *, settings: Settings, engine: Engine, signer: Signer, prices: PricePort) -> CaseServices:
         chains = EvmChains(settings)
+        tracer = Tracer(settings)
         return cls(
-            tracer=Tracer(settings),
+            tracer=tracer,
             facts=FactGatherer(
                 settings=settings,
                 engine=engine,
@@ -57,4 +60,5 @@ class CaseServices:
             records=CaseRecords(engine=engine),
             calendar=SlaCalendar(settings.sla),
             audit=AuditTrail(engine=engine),
+            executions=ExecutionVerifier(settings=settings, engine=engine, signer=signer, tracer=tracer),
         )

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from chains.signer import HOT_WALLET_PATH, Signer
-from fees.policy import native_to_asset_units, quote
+from fees.policy import native_to_asset_units, quote, refuse_fee_override
 from fees.prices import PricePort
+from recovery.errors import PermanentError
 from recovery.models import Quote, Transfer
 from recovery.settings import Settings
 from services.evm_chains import EvmChains
 from services.pricing import asset_and_decimals, require_price
 from services.transactions import NATIVE_TRANSFER_GAS, sweep_gas_limit
+
+
+class FeeOutOfBounds(PermanentError):
+    """An engineer's fee override outside the fee policy's bounds."""
 
 
 class Quoter:
@@ -19,9 +26,10 @@ class Quoter:
         self._prices = prices
         self._chains = chains
 
-    async def quote(self, deposit: Transfer, *, on_chain: bool) -> Quote:
+    async def quote(self, deposit: Transfer, *, on_chain: bool, fee_usd: Decimal | None = None) -> Quote:
         """``on_chain`` False: a credit of funds already held, no gas to pay. Raises
-        :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price."""
+        :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price, and
+        :class:`FeeOutOfBounds` for an engineer's ``fee_usd`` outside the policy's bounds."""
         config = self._chains.config(deposit.chain)
         asset, decimals = asset_and_decimals(deposit)
         price = require_price(self._prices, asset)
@@ -39,6 +47,10 @@ class Quoter:
                 price_usd=price,
             )
         policy = self._settings.fee
+        if fee_usd is not None:
+            refused = refuse_fee_override(fee_usd, min_usd=policy.min_usd, max_usd=policy.max_usd)
+            if refused is not None:
+                raise FeeOutOfBounds(refused)
         return quote(
             asset=asset,
             amount=deposit.amount,
@@ -48,4 +60,5 @@ class Quoter:
             min_usd=policy.min_usd,
             max_usd=policy.max_usd,
             gas_estimate=gas_estimate,
+            fee_usd_override=fee_usd,
         )

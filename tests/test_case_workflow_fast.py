@@ -75,7 +75,7 @@ async def test_automatic_recovery_waits_for_confirmations_then_sweeps_tops_up_an
         history = await handle.fetch_history()
         description = await handle.describe()
     if os.environ.get("RECORD_HISTORIES"):  # the newest workflow version, for tests/test_replay.py
-        (Path(__file__).parent / "histories" / "automatic_confirmed_v4.json").write_text(history.to_json())
+        (Path(__file__).parent / "histories" / "automatic_confirmed_v5.json").write_text(history.to_json())
 
     assert result.status is CaseStatus.COMPLETED and result.pattern is Pattern.WRONG_NETWORK_SAME_KEY
     assert result.settlement == SETTLEMENT
@@ -230,7 +230,19 @@ async def test_engineer_rejects_with_a_reason_after_validators_refuse_bad_decisi
     assert fake.saved_event("decision-rejected").event.message == "Rejected by bob: token is a scam"
     # refused by the validators before they reached the history: only bob's rejection is there
     assert accepted_updates(history) == [
-        ("reject", [{"engineer": "bob", "reason": "token is a scam", "note": "", "attestation": None}])
+        (
+            "reject",
+            [
+                {
+                    "engineer": "bob",
+                    "reason": "token is a scam",
+                    "note": "",
+                    "attestation": None,
+                    "fee_usd": None,
+                    "action": None,
+                }
+            ],
+        )
     ]
     nothing_moved(fake)
 

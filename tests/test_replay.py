@@ -22,6 +22,8 @@ def test_recorded_histories_exist() -> None:
     assert {"memo_credited", "deprecated_address_completed", "reorged_rejected", "scanner_running"} <= names, names
     newer = {"four_eyes_completed", "four_eyes_audited", "sla_breached_rejected", "automatic_confirmed_v4"}
     assert newer | {"info_answered_approved"} <= names, names
+    manual_actions = {"automatic_confirmed_v5", "fee_override_completed", "manual_execution_completed"}
+    assert manual_actions <= names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -111,6 +111,7 @@ BODIES = {
     "request-info": {"question": "which wallet?"},
     "assign": {"to": "bob"},
     "escalate": {"reason": "contract"},
+    "record-execution": {"chain": "bsc", "tx_hash": "0x" + "ab" * 32},
 }
 
 
@@ -129,7 +130,7 @@ def _staff_routes(api: StaffApi) -> list[tuple[str, str, dict[str, Any] | None]]
 
 async def test_every_staff_route_refuses_users_and_strangers(staff_api: StaffApi) -> None:
     routes = _staff_routes(staff_api)
-    assert len(routes) == 8  # cases, case, five actions, fee report
+    assert len(routes) == 9  # cases, case, six actions, fee report
     for method, path, body in routes:
         for who, code, says in (
             (None, 401, "missing staff API token"),

@@ -45,7 +45,10 @@ from workflows.case_messages import (
     AuditRecord,
     CaseInput,
     CaseResult,
+    ExecutionCheck,
+    ExecutionRequest,
     FactsRequest,
+    QuoteOutcome,
     QuoteRequest,
     SettleRequest,
     SignRequest,
@@ -165,6 +168,8 @@ def quote(
         fee=fee,
         gas_estimate=gas,
         net_estimate=amount - fee - gas if net is None else net,
+        min_fee_usd=Decimal("1"),
+        max_fee_usd=Decimal("5000"),
     )
 
 
@@ -213,6 +218,7 @@ class FakeCase:
         topup_needed: bool = True,
         settlement: Settlement = SETTLEMENT,
         terms: SlaTerms | None = None,
+        executions: list[ExecutionCheck] | None = None,
     ) -> None:
         self.traces = traces
         self.facts = facts
@@ -221,6 +227,8 @@ class FakeCase:
         self.topup_needed = topup_needed
         self.settlement = settlement
         self.terms = terms or SlaTerms(calendar=CALENDAR)
+        self.executions = executions or [ExecutionCheck(problem="no execution was expected")]
+        self.execution_requests: list[ExecutionRequest] = []
         self.sla_requests: list[SlaRequest] = []
         self.audit: list[AuditRecord] = []
 
@@ -259,6 +267,8 @@ class FakeCase:
             self.save_case,
             self.sla_terms,
             self.record_audit,
+            self.quote_or_reason,
+            self.verify_manual_execution,
         ]
 
     # --- the activities --------------------------------------------------------------------------
@@ -283,6 +293,25 @@ class FakeCase:
         if isinstance(answer, Exception):
             raise answer
         assert isinstance(answer, Quote)
+        return answer
+
+    @activity.defn(name="quote_or_reason")
+    async def quote_or_reason(self, request: QuoteRequest) -> QuoteOutcome:
+        """The same canned quotes; an exception is the reason, as the real activity returns it. A fee
+        override replaces the fee in USD (the fake does not convert it to base units)."""
+        answer = _next(self.quotes, len(self.quote_requests))
+        self.quote_requests.append(request)
+        if isinstance(answer, ApplicationError):
+            return QuoteOutcome(reason=answer.message)
+        assert isinstance(answer, Quote)
+        if request.fee_usd is not None:
+            answer = answer.model_copy(update={"fee_usd": request.fee_usd, "fee_overridden": True})
+        return QuoteOutcome(quote=answer)
+
+    @activity.defn(name="verify_manual_execution")
+    async def verify_manual_execution(self, request: ExecutionRequest) -> ExecutionCheck:
+        answer: ExecutionCheck = _next(self.executions, len(self.execution_requests))
+        self.execution_requests.append(request)
         return answer
 
     @activity.defn(name="sign_transaction")

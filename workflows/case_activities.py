@@ -16,12 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
 
+from recovery.errors import PermanentError
 from recovery.models import CaseUpdate, DepositFacts, Quote, Settlement, SignedTx, TraceResult, TxReceipt
 from recovery.working_days import SlaTerms
 from workflows.activity_policy import fail_fast_on_permanent
 from workflows.case_messages import (
     AuditRecord,
+    ExecutionCheck,
+    ExecutionRequest,
     FactsRequest,
+    QuoteOutcome,
     QuoteRequest,
     SettleRequest,
     SignRequest,
@@ -52,6 +56,8 @@ class CaseActivities:
             self.save_case,
             self.sla_terms,
             self.record_audit,
+            self.quote_or_reason,
+            self.verify_manual_execution,
         ]
 
     @activity.defn(name="trace_transaction")
@@ -73,6 +79,28 @@ class CaseActivities:
     async def quote_recovery(self, request: QuoteRequest) -> Quote:
         with fail_fast_on_permanent():
             return await self._s.quotes.quote(request.deposit, on_chain=request.on_chain)
+
+    @activity.defn(name="quote_or_reason")
+    async def quote_or_reason(self, request: QuoteRequest) -> QuoteOutcome:
+        """A quote, or the reason there is none (no price, say) as a result: the UI shows a completed step
+        with its reason, not a red failed activity, for what the workflow expects."""
+        try:
+            quote = await self._s.quotes.quote(request.deposit, on_chain=request.on_chain, fee_usd=request.fee_usd)
+        except PermanentError as err:
+            return QuoteOutcome(reason=str(err))
+        return QuoteOutcome(quote=quote)
+
+    @activity.defn(name="verify_manual_execution")
+    async def verify_manual_execution(self, request: ExecutionRequest) -> ExecutionCheck:
+        with fail_fast_on_permanent():
+            transfer, problem = await self._s.executions.verify(
+                case_id=request.case_id,
+                deposit=request.deposit,
+                chain=request.chain,
+                tx_hash=request.tx_hash,
+                engineer=request.engineer,
+            )
+        return ExecutionCheck(transfer=transfer, problem=problem)
 
     @activity.defn(name="sign_transaction")
     async def sign_transaction(self, request: SignRequest) -> SignedTx:

@@ -8,6 +8,7 @@ Workflow-safe: only pydantic and the domain models.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from recovery.models import (
     NewCase,
     Pattern,
     Quote,
+    RecoveryChoice,
     Settlement,
     TraceResult,
     Transfer,
@@ -75,6 +77,10 @@ class Decision(BaseModel):
     note: str = ""
     """An approval's note for the timeline and the audit."""
     attestation: Attestation | None = None
+    fee_usd: Decimal | None = None
+    """An approval's fee in USD instead of the policy's percentage, within the policy's minimum and maximum."""
+    action: RecoveryChoice | None = None
+    """What the approval carries out, where the case allows it (default: the classified action)."""
 
     @property
     def text(self) -> str:
@@ -103,6 +109,39 @@ class AuditRecord(BaseModel):
     request: dict[str, Any]
     before: dict[str, Any]
     after: dict[str, Any]
+
+
+class ManualExecution(BaseModel):
+    """A recovery carried out outside the engine: the engine checks ``tx_hash`` on ``chain`` (the deposit's
+    asset and amount, from the address holding it to the exchange's hot wallet, final) before it books it."""
+
+    engineer: str
+    chain: str
+    tx_hash: str
+    note: str = ""
+    attestation: Attestation | None = None
+
+
+class ExecutionRequest(BaseModel):
+    case_id: str
+    deposit: Transfer
+    chain: str
+    tx_hash: str
+    engineer: str
+
+
+class ExecutionCheck(BaseModel):
+    """The transfer that recovered the deposit, or what is wrong with the transaction."""
+
+    transfer: Transfer | None = None
+    problem: str | None = None
+
+
+class QuoteOutcome(BaseModel):
+    """A quote, or why none can be made (no USD price, unknown decimals): an expected outcome, not a failure."""
+
+    quote: Quote | None = None
+    reason: str = ""
 
 
 class InfoRequest(BaseModel):
@@ -156,6 +195,8 @@ class QuoteRequest(BaseModel):
     deposit: Transfer
     on_chain: bool = True
     """False for a credit of funds already held by the exchange: no gas to pay."""
+    fee_usd: Decimal | None = None
+    """An engineer's fee override."""
 
 
 class SignRequest(BaseModel):

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from recovery.attestation import refuse_attestation
+    from recovery.choices import default_choice, refuse_choice, refuse_fee_override
     from recovery.classify import classify
     from recovery.models import (
         Action,
@@ -28,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         DepositFacts,
         Pattern,
         Quote,
+        RecoveryChoice,
         Route,
         Settlement,
         SignedTx,
@@ -51,8 +53,10 @@ with workflow.unsafe.imports_passed_through():
         CaseResult,
         Decision,
         Escalation,
+        ExecutionRequest,
         FactsRequest,
         InfoRequest,
+        ManualExecution,
         QuoteRequest,
         SettleRequest,
         SignRequest,
@@ -84,6 +88,10 @@ transaction with exponential backoff up to MAX_POLL: three days pending stay wel
 limits (before: about 18 events every poll interval, past the 51,200-event limit in under two days)."""
 AUDIT_TRAIL = "audit-trail"
 """Patch id: cases started after it write an append-only audit row for every accepted engineer action."""
+MANUAL_ACTIONS = "manual-actions"
+"""Patch id: cases started after it (and after AUDIT_TRAIL) quote with ``quote_or_reason`` (no price is a
+step with its reason, not a failed activity), take an approval's fee override and action, and accept a
+recovery carried out outside the engine (``record_manual_execution``), checked on chain."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -125,6 +133,11 @@ class CaseState:
         self.quote: Quote | None = None
         self.quote_attempts = 0
         self.action = Action.SWEEP
+        self.choice: RecoveryChoice | None = None
+        """The approving engineer's choice of action (None: the classified action)."""
+        self.execution: Transfer | None = None
+        """The transfer of a recovery carried out outside the engine, checked on chain."""
+        self.executed_by: str | None = None
 
     @property
     def amount_usd(self) -> Decimal | None:
@@ -164,6 +177,7 @@ class CaseWorkflow:
         self._sla_timers = roster_rules and workflow.patched(SLA_TIMERS)
         self._pending_backoff = workflow.patched(PENDING_BACKOFF)
         self._audit_trail = roster_rules and workflow.patched(AUDIT_TRAIL)
+        self._manual_actions = self._audit_trail and workflow.patched(MANUAL_ACTIONS)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -222,7 +236,11 @@ class CaseWorkflow:
             quote = self._state.quote
         assert quote is not None and quote.net_estimate > 0
 
-        if verdict.action is Action.CREDIT:
+        if self._state.execution is not None:
+            settlement = await self._settle(
+                case, deposit.model_copy(update={"amount": self._state.execution.amount}), quote, []
+            )
+        elif verdict.action is Action.CREDIT:
             settlement = await self._credit(case, deposit, quote)
         else:
             settlement = await self._recover(case, deposit, quote)
@@ -251,6 +269,11 @@ class CaseWorkflow:
                     "The fee still cannot be quoted (see the case timeline). Configure a USD price for the "
                     "asset and approve again, or reject the case."
                 )
+            if decision.fee_usd is not None and self._manual_actions:
+                assert self._deposit is not None
+                quote = await self._quote(self._deposit, fee_usd=decision.fee_usd)
+                if quote is None:
+                    raise ApplicationError("The fee override cannot be quoted (see the case timeline).")
             if quote.net_estimate <= 0:
                 raise ApplicationError(_too_small(quote) + " Reject the case instead.")
             if self._state.policy is None:
@@ -259,8 +282,14 @@ class CaseWorkflow:
             refused = self._refuse_approval(decision)  # again: the quote may have changed the amount
             if refused is not None:
                 raise ApplicationError(refused)
+            note = decision.text
+            if decision.fee_usd is not None:
+                note = f"{note} (fee set to {decision.fee_usd} USD)".strip()
+            if decision.action is not None:
+                self._state.choice = decision.action
+                note = f"{note} (action: {decision.action})".strip()
             self._state.approvals.append(
-                Approval(engineer=decision.engineer, attested=decision.attestation is not None, note=decision.text)
+                Approval(engineer=decision.engineer, attested=decision.attestation is not None, note=note)
             )
         finally:
             self._state.approving = False
@@ -273,13 +302,34 @@ class CaseWorkflow:
     def _validate_approve(self, decision: Decision) -> None:
         self._validate_decision(decision, action="approve")
         if self._state.action is Action.OFF_ENGINE:
-            raise ValueError(
-                "The engine cannot carry out this recovery (see the case's reason): do it outside the engine, "
-                "then reject the case with a reason that records what was done."
+            then = (
+                "then record it with the record_manual_execution update (`recovery case record-execution`)"
+                if self._manual_actions
+                else "then reject the case with a reason that records what was done"
             )
-        refused = self._refuse_approval(decision)
+            raise ValueError(
+                f"The engine cannot carry out this recovery (see the case's reason): do it outside the engine, {then}."
+            )
+        refused = self._refuse_approval(decision) or self._refuse_options(decision)
         if refused is not None:
             raise ValueError(refused)
+
+    def _refuse_options(self, decision: Decision) -> str | None:
+        """Why an approval's fee override or action cannot be taken, or None."""
+        if decision.fee_usd is None and decision.action is None:
+            return None
+        if not self._manual_actions:
+            return "This case was started before approvals took a fee or an action: approve without them."
+        quote = self._state.quote
+        if decision.fee_usd is not None and quote is not None and quote.min_fee_usd is not None:
+            refused = refuse_fee_override(decision.fee_usd, min_usd=quote.min_fee_usd, max_usd=quote.max_fee_usd)
+            if refused is not None:
+                return refused
+        if decision.action is not None and decision.action is not default_choice(self._state.action):
+            return refuse_choice(
+                decision.action, action=self._state.action, sender_is_contract=False, refunds_available=False
+            )
+        return None
 
     def _refuse_approval(self, decision: Decision) -> str | None:
         if self._state.policy is None:
@@ -341,6 +391,80 @@ class CaseWorkflow:
                 now=workflow.now(),
             )
 
+    @workflow.update(
+        description="Book a recovery done outside the engine (contract redeploy, issuer's rescue, fork keys, "
+        "non-EVM chain): {engineer, chain, tx_hash, note}. The engine checks the transaction on chain first."
+    )
+    async def record_manual_execution(self, execution: ManualExecution) -> str:
+        before = self._snapshot()
+        self._state.approving = True
+        try:
+            assert self._case is not None and self._deposit is not None
+            quote = self._state.quote
+            if quote is None or quote.net_estimate <= 0:
+                quote = await self._quote(self._deposit, on_chain=False)
+            if quote is None:
+                raise ApplicationError(
+                    "The fee cannot be quoted (see the case timeline): configure a USD price for the asset and "
+                    "record the execution again."
+                )
+            if quote.net_estimate <= 0:
+                raise ApplicationError(_too_small(quote) + " Reject the case instead.")
+            self._state.quote = quote
+            refused = self._refuse_execution(execution)  # again: the quote may have changed the amount
+            if refused is not None:
+                raise ApplicationError(refused)
+            check = await _activity(
+                CaseActivities.verify_manual_execution,
+                ExecutionRequest(
+                    case_id=self._case.case_id,
+                    deposit=self._deposit,
+                    chain=execution.chain,
+                    tx_hash=execution.tx_hash,
+                    engineer=execution.engineer,
+                ),
+                summary=f"check the manual execution {_short(execution.tx_hash)} on {execution.chain}",
+            )
+            if check.transfer is None:
+                raise ApplicationError(f"Refused: {check.problem}")
+            self._state.execution = check.transfer
+            self._state.executed_by = execution.engineer
+        finally:
+            self._state.approving = False
+        await self._audit(
+            "record_manual_execution", execution.engineer, execution.attestation is not None, execution, before
+        )
+        return f"recovery in {execution.tx_hash} checked on {execution.chain} and booked"
+
+    @record_manual_execution.validator
+    def _validate_manual_execution(self, execution: ManualExecution) -> None:
+        if not self._manual_actions:
+            raise ValueError(
+                "This case was started before manual executions could be recorded: reject it with a reason."
+            )
+        as_decision = Decision(engineer=execution.engineer, note=execution.note, attestation=execution.attestation)
+        self._validate_decision(as_decision, action="record_manual_execution")
+        if not execution.chain.strip() or not execution.tx_hash.strip():
+            raise ValueError("Name the chain and the transaction hash of the recovery.")
+        if self._deposit is None:
+            raise ValueError("The case has no located deposit to match a transaction against.")
+        refused = self._refuse_execution(execution)
+        if refused is not None:
+            raise ValueError(refused)
+
+    def _refuse_execution(self, execution: ManualExecution) -> str | None:
+        """The approval rules (roster, tier, limit, four-eyes tier, attestation) for who books the execution."""
+        assert self._state.policy is not None
+        return refuse_approval(
+            self._state.policy,
+            engineer=execution.engineer,
+            case_user_id=self._state.user_id,
+            amount_usd=self._state.amount_usd,
+            approvals=[],
+            attested=execution.attestation is not None,
+            case_tier=self._state.tier,
+        )
+
     @workflow.query(description="What the classifier saw and decided, the quote and the approvals so far.")
     def evidence(self) -> CaseEvidence:
         return CaseEvidence(
@@ -368,14 +492,33 @@ class CaseWorkflow:
             "paused": str(self._state.paused).lower(),
         }
 
-    async def _quote(self, deposit: Transfer) -> Quote | None:
+    async def _quote(
+        self, deposit: Transfer, *, fee_usd: Decimal | None = None, on_chain: bool | None = None
+    ) -> Quote | None:
         """The fee quote, or None when it cannot be made (no USD price, unknown token decimals)."""
         assert self._case is not None
         self._state.quote_attempts += 1
-        try:
-            request = QuoteRequest(
-                case_id=self._case.case_id, deposit=deposit, on_chain=self._state.action is not Action.CREDIT
+        request = QuoteRequest(
+            case_id=self._case.case_id,
+            deposit=deposit,
+            on_chain=self._state.action is not Action.CREDIT if on_chain is None else on_chain,
+            fee_usd=fee_usd,
+        )
+        if self._manual_actions:
+            outcome = await _activity(
+                CaseActivities.quote_or_reason, request, summary=f"quote the fee of {deposit.amount_text()}"
             )
+            if outcome.quote is None:
+                await self._save(
+                    f"no-quote-{self._state.quote_attempts}",
+                    self._state.status,
+                    f"The fee cannot be quoted: {outcome.reason}. An engineer must decide on this case.",
+                )
+                return None
+            self._state.quote = outcome.quote
+            self._set_amount_usd(outcome.quote)
+            return outcome.quote
+        try:
             quote = await _activity(
                 CaseActivities.quote_recovery, request, summary=f"quote the fee of {deposit.amount_text()}"
             )
@@ -417,6 +560,18 @@ class CaseWorkflow:
             await workflow.wait_condition(lambda: self._state.decision is not None)
         else:
             await self._collect_approvals()
+        execution = self._state.execution
+        if execution is not None:
+            assert self._state.quote is not None
+            await self._save(
+                "manual-execution",
+                CaseStatus.AWAITING_APPROVAL,
+                f"Recovered outside the engine by {self._state.executed_by}: "
+                f"{format_units(execution.amount, self._state.quote.decimals)} {self._state.quote.asset} "
+                f"in {execution.tx_hash} on {execution.chain}, checked on chain",
+                waiting="crediting the user",
+            )
+            return True
         if self._state.decision is None:  # approved by every engineer needed
             names = " and ".join(
                 f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in self._state.approvals
@@ -440,7 +595,7 @@ class CaseWorkflow:
         announced = 0
         while True:
             await self._wait_for_engineers(functools.partial(self._decided_or_more_approvals, announced))
-            if self._state.decision is not None or self._state.approved:
+            if self._state.decision is not None or self._state.approved or self._state.execution is not None:
                 return
             announced = len(self._state.approvals)
             latest = self._state.approvals[-1]
@@ -721,7 +876,9 @@ class CaseWorkflow:
         )
 
     def _decided_or_more_approvals(self, seen: int) -> bool:
-        return self._state.decision is not None or len(self._state.approvals) > seen
+        return (
+            self._state.decision is not None or len(self._state.approvals) > seen or self._state.execution is not None
+        )
 
     async def _above_auto_limit(self, verdict: Classification, quote: Quote | None) -> Classification:
         """An automatic pattern worth more than the automatic limit goes to an engineer; the case says why."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -20,6 +21,7 @@ from api.staff_actions import (
     CaseNotRunning,
     WorkflowBusy,
     attested_decision,
+    attested_execution,
     attester_for,
     query_case,
     send_update,
@@ -31,6 +33,7 @@ from api.staff_schemas import (
     AssignBody,
     AuditOut,
     EscalateBody,
+    ExecutionBody,
     FeeReportOut,
     FeeTotalOut,
     RejectBody,
@@ -39,6 +42,7 @@ from api.staff_schemas import (
     StaffCaseList,
     WorkflowView,
 )
+from recovery.models import RecoveryChoice
 from recovery.settings import Settings
 from services.attesting import Attester
 from store import audit, cases, ledger
@@ -194,9 +198,20 @@ async def _decide(
     *,
     note: str = "",
     reason: str = "",
+    fee_usd: Decimal | None = None,
+    choice: RecoveryChoice | None = None,
 ) -> ActionDone:
     """A decision (approve or reject) signed by this API's attester, so the workflow can tell who sent it."""
-    decision = attested_decision(attester, case_id=case_id, engineer=engineer, action=action, note=note, reason=reason)
+    decision = attested_decision(
+        attester,
+        case_id=case_id,
+        engineer=engineer,
+        action=action,
+        note=note,
+        reason=reason,
+        fee_usd=fee_usd,
+        choice=choice,
+    )
     return await _act(temporal, case_id, action, decision, engineer)
 
 
@@ -205,7 +220,9 @@ async def approve_case(
     case_id: str, body: ApproveBody, engineer: ActingEngineer, attester: AttesterDep, temporal: TemporalDep
 ) -> Any:
     """Approve a case awaiting approval, attested (a four-eyes case needs a second engineer's approval)."""
-    return await _decide(temporal, attester, case_id, engineer.name, "approve", note=body.note)
+    return await _decide(
+        temporal, attester, case_id, engineer.name, "approve", note=body.note, fee_usd=body.fee_usd, choice=body.action
+    )
 
 
 @router.post("/cases/{case_id}/reject", response_model=ActionDone, responses=ACTION_ERRORS)
@@ -214,6 +231,18 @@ async def reject_case(
 ) -> Any:
     """Reject a case awaiting approval, attested; the user reads the reason."""
     return await _decide(temporal, attester, case_id, engineer.name, "reject", reason=body.reason)
+
+
+@router.post("/cases/{case_id}/record-execution", response_model=ActionDone, responses=ACTION_ERRORS)
+async def record_execution(
+    case_id: str, body: ExecutionBody, engineer: ActingEngineer, attester: AttesterDep, temporal: TemporalDep
+) -> Any:
+    """Book a recovery done outside the engine, attested: the engine checks the transaction on chain (the
+    deposit's asset and amount, to the exchange's hot wallet, final) and refuses it (409) with what is wrong."""
+    payload = attested_execution(
+        attester, case_id=case_id, engineer=engineer.name, chain=body.chain, tx_hash=body.tx_hash, note=body.note
+    )
+    return await _act(temporal, case_id, "record_manual_execution", payload, engineer.name)
 
 
 @router.post("/cases/{case_id}/request-info", response_model=ActionDone, responses=ACTION_ERRORS)
