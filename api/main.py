@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TemporalConnector, temporal_connector
-from api.routes import cases, feedback, staff
+from api.routes import cases, feedback, ownership, staff
 from chains.endpoints import EndpointHealth
 from recovery.settings import Settings, get_settings
 from store.db import make_engine
@@ -243,6 +243,7 @@ def create_app(
     v1.include_router(cases.router)
     v1.include_router(staff.router)
     v1.include_router(feedback.router)
+    v1.include_router(ownership.router)
     app.include_router(v1)
     app.include_router(_health_router())
     return app

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recovery.models import CaseHandling, CaseStatus, Pattern, Quote, SlaState
 from recovery.units import format_units
 from store.cases import Case, CaseEvent
+from store.ledger import RefundEntry
+from store.ownership import OwnershipRequirement
 
 TX_HASH_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
@@ -138,6 +140,19 @@ class CaseSummary(BaseModel):
         )
 
 
+class RefundOut(BaseModel):
+    amount: AmountOut
+    to: str = Field(description="The deposit's sender, where the refund went")
+    tx_hash: str = Field(description="The refund transaction on the deposit's chain")
+
+    @classmethod
+    def of(cls, refund: RefundEntry | None, decimals: int | None) -> RefundOut | None:
+        amount = None if refund is None else AmountOut.of(refund.amount, decimals)
+        if refund is None or amount is None:
+            return None
+        return cls(amount=amount, to=refund.to_address, tx_hash=refund.tx_hash)
+
+
 class CaseDetail(CaseSummary):
     reason: str
     log_index: int | None
@@ -145,14 +160,25 @@ class CaseDetail(CaseSummary):
     decimals: int | None
     fees: FeeBreakdown
     credited: AmountOut | None = Field(description="Amount credited to your account, once completed")
+    refund: RefundOut | None = Field(
+        default=None, description="The deposit sent back to its sender, once refunded (then nothing is credited)"
+    )
     net_estimate: AmountOut | None = Field(description="Expected credit from the quote, before completion")
     topup_tx_hash: str | None
     sweep_tx_hash: str | None
     sla: SlaOut | None = Field(description="Service levels, once the case waits for an engineer")
+    next_action: str | None = Field(description="What the case waits for from you, if anything, and how to give it")
     timeline: list[TimelineEntry]
 
     @classmethod
-    def build(cls, case: Case, events: list[CaseEvent], handling: CaseHandling | None = None) -> CaseDetail:
+    def build(
+        cls,
+        case: Case,
+        events: list[CaseEvent],
+        handling: CaseHandling | None = None,
+        ownership: OwnershipRequirement | None = None,
+        refund: RefundEntry | None = None,
+    ) -> CaseDetail:
         quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
         settled = case.credited is not None
@@ -173,12 +199,40 @@ class CaseDetail(CaseSummary):
                 final=settled,
             ),
             credited=AmountOut.of(case.credited, decimals),
+            refund=RefundOut.of(refund, decimals),
             net_estimate=None if settled or quote is None else AmountOut.of(quote.net_estimate, decimals),
             topup_tx_hash=case.topup_tx_hash,
             sweep_tx_hash=case.sweep_tx_hash,
             sla=SlaOut.of(handling),
+            next_action=next_action(case, events, ownership),
             timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message) for e in events],
         )
+
+
+def next_action(case: Case, events: list[CaseEvent], ownership: OwnershipRequirement | None) -> str | None:
+    """What the case waits for from its user, said plainly; None when nothing is expected of them."""
+    if case.status.terminal:
+        return None
+    latest = events[-1].key if events else ""
+    if case.status is CaseStatus.AWAITING_USER and latest.startswith("info-request"):
+        return f'Answer the recovery engineer\'s question: POST /v1/cases/{case.case_id}/messages {{"text": "..."}}'
+    if ownership is not None and ownership.proven_at is None:
+        proof = f"/v1/cases/{case.case_id}/ownership-proof"
+        deposit = (
+            f"send a new small transfer of the chain's own coin from {ownership.address} to {ownership.recipient} "
+            "(with your own destination tag, on a shared address) "
+            f'and, once it is final, POST {{"verification_tx_hash": "..."}} to {proof}'
+        )
+        start = f"Prove that you control {ownership.address}: GET /v1/cases/{case.case_id}/ownership-challenge, then "
+        if not ownership.address.startswith("0x"):  # only EVM wallets sign with personal_sign
+            return start + deposit
+        return (
+            start + "either sign its message with personal_sign from that wallet and POST "
+            f'{{"signature": "0x..."}} to {proof}, or {deposit}'
+        )
+    if case.status is CaseStatus.AWAITING_APPROVAL:
+        return "Nothing: a recovery engineer is reviewing your case."
+    return None
 
 
 class CasesPublic(BaseModel):

@@ -10,6 +10,7 @@ every transfer of the transaction.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from chains.adapter import RestAdapter
@@ -86,6 +87,14 @@ def _sender(tx: dict[str, Any]) -> str:
         return "coinbase"
     prevout = first.get("prevout") or {}
     return str(prevout.get("scriptpubkey_address") or "unknown")
+
+
+def _block_time(value: Any) -> datetime | None:
+    """Esplora's ``status.block_time`` (Unix seconds of the block header: a miner's clock, loose by up to
+    two hours)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _int(value: Any, what: str) -> int:
@@ -167,6 +176,7 @@ class BitcoinChain(RestAdapter):
                 "block_number": height,
                 # Mined means at least one confirmation, even if a lagging endpoint answered the tip.
                 "confirmations": max(1, tip - height + 1),
+                "block_timestamp": _block_time(status.get("block_time")),
                 "transfers": transfers,
                 "notes": notes,
             }

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from eth_utils import to_checksum_address
@@ -127,6 +127,31 @@ class EvmChain:
         if isinstance(head, RpcError):
             raise head
         result = trace_result(self.config, tx_hash, tx, receipt, hex_to_int(head))
+        if result.block_number is None:
+            return result
+        assert receipt is not None
+        block_timestamp, result = await asyncio.gather(
+            self.block_timestamp(str(receipt.get("blockHash") or "")), self._with_internal(result, tx, receipt)
+        )
+        return result.model_copy(update={"block_timestamp": block_timestamp})
+
+    async def block_timestamp(self, block_hash: str) -> datetime | None:
+        """The block's timestamp; None when the node has no such block (reorganised away) or answers an error."""
+        if not block_hash:
+            return None
+        try:
+            block = await self.rpc.call("eth_getBlockByHash", [block_hash, False])
+        except RpcError as exc:
+            log.warning("%s: block %s not read: %s", self.config.name, block_hash, exc)
+            return None
+        if not block or block.get("timestamp") is None:
+            return None
+        return datetime.fromtimestamp(hex_to_int(block["timestamp"]), UTC)
+
+    async def _with_internal(
+        self, result: TraceResult, tx: Mapping[str, Any], receipt: Mapping[str, Any]
+    ) -> TraceResult:
+        """``result`` with the native value a contract forwarded inside the transaction, where the node tells."""
         if not needs_internal_trace(tx, receipt):
             return result
         if not self.config.trace_internal:
@@ -134,7 +159,7 @@ class EvmChain:
         if self._debug_trace is False:
             return internal_not_read(result, self._no_debug_trace_note())
         try:
-            frame = await self.rpc.call("debug_traceTransaction", [tx_hash, CALL_TRACER])
+            frame = await self.rpc.call("debug_traceTransaction", [result.tx_hash, CALL_TRACER])
         except RpcError as exc:
             return self._internal_failed(result, exc)
         self._debug_trace = True
@@ -147,7 +172,8 @@ class EvmChain:
         chunk_size: int = TRACE_MANY_CHUNK,
         concurrency: int = TRACE_MANY_CONCURRENCY,
     ) -> list[TraceResult]:
-        """``trace`` for many transactions in few round trips, in the order given.
+        """``trace`` for many transactions in few round trips, in the order given (without the block
+        timestamps: a scan does not need them, and they would cost a lookup per block).
 
         Raw JSON-RPC batches of ``eth_getTransactionByHash`` + ``eth_getTransactionReceipt`` (at most
         ``chunk_size`` calls each, ``concurrency`` batches in flight) and one ``eth_blockNumber``; then,

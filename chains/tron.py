@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import base58
@@ -160,6 +161,13 @@ def failure_reason(tx: dict[str, Any], info: dict[str, Any]) -> str | None:
     return ", ".join(reasons) or None
 
 
+def _block_time(value: Any) -> datetime | None:
+    """``blockTimeStamp`` of ``gettransactioninfobyid``: milliseconds since the Unix epoch."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
 def _block_number(block: Any, what: str) -> int:
     try:
         number = block["block_header"]["raw_data"]["number"]
@@ -231,6 +239,7 @@ class TronChain(RestAdapter):
                 "succeeded": reason is None,
                 "block_number": block,
                 "confirmations": 1 if final else 0,
+                "block_timestamp": _block_time(info.get("blockTimeStamp")),
                 "transfers": transfers,
                 "notes": notes,
             }

@@ -18,6 +18,7 @@ Finality is ``validated: true`` (1 confirmation of 1 required); before that the 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
@@ -32,6 +33,8 @@ TX_HASH_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 TX_HASH_FORMAT = "64 hex digits, no 0x (any case)"
 TF_PARTIAL_PAYMENT = 0x00020000
 UNLISTED_DECIMALS = 15
+RIPPLE_EPOCH = 946_684_800
+"""2000-01-01T00:00:00Z in Unix seconds: the XRP Ledger counts time from it."""
 NOT_FOUND_ERRORS = frozenset({"txnNotFound"})
 ENDPOINT_ERRORS = frozenset(
     {"tooBusy", "noNetwork", "noCurrent", "noClosed", "amendmentBlocked", "slowDown", "failedToForward"}
@@ -132,6 +135,21 @@ def payment_transfer(
     )
 
 
+def close_time(result: dict[str, Any], tx: dict[str, Any]) -> datetime | None:
+    """When the transaction's ledger closed: ``close_time_iso`` (API v2), else ``date`` (seconds since the
+    Ripple epoch). Close times are rounded to the ledger's close time resolution (10 s)."""
+    iso = result.get("close_time_iso")
+    if isinstance(iso, str):
+        try:
+            return datetime.fromisoformat(iso).astimezone(UTC)
+        except ValueError:
+            pass
+    date = result.get("date", tx.get("date"))
+    if isinstance(date, bool) or not isinstance(date, int):
+        return None
+    return datetime.fromtimestamp(RIPPLE_EPOCH + date, UTC)
+
+
 def _ledger_index(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -212,6 +230,7 @@ class XrplChain(PooledAdapter):
                 "succeeded": succeeded if validated else None,
                 "block_number": _ledger_index(result.get("ledger_index", tx.get("ledger_index"))),
                 "confirmations": 1 if validated else 0,
+                "block_timestamp": close_time(result, tx) if validated else None,
                 "transfers": transfers,
                 "notes": notes,
             }

@@ -35,16 +35,6 @@ def fees_report(
     finally:
         engine.dispose()
 
-    def decimals_of(chain: str, asset: str) -> int | None:
-        try:
-            config = settings.chain(chain)
-        except KeyError:
-            return None
-        if asset == config.native_symbol:
-            return config.native_decimals
-        token = config.token_by_symbol(asset)
-        return token.decimals if token else None
-
     if as_json:
         print_json(
             [
@@ -67,6 +57,6 @@ def fees_report(
     for column in ("chain", "asset", "cases", "fee", "network cost", "fee (USD at quote)"):
         table.add_column(column, justify="right" if column not in ("chain", "asset") else "left")
     for t in totals:
-        d = decimals_of(t.chain, t.asset)
+        d = settings.asset_decimals(t.chain, t.asset)
         table.add_row(t.chain, t.asset, str(t.count), amount_text(t.fee, d), amount_text(t.gas, d), str(t.fee_usd))
     Console().print(table)

@@ -104,6 +104,15 @@ def settle(*, recovered: int, fee: int, gas: int, gas_native: int) -> Settlement
     )
 
 
+def settle_refund(*, recovered: int, refunded: int, fee: int, gas_native: int) -> Settlement:
+    """Split a refund: the sender gets ``refunded``, the exchange keeps the fee, and the rest (the quoted
+    network cost, fixed before signing) is the gas charged."""
+    gas = recovered - refunded - fee
+    if refunded <= 0 or fee < 0 or gas < 0:
+        raise ValueError(f"a refund of {refunded} with fee {fee} does not fit in {recovered} base units")
+    return Settlement(recovered=recovered, credited=0, refunded=refunded, fee=fee, gas=gas, gas_native=gas_native)
+
+
 def _cents(value: Fraction) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = 200

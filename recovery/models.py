@@ -178,6 +178,8 @@ class TraceResult(BaseModel):
     confirmations: int = 0
     required_confirmations: int = 0
     block_time_ms: int = 0
+    block_timestamp: datetime | None = None
+    """When the transaction's block was made (UTC, as the chain says); None if not mined or not read."""
     transfers: list[Transfer] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     """What the adapter noticed that a reader should know (e.g. an XRP partial payment delivered less
@@ -222,6 +224,8 @@ class DepositFacts(BaseModel):
     deposit: Transfer | None = None
     owner_user_id: str | None = None
     recipient_is_contract: bool = False
+    sender_is_contract: bool = False
+    """The deposit's sender has code on its chain: it cannot sign an ownership proof, nor be refunded."""
     signer_holds_key: bool = False
     credited_here: bool = False
     credited_chains: list[str] = Field(default_factory=list)
@@ -282,13 +286,23 @@ class Quote(BaseModel):
 
 
 class Settlement(BaseModel):
-    """What was actually recovered and how it splits: recovered = credited + fee + gas."""
+    """What was actually recovered and how it splits: recovered = credited + refunded + fee + gas."""
 
     recovered: BaseUnits
     credited: BaseUnits
     fee: BaseUnits
     gas: BaseUnits
     gas_native: BaseUnits
+    refunded: BaseUnits = 0
+    """Sent back to the deposit's sender (a refund; nothing is credited then)."""
+
+
+class Refund(BaseModel):
+    """A refund as sent on chain: ``amount`` of the deposit's asset back to ``to`` in ``tx_hash``."""
+
+    to: str
+    amount: BaseUnits
+    tx_hash: str
 
 
 class TimelineEvent(BaseModel):

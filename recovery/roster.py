@@ -60,6 +60,8 @@ class ApprovalPolicy(BaseModel):
     """Above this USD value a case needs two approvals by distinct engineers (None: never)."""
     auto_limit_usd: Decimal | None = None
     """Above this USD value an automatic pattern goes to an engineer (None: no limit)."""
+    ownership_proof_usd: Decimal | None = None
+    """Above this USD value a manual case waits for the claimant's proof that they control the sender."""
     unattested: UnattestedRule = "single"
     attestation_keys: list[str] = Field(default_factory=list)
     """Hex Ed25519 public keys whose attestations the workflow accepts (the API's and the CLI's)."""

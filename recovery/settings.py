@@ -219,6 +219,11 @@ class Settings(BaseSettings):
     """An automatic pattern worth more than this goes to an engineer (None: no limit)."""
     four_eyes_usd: Decimal | None = Decimal("50000")
     """Above this a case needs two approvals by distinct engineers (None: never)."""
+    ownership_proof_usd: Decimal | None = Decimal("1000")
+    """Above this a manual case moves nothing until the claimant proves they control the sending address
+    (an EIP-191 signature; None: never)."""
+    ownership_challenge_minutes: int = Field(default=30, ge=1)
+    """How long an ownership challenge's message may be signed."""
     sla: SlaConfig = Field(default_factory=SlaConfig)
     unattested_approvals: UnattestedRule = "single"
     """Where an approval typed into the Temporal UI (no attestation) counts: ``single`` (cases needing one
@@ -274,6 +279,17 @@ class Settings(BaseSettings):
             if chain.name == name:
                 return chain
         raise KeyError(name)
+
+    def asset_decimals(self, chain: str, asset: str) -> int | None:
+        """Decimals of a listed asset (the native coin or a configured token) on ``chain``; None otherwise."""
+        try:
+            config = self.chain(chain)
+        except KeyError:
+            return None
+        if asset == config.native_symbol:
+            return config.native_decimals
+        token = config.token_by_symbol(asset)
+        return token.decimals if token else None
 
     def require_chain(self, name: str, *, family: ChainFamily | None = None, doing: str = "") -> ChainConfig:
         """The chain named ``name``; :class:`UnknownChain` naming the configured ones otherwise, or when it

@@ -21,6 +21,7 @@ def approval_policy(settings: Settings) -> ApprovalPolicy:
         roster=list(settings.engineers),
         four_eyes_usd=settings.four_eyes_usd,
         auto_limit_usd=settings.auto_limit_usd,
+        ownership_proof_usd=settings.ownership_proof_usd,
         unattested=settings.unattested_approvals,
         attestation_keys=trusted_keys(settings),
     )

@@ -87,7 +87,8 @@ class FactGatherer:
         if config.family == "evm":
             facts.contract_on_chains = await self._chains_with_code(deposit.recipient, trace.chain)
             facts.recipient_is_contract = trace.chain in facts.contract_on_chains
-        facts.already_credited = await run_in_session(self._engine, ledger.is_credited, deposit_key=deposit.key)
+            facts.sender_is_contract = await self._chains.get(trace.chain).is_contract(deposit.sender)
+        facts.already_credited = await run_in_session(self._engine, ledger.is_settled, deposit_key=deposit.key)
         if deposit.asset is not None:
             facts.credited_here = deposit.asset in config.credited_assets
             facts.credited_chains = [

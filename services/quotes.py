@@ -12,7 +12,7 @@ from recovery.models import Quote, Transfer
 from recovery.settings import Settings
 from services.evm_chains import EvmChains
 from services.pricing import asset_and_decimals, require_price
-from services.transactions import NATIVE_TRANSFER_GAS, sweep_gas_limit
+from services.transactions import NATIVE_TRANSFER_GAS, transfer_gas_limit
 
 
 class FeeOutOfBounds(PermanentError):
@@ -26,8 +26,11 @@ class Quoter:
         self._prices = prices
         self._chains = chains
 
-    async def quote(self, deposit: Transfer, *, on_chain: bool, fee_usd: Decimal | None = None) -> Quote:
-        """``on_chain`` False: a credit of funds already held, no gas to pay. Raises
+    async def quote(
+        self, deposit: Transfer, *, on_chain: bool, fee_usd: Decimal | None = None, refund: bool = False
+    ) -> Quote:
+        """``on_chain`` False: a credit of funds already held, no gas to pay. ``refund``: two transfers
+        from the deposit address (the refund to the sender, the fee to the hot wallet) instead of one. Raises
         :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price, and
         :class:`FeeOutOfBounds` for an engineer's ``fee_usd`` outside the policy's bounds."""
         config = self._chains.config(deposit.chain)
@@ -38,9 +41,11 @@ class Quoter:
             chain = self._chains.get(deposit.chain)
             max_fee, _tip = await chain.fee_params()
             hot = self._signer.address(HOT_WALLET_PATH)
-            sweep_gas = await sweep_gas_limit(chain, deposit, hot_wallet=hot)
+            gas = await transfer_gas_limit(chain, deposit, to=hot, amount=deposit.amount)
+            if refund:
+                gas += await transfer_gas_limit(chain, deposit, to=deposit.sender, amount=deposit.amount)
             gas_estimate = native_to_asset_units(
-                (sweep_gas + NATIVE_TRANSFER_GAS) * max_fee,
+                (gas + NATIVE_TRANSFER_GAS) * max_fee,
                 native_decimals=config.native_decimals,
                 native_price_usd=require_price(self._prices, config.native_symbol),
                 decimals=decimals,

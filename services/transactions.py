@@ -1,5 +1,6 @@
-"""Building the recovery's EVM transactions: the sweep from the deposit address to the hot wallet, and the
-gas top-up that pays for it. Pure but for the gas estimate."""
+"""Building the recovery's EVM transactions: the sweep from the deposit address to the hot wallet (or a
+refund to the sender and the fee to the hot wallet), and the gas top-up that pays for them. Pure but for the
+gas estimate."""
 
 from __future__ import annotations
 
@@ -26,18 +27,19 @@ class PendingSpend(Protocol):
 
 
 async def sweep_gas_limit(chain: EvmChain, deposit: Transfer, *, hot_wallet: str) -> int:
-    """Gas for the sweep: a plain transfer for the native coin, else the node's estimate with headroom
-    (a fixed fallback when the estimate fails: it is advisory)."""
+    return await transfer_gas_limit(chain, deposit, to=hot_wallet, amount=deposit.amount)
+
+
+async def transfer_gas_limit(chain: EvmChain, deposit: Transfer, *, to: str, amount: int) -> int:
+    """Gas for moving ``amount`` of the deposit's asset from the deposit address: a plain transfer for the
+    native coin, else the node's estimate with headroom (a fixed fallback when the estimate fails: it is
+    advisory)."""
     if deposit.native:
         return NATIVE_TRANSFER_GAS
     assert deposit.token_address is not None
     try:
         estimate = await chain.estimate_gas(
-            {
-                "from": deposit.recipient,
-                "to": deposit.token_address,
-                "data": build_erc20_transfer_data(hot_wallet, deposit.amount),
-            }
+            {"from": deposit.recipient, "to": deposit.token_address, "data": build_erc20_transfer_data(to, amount)}
         )
     except Exception as exc:  # noqa: BLE001 - an estimate is advisory; the fallback is safe
         log.warning("gas estimate failed on %s: %s; using %d", deposit.chain, exc, SWEEP_GAS_FALLBACK)
@@ -47,16 +49,20 @@ async def sweep_gas_limit(chain: EvmChain, deposit: Transfer, *, hot_wallet: str
 
 def sweep_tx(deposit: Transfer, *, hot_wallet: str, gas: int, max_fee: int, tip: int) -> dict[str, Any]:
     """Everything of the deposit to the hot wallet; a native sweep pays its own gas out of the amount."""
+    if deposit.native:
+        amount = deposit.amount - gas * max_fee
+        return transfer_tx(deposit, to=hot_wallet, amount=amount, gas=gas, max_fee=max_fee, tip=tip)
+    return transfer_tx(deposit, to=hot_wallet, amount=deposit.amount, gas=gas, max_fee=max_fee, tip=tip)
+
+
+def transfer_tx(deposit: Transfer, *, to: str, amount: int, gas: int, max_fee: int, tip: int) -> dict[str, Any]:
+    """``amount`` of the deposit's asset from the deposit address to ``to`` (its gas is paid apart: from the
+    address's native balance, topped up where it lacks it)."""
     common = {"gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
     if deposit.native:
-        return {"to": hot_wallet, "value": deposit.amount - gas * max_fee, **common}
+        return {"to": to, "value": amount, **common}
     assert deposit.token_address is not None
-    return {
-        "to": deposit.token_address,
-        "value": 0,
-        "data": build_erc20_transfer_data(hot_wallet, deposit.amount),
-        **common,
-    }
+    return {"to": deposit.token_address, "value": 0, "data": build_erc20_transfer_data(to, amount), **common}
 
 
 def topup_needed(pending: Iterable[PendingSpend], balance: int) -> int:

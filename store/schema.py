@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from store import audit, cases, feedback, ledger, manual_executions, scan_cursors, signed_txs, staff, users
+from store import audit, cases, feedback, ledger, manual_executions, ownership, scan_cursors, signed_txs, staff, users
 
-TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger, audit, staff, feedback, manual_executions)
+TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger, audit, staff, feedback, manual_executions, ownership)
 
 
 def init_db(engine: Engine) -> None:

@@ -220,6 +220,19 @@ def is_shared_address(session: Session, *, address: str) -> bool:
     return row is not None
 
 
+def memo_of(session: Session, *, user_id: str, address: str) -> str | None:
+    """The memo that tells ``user_id``'s deposits to the shared ``address`` apart (an XRP destination tag)."""
+    return session.exec(
+        select(DepositAddress.memo)
+        .where(
+            DepositAddress.user_id == user_id,
+            DepositAddress.address == norm_address(address),
+            col(DepositAddress.memo).is_not(None),
+        )
+        .order_by(col(DepositAddress.id))
+    ).first()
+
+
 def deposit_owner(session: Session, *, address: str, memo: str | None) -> AddressOwner | None:
     """The owner of a deposit to ``address`` carrying ``memo``: the memo counts only on a shared address
     (one where users are told apart by memo, like XRP destination tags); elsewhere it is ignored."""

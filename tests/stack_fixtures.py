@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -29,6 +31,9 @@ from devstack import devnet
 from recovery.settings import ChainConfig, Settings
 from store import db, schema, users
 from worker import build_worker
+
+DEV_ACCOUNT_0_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+"""Anvil's first dev account (the public test mnemonic's): the users' wallet in these tests."""
 
 
 @dataclass
@@ -81,6 +86,15 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"case {case_id} stuck in {case['status']}: {case}")
             await asyncio.sleep(0.2)
+
+    async def prove_ownership(self, token: str, case_id: str, key: str = DEV_ACCOUNT_0_KEY) -> httpx.Response:
+        """Play the sender's wallet: sign the case's ownership challenge with ``key`` and post the proof."""
+        auth = {"Authorization": f"Bearer {token}"}
+        challenge = await self.http.get(f"/v1/cases/{case_id}/ownership-challenge", headers=auth)
+        assert challenge.status_code == 200, challenge.text
+        signed = Account.sign_message(encode_defunct(text=challenge.json()["message"]), private_key=key)
+        body = {"signature": signed.signature.to_0x_hex()}
+        return await self.http.post(f"/v1/cases/{case_id}/ownership-proof", json=body, headers=auth)
 
     def signer_mnemonic_absent_from(self, text: str) -> bool:
         assert self.settings.seed_file is not None

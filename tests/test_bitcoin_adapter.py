@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -100,6 +100,7 @@ async def test_confirmed_payment_with_change(fake_nodes: NodeFactory) -> None:  
     assert result.found and result.succeeded is True and result.chain == "bitcoin" and result.tx_hash == TXID
     assert (result.block_number, result.confirmations, result.required_confirmations) == (840_000, 6, 3)
     assert result.confirmed and result.block_time_ms == 600_000
+    assert result.block_timestamp == datetime(2024, 4, 20, 0, 9, 27, tzinfo=UTC)  # status.block_time
     pay, change = result.transfers
     assert (pay.log_index, pay.recipient, pay.amount, pay.sender) == (0, RECIPIENT, 50_000, SENDER)
     assert (pay.asset, pay.decimals, pay.token_address, pay.memo, pay.native) == ("BTC", 8, None, None, True)
@@ -131,6 +132,7 @@ async def test_unconfirmed(fake_nodes: NodeFactory) -> None:  # noqa: F811
     result = await BitcoinChain(btc_config(node.url)).trace(TXID)
     assert result.found and result.succeeded is None and result.confirmations == 0 and not result.confirmed
     assert result.block_number is None and [t.amount for t in result.transfers] == [50_000]
+    assert result.block_timestamp is None
     assert node.hits("/blocks/tip/height") == 0
 
 

@@ -6,6 +6,7 @@ with a matching and a mismatching transaction."""
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,21 +18,24 @@ from recovery.models import CaseStatus, Pattern, RecoveryChoice
 from tests.history_tools import accepted_updates
 from tests.workflow_fakes import (
     ATTESTER,
+    POLICY,
     FakeCase,
     facts,
     new_case,
     no_price,
     nothing_moved,
+    quote,
     refused,
     running,
     trace,
     usdt_deposit,
     wait_for_status,
 )
-from workflows.case_messages import Decision, ExecutionCheck, ManualExecution
-from workflows.case_workflow import CaseWorkflow
+from workflows.case_messages import Decision, ExecutionCheck, ManualExecution, OwnershipProven, UserMessage
+from workflows.case_workflow import OWNERSHIP_PROVER, CaseWorkflow
 
 RESCUE_TX = "0x" + "cd" * 32
+SENDER = usdt_deposit().sender
 
 
 def _failed_activities(history: WorkflowHistory) -> int:
@@ -87,13 +91,13 @@ async def test_an_approval_sets_the_fee_within_the_policy_bounds_and_says_so(
 
 async def test_an_approval_chooses_only_an_action_the_case_allows(time_skipping_env: WorkflowEnvironment) -> None:
     deposit = usdt_deposit()
-    fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit, credited_chains=[]))
+    fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit, credited_chains=[], sender_is_contract=True))
     async with running(time_skipping_env, fake) as handle:
         await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
         credit = await refused(handle, CaseWorkflow.approve, Decision(engineer="alice", action=RecoveryChoice.CREDIT))
         assert "still sit at the deposit address" in credit and "action 'sweep'" in credit
         refund = await refused(handle, CaseWorkflow.approve, Decision(engineer="alice", action=RecoveryChoice.REFUND))
-        assert "Refunds to the sender are not available" in refund
+        assert "The sender is a contract" in refund and "action 'sweep'" in refund
         await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice", action=RecoveryChoice.SWEEP))
         result = await handle.result()
 
@@ -191,3 +195,106 @@ async def test_a_manual_execution_follows_the_approval_rules(time_skipping_env: 
         await handle.result()
     assert fake.execution_requests == []
     nothing_moved(fake)
+
+
+# --- ownership of the sending address --------------------------------------------------------------
+
+
+def _ownership_fake() -> FakeCase:
+    """A 100 USD UNLISTED_TOKEN case under a policy that wants a proof above 50 USD."""
+    deposit = usdt_deposit()
+    policy = POLICY.model_copy(update={"ownership_proof_usd": Decimal("50")})
+    return FakeCase(traces=[trace(deposit)], facts=facts(deposit, credited_chains=[], approval_policy=policy))
+
+
+def _proof(case_id: str, now: datetime, address: str = SENDER) -> OwnershipProven:
+    attestation = ATTESTER.attest(case_id=case_id, engineer=OWNERSHIP_PROVER, action="ownership_proven", now=now)
+    return OwnershipProven(address=address, method="signature", reference="nonce-1", attestation=attestation)
+
+
+async def test_an_approved_case_moves_nothing_until_the_claimant_proves_ownership(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = _ownership_fake()
+    case = new_case()
+    async with running(time_skipping_env, fake, case) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        assert [n.address for n in fake.ownership_needs] == [SENDER]
+        assert "prove that you control" in fake.saved_event("awaiting-approval").event.message
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice"))
+        await wait_for_status(handle, CaseStatus.AWAITING_USER)
+        assert fake.sign_requests == []
+        now = await time_skipping_env.get_current_time()
+        typed_in = OwnershipProven(address=SENDER, method="signature", reference="x")
+        assert "status API" in await refused(handle, CaseWorkflow.ownership_proven, typed_in)
+        other = await refused(handle, CaseWorkflow.ownership_proven, _proof(case.case_id, now, "0x" + "99" * 20))
+        assert "not the deposit's sender" in other
+        forged = await refused(handle, CaseWorkflow.ownership_proven, _proof("another-case", now))
+        assert "does not match" in forged
+        # an answer to a question nobody asked is refused while the case waits for the proof
+        assert "Nobody asked you" in await refused(handle, CaseWorkflow.user_message, UserMessage(text="hi"))
+        await handle.execute_update(CaseWorkflow.ownership_proven, _proof(case.case_id, now))
+        result = await handle.result()
+        history = await handle.fetch_history()
+    if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
+        (Path(__file__).parent / "histories" / "ownership_proven_completed.json").write_text(history.to_json())
+
+    assert result.status is CaseStatus.COMPLETED
+    assert fake.keys.index("ownership-wait") < fake.keys.index("ownership-proven") < fake.keys.index("recovering")
+    assert [name for name, _ in accepted_updates(history)] == ["approve", "ownership_proven"]
+
+
+async def test_a_proof_that_never_comes_expires_the_case_and_nothing_moves(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = _ownership_fake()
+    async with running(time_skipping_env, fake) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        await handle.execute_update(CaseWorkflow.approve, Decision(engineer="alice"))
+        result = await handle.result()  # the 10 working days are skipped
+    assert result.status is CaseStatus.EXPIRED and "did not prove that you control" in result.reason
+    nothing_moved(fake)
+
+
+async def test_a_refund_goes_back_to_the_sender_only_after_the_ownership_proof(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Below any proof threshold, a refund still needs the proof; then the refund to the sender and what the
+    exchange keeps to the hot wallet are signed once each, before the gas top-up that pays for both."""
+    deposit = usdt_deposit()
+    refund_quote = quote()
+    fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit, credited_chains=[]), quotes=[quote(), refund_quote])
+    fake.topup_needed = True
+    case = new_case()
+    async with running(time_skipping_env, fake, case) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        assert fake.ownership_needs == []  # 100 USD: no proof needed for a credit
+        await handle.execute_update(
+            CaseWorkflow.approve, Decision(engineer="alice", note="unlisted", action=RecoveryChoice.REFUND)
+        )
+        await wait_for_status(handle, CaseStatus.AWAITING_USER)
+        assert [n.address for n in fake.ownership_needs] == [SENDER] and fake.sign_requests == []
+        assert fake.saved_event("ownership-wait").event.message.startswith("Approved for a refund to the sender.")
+        await handle.execute_update(
+            CaseWorkflow.ownership_proven, _proof(case.case_id, await time_skipping_env.get_current_time())
+        )
+        result = await handle.result()
+        history = await handle.fetch_history()
+    if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
+        (Path(__file__).parent / "histories" / "refund_completed.json").write_text(history.to_json())
+
+    assert result.status is CaseStatus.COMPLETED
+    assert [r.refund for r in fake.quote_requests] == [False, True]
+    kept = deposit.amount - refund_quote.net_estimate
+    assert [(s.purpose, s.amount) for s in fake.sign_requests] == [
+        ("refund", refund_quote.net_estimate),
+        ("refund_fee", kept),
+        ("gas_topup", None),
+    ]
+    assert fake.sign_requests[2].sweep_key == f"{deposit.key}:refund_fee"  # the top-up pays for both
+    assert [b.idempotency_key.rsplit(":", 1)[1] for b in fake.broadcasts][:3] == ["gas_topup", "refund", "refund_fee"]
+    settle = fake.settle_requests[0]
+    assert settle.refund is not None and settle.refund.to == SENDER
+    assert settle.refund.amount == refund_quote.net_estimate and settle.refund.tx_hash == "0xrefund"
+    assert fake.keys.index("ownership-proven") < fake.keys.index("refunding") < fake.keys.index("refund-mined")
+    assert [name for name, _ in accepted_updates(history)] == ["approve", "ownership_proven"]

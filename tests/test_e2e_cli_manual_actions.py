@@ -21,6 +21,8 @@ async def _manual_case(stack: Stack, amount: str) -> tuple[str, str, str, str]:
     case_id = response.json()["case_id"]
     case = await stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
     assert case["status"] == "AWAITING_APPROVAL", case
+    proof = await stack.prove_ownership(token, case_id)  # above ownership_proof_usd: the sender's signature
+    assert proof.status_code == 200, proof.text
     return token, case_id, address, tx_hash
 
 

@@ -81,6 +81,8 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
     case = await stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
     assert case["status"] == "AWAITING_APPROVAL" and case["pattern"] == "WRONG_NETWORK_SAME_KEY", case
     assert "above the automatic limit of 20000 USD" in case["reason"]
+    proof = await stack.prove_ownership(token, case_id)  # above ownership_proof_usd: the sender's signature
+    assert proof.status_code == 200, proof.text
 
     code, _, err = await recovery_cli(stack, "case", "approve", case_id, "--engineer", "alice")
     assert code == 1 and "refused:" in err and "first-line engineers cannot approve it" in err, err
@@ -142,6 +144,12 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
     # the refusals never reached the history: the assignment and the two attested approvals only
     history = await stack.client.get_workflow_handle(case_id).fetch_history()
     accepted = [
-        (name, args[0]["engineer"], args[0].get("attestation") is not None) for name, args in accepted_updates(history)
+        (name, args[0].get("engineer", args[0].get("address")), args[0].get("attestation") is not None)
+        for name, args in accepted_updates(history)
     ]
-    assert accepted == [("assign", "alice", False), ("approve", "bob", True), ("approve", "chen", True)]
+    assert accepted == [
+        ("ownership_proven", proof.json()["address"], True),
+        ("assign", "alice", False),
+        ("approve", "bob", True),
+        ("approve", "chen", True),
+    ]

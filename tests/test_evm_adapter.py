@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,10 @@ async def test_trace_token_transfer(eth: ChainConfig) -> None:
 
 async def test_trace_native_transfer(bsc: ChainConfig) -> None:
     to = fresh_address()
+    before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
     tx_hash = await devnet.send_from_dev_account(bsc, to=to, asset="BNB", amount=3 * 10**18, account_index=1)
     result = await EvmChain(bsc).trace(tx_hash)
+    assert result.block_timestamp is not None and before <= result.block_timestamp <= datetime.now(UTC)
     [t] = result.transfers
     assert (t.log_index, t.asset, t.decimals, t.token_address, t.amount) == (
         NATIVE_LOG_INDEX,
@@ -83,6 +85,7 @@ async def test_trace_native_transfer(bsc: ChainConfig) -> None:
 async def test_trace_unknown_and_bad_hash(eth: ChainConfig) -> None:
     result = await EvmChain(eth).trace(MISSING)
     assert not result.found and result.chain == "ethereum" and result.transfers == []
+    assert result.block_timestamp is None
     with pytest.raises(ValueError):
         await EvmChain(eth).trace("0x1234")
 

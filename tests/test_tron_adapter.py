@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -156,6 +157,7 @@ async def test_trx_transfer(fake_nodes: NodeFactory) -> None:  # noqa: F811
     result = await TronChain(tron_config(node.url)).trace(TXID.upper())
     assert result.found and result.succeeded is True and result.tx_hash == TXID and result.block_number == BLOCK
     assert result.confirmed and (result.confirmations, result.required_confirmations) == (1, 1)
+    assert result.block_timestamp == datetime(2024, 4, 20, 0, 9, 30, tzinfo=UTC)  # blockTimeStamp, in ms
     [t] = result.transfers
     assert (t.log_index, t.token_address, t.asset, t.decimals, t.amount) == (
         NATIVE_LOG_INDEX,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -109,6 +110,7 @@ async def test_validated_payment_with_destination_tag(fake_nodes: NodeFactory) -
     assert result.found and result.succeeded is True and result.tx_hash == HASH and result.chain == "xrp"
     assert result.confirmed and (result.confirmations, result.required_confirmations) == (1, 1)
     assert result.block_number == LEDGER and result.notes == []
+    assert result.block_timestamp == datetime(2024, 4, 23, 22, 10, 21, tzinfo=UTC)  # date, Ripple epoch seconds
     [t] = result.transfers
     assert (t.log_index, t.token_address, t.asset, t.decimals, t.amount) == (
         NATIVE_LOG_INDEX,
@@ -127,6 +129,7 @@ async def test_not_validated_is_provisional(fake_nodes: NodeFactory) -> None:  #
     result = await chain.trace(HASH)
     assert result.found and result.succeeded is None and result.confirmations == 0 and not result.confirmed
     assert "provisional" in result.notes[0] and [t.amount for t in result.transfers] == [5_000_000]
+    assert result.block_timestamp is None  # a provisional close time is no block time
     rippled(node, v1(payment("5000000"), None, validated=False))  # still in the open ledger: no metadata
     open_ledger = await chain.trace(HASH)
     assert open_ledger.found and open_ledger.succeeded is None and open_ledger.transfers == []
@@ -178,6 +181,7 @@ async def test_api_v2_shape(fake_nodes: NodeFactory) -> None:  # noqa: F811
     node = rippled(fake_nodes(), v2(payment("7000000", tag=42), meta(delivered="7000000")))
     result = await XrplChain(xrp_config(node.url)).trace(HASH)
     assert result.confirmed and result.block_number == LEDGER
+    assert result.block_timestamp == datetime(2024, 4, 23, 10, 30, 21, tzinfo=UTC)  # close_time_iso
     [t] = result.transfers
     assert (t.amount, t.memo, t.sender, t.recipient) == (7_000_000, "42", SENDER, EXCHANGE)
     partial = payment("9000000", tag=None, flags=TF_PARTIAL_PAYMENT)

@@ -48,6 +48,7 @@ from workflows.case_messages import (
     ExecutionCheck,
     ExecutionRequest,
     FactsRequest,
+    OwnershipNeed,
     QuoteOutcome,
     QuoteRequest,
     SettleRequest,
@@ -229,6 +230,7 @@ class FakeCase:
         self.terms = terms or SlaTerms(calendar=CALENDAR)
         self.executions = executions or [ExecutionCheck(problem="no execution was expected")]
         self.execution_requests: list[ExecutionRequest] = []
+        self.ownership_needs: list[OwnershipNeed] = []
         self.sla_requests: list[SlaRequest] = []
         self.audit: list[AuditRecord] = []
 
@@ -269,6 +271,7 @@ class FakeCase:
             self.record_audit,
             self.quote_or_reason,
             self.verify_manual_execution,
+            self.require_ownership,
         ]
 
     # --- the activities --------------------------------------------------------------------------
@@ -313,6 +316,10 @@ class FakeCase:
         answer: ExecutionCheck = _next(self.executions, len(self.execution_requests))
         self.execution_requests.append(request)
         return answer
+
+    @activity.defn(name="require_ownership")
+    async def require_ownership(self, need: OwnershipNeed) -> None:
+        self.ownership_needs.append(need)
 
     @activity.defn(name="sign_transaction")
     async def sign_transaction(self, request: SignRequest) -> SignedTx:

@@ -25,6 +25,7 @@ from workflows.case_messages import (
     ExecutionCheck,
     ExecutionRequest,
     FactsRequest,
+    OwnershipNeed,
     QuoteOutcome,
     QuoteRequest,
     SettleRequest,
@@ -58,6 +59,7 @@ class CaseActivities:
             self.record_audit,
             self.quote_or_reason,
             self.verify_manual_execution,
+            self.require_ownership,
         ]
 
     @activity.defn(name="trace_transaction")
@@ -85,7 +87,9 @@ class CaseActivities:
         """A quote, or the reason there is none (no price, say) as a result: the UI shows a completed step
         with its reason, not a red failed activity, for what the workflow expects."""
         try:
-            quote = await self._s.quotes.quote(request.deposit, on_chain=request.on_chain, fee_usd=request.fee_usd)
+            quote = await self._s.quotes.quote(
+                request.deposit, on_chain=request.on_chain, fee_usd=request.fee_usd, refund=request.refund
+            )
         except PermanentError as err:
             return QuoteOutcome(reason=str(err))
         return QuoteOutcome(quote=quote)
@@ -102,6 +106,13 @@ class CaseActivities:
             )
         return ExecutionCheck(transfer=transfer, problem=problem)
 
+    @activity.defn(name="require_ownership")
+    async def require_ownership(self, need: OwnershipNeed) -> None:
+        with fail_fast_on_permanent():
+            await self._s.records.require_ownership(
+                case_id=need.case_id, chain=need.chain, address=need.address, recipient=need.recipient
+            )
+
     @activity.defn(name="sign_transaction")
     async def sign_transaction(self, request: SignRequest) -> SignedTx:
         """Sign at most once per idempotency key; the signed transaction is stored before any broadcast."""
@@ -112,6 +123,7 @@ class CaseActivities:
                 purpose=request.purpose,
                 deposit=request.deposit,
                 sweep_key=request.sweep_key,
+                amount=request.amount,
             )
 
     @activity.defn(name="broadcast_transaction")
@@ -135,6 +147,7 @@ class CaseActivities:
                 deposit=request.deposit,
                 quote=request.quote,
                 receipts=request.receipts,
+                refund=request.refund,
             )
 
     @activity.defn(name="sla_terms")

@@ -22,6 +22,7 @@ from recovery.models import (
     Pattern,
     Quote,
     RecoveryChoice,
+    Refund,
     Settlement,
     TraceResult,
     Transfer,
@@ -144,6 +145,25 @@ class QuoteOutcome(BaseModel):
     reason: str = ""
 
 
+class OwnershipNeed(BaseModel):
+    """Record that the case waits for the claimant's proof of control of ``address`` (the deposit's sender)."""
+
+    case_id: str
+    chain: str
+    address: str
+    recipient: str
+
+
+class OwnershipProven(BaseModel):
+    """The status API checked the claimant's proof (``method``: signature); attested by the API's key, so a
+    proof typed into the Temporal UI does not count."""
+
+    address: str
+    method: str
+    reference: str
+    attestation: Attestation | None = None
+
+
 class InfoRequest(BaseModel):
     """Ask the user something (their answer comes back through ``POST /v1/cases/{id}/messages``)."""
 
@@ -197,13 +217,17 @@ class QuoteRequest(BaseModel):
     """False for a credit of funds already held by the exchange: no gas to pay."""
     fee_usd: Decimal | None = None
     """An engineer's fee override."""
+    refund: bool = False
+    """Quote a refund to the sender (two transfers from the deposit address, not one)."""
 
 
 class SignRequest(BaseModel):
     """Ask the signer to build and sign a transaction once, keyed by ``idempotency_key``.
 
-    ``purpose`` is ``sweep`` (deposit address to hot wallet) or ``gas_topup`` (gas wallet to the
-    deposit address, sized from the already signed sweep).
+    ``purpose`` is ``sweep`` (deposit address to hot wallet), ``refund`` (``amount`` back to the deposit's
+    sender), ``refund_fee`` (``amount``, the fee and network cost kept, to the hot wallet) or ``gas_topup``
+    (gas wallet to the deposit address, sized from everything already signed from it; ``sweep_key`` names the
+    last of those).
     """
 
     idempotency_key: str
@@ -211,6 +235,7 @@ class SignRequest(BaseModel):
     purpose: str
     deposit: Transfer
     sweep_key: str | None = None
+    amount: int | None = None
 
 
 class TxStatusRequest(BaseModel):
@@ -224,3 +249,4 @@ class SettleRequest(BaseModel):
     deposit: Transfer
     quote: Quote
     receipts: list[TxReceipt]
+    refund: Refund | None = None

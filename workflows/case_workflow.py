@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Pattern,
         Quote,
         RecoveryChoice,
+        Refund,
         Route,
         Settlement,
         SignedTx,
@@ -57,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
         FactsRequest,
         InfoRequest,
         ManualExecution,
+        OwnershipNeed,
+        OwnershipProven,
         QuoteRequest,
         SettleRequest,
         SignRequest,
@@ -71,6 +74,18 @@ CHAIN_CALL = timedelta(minutes=2)
 A = TypeVar("A")
 R = TypeVar("R")
 MIN_POLL = timedelta(seconds=1)
+M = TypeVar("M")
+
+
+def _update(
+    description: str,
+) -> Callable[[Callable[[Any, M], Awaitable[R]]], workflow.UpdateMethodMultiParam[[Any, M], R]]:
+    """``@workflow.update(description=...)`` typed like the bare decorator: the SDK's keyword overload keeps
+    the coroutine as the return type, so ``execute_update`` on such an update would type as a coroutine."""
+    decorator: Any = workflow.update(description=description)
+    return decorator  # type: ignore[no-any-return]
+
+
 REBROADCAST_WHILE_CONFIRMING = "rebroadcast-while-confirming"
 """Patch id: cases started before it poll ``transaction_status``; later ones re-send while they wait."""
 OFF_ENGINE_NO_QUOTE = "off-engine-no-quote"
@@ -92,6 +107,14 @@ MANUAL_ACTIONS = "manual-actions"
 """Patch id: cases started after it (and after AUDIT_TRAIL) quote with ``quote_or_reason`` (no price is a
 step with its reason, not a failed activity), take an approval's fee override and action, and accept a
 recovery carried out outside the engine (``record_manual_execution``), checked on chain."""
+OWNERSHIP_PROOF = "ownership-proof"
+"""Patch id: cases started after it (and after MANUAL_ACTIONS) worth more than the policy's
+``ownership_proof_usd`` move nothing until the claimant proves control of the sending address."""
+REFUND_TO_SENDER = "refund-to-sender"
+"""Patch id: cases started after it (and after OWNERSHIP_PROOF) can be approved with action ``refund``: the
+deposit goes back to its sender, after the sender's ownership proof, whatever the amount."""
+OWNERSHIP_PROVER = "status-api"
+"""The name the status API attests ownership proofs under (it is no engineer)."""
 PENDING_LIMIT = timedelta(days=3)
 """How long a claimed transaction may stay unmined before the case gives up on it."""
 MAX_POLL = timedelta(minutes=10)
@@ -138,6 +161,8 @@ class CaseState:
         self.execution: Transfer | None = None
         """The transfer of a recovery carried out outside the engine, checked on chain."""
         self.executed_by: str | None = None
+        self.ownership_needed = False
+        self.ownership: OwnershipProven | None = None
 
     @property
     def amount_usd(self) -> Decimal | None:
@@ -178,6 +203,8 @@ class CaseWorkflow:
         self._pending_backoff = workflow.patched(PENDING_BACKOFF)
         self._audit_trail = roster_rules and workflow.patched(AUDIT_TRAIL)
         self._manual_actions = self._audit_trail and workflow.patched(MANUAL_ACTIONS)
+        self._ownership_proof = self._manual_actions and workflow.patched(OWNERSHIP_PROOF)
+        self._refunds = self._ownership_proof and workflow.patched(REFUND_TO_SENDER)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -233,6 +260,12 @@ class CaseWorkflow:
                 return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
             if not approved:
                 return await self._reject(verdict.pattern, self._decision_reason("rejected"))
+            try:
+                if self._state.choice is RecoveryChoice.REFUND:
+                    await self._require_ownership(refund=True)
+                await self._await_ownership(deposit)
+            except _Expired as expired:
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
             quote = self._state.quote
         assert quote is not None and quote.net_estimate > 0
 
@@ -242,6 +275,8 @@ class CaseWorkflow:
             )
         elif verdict.action is Action.CREDIT:
             settlement = await self._credit(case, deposit, quote)
+        elif self._state.choice is RecoveryChoice.REFUND:
+            settlement = await self._refund(case, deposit, quote)
         else:
             settlement = await self._recover(case, deposit, quote)
         return CaseResult(
@@ -254,7 +289,10 @@ class CaseWorkflow:
 
     # --- the engineer's decision -------------------------------------------------------------
 
-    @workflow.update
+    @_update(
+        'Approve the case: {"engineer": "bob", "note": "...", "fee_usd": "25.00", '
+        '"action": "sweep|credit|refund"} (note, fee_usd and action optional).'
+    )
     async def approve(self, decision: Decision) -> str:
         before = self._snapshot()
         self._state.approving = True
@@ -269,11 +307,14 @@ class CaseWorkflow:
                     "The fee still cannot be quoted (see the case timeline). Configure a USD price for the "
                     "asset and approve again, or reject the case."
                 )
-            if decision.fee_usd is not None and self._manual_actions:
+            refund = decision.action is RecoveryChoice.REFUND or (
+                decision.action is None and self._state.choice is RecoveryChoice.REFUND
+            )
+            if (decision.fee_usd is not None or refund) and self._manual_actions:
                 assert self._deposit is not None
-                quote = await self._quote(self._deposit, fee_usd=decision.fee_usd)
+                quote = await self._quote(self._deposit, fee_usd=decision.fee_usd, refund=refund)
                 if quote is None:
-                    raise ApplicationError("The fee override cannot be quoted (see the case timeline).")
+                    raise ApplicationError("The fee cannot be quoted (see the case timeline).")
             if quote.net_estimate <= 0:
                 raise ApplicationError(_too_small(quote) + " Reject the case instead.")
             if self._state.policy is None:
@@ -327,7 +368,10 @@ class CaseWorkflow:
                 return refused
         if decision.action is not None and decision.action is not default_choice(self._state.action):
             return refuse_choice(
-                decision.action, action=self._state.action, sender_is_contract=False, refunds_available=False
+                decision.action,
+                action=self._state.action,
+                sender_is_contract=self._facts is not None and self._facts.sender_is_contract,
+                refunds_available=self._refunds,
             )
         return None
 
@@ -344,7 +388,7 @@ class CaseWorkflow:
             case_tier=self._state.tier,
         )
 
-    @workflow.update
+    @_update('Reject the case: {"engineer": "bob", "reason": "..."}; the user reads the reason.')
     async def reject(self, decision: Decision) -> str:
         before = self._snapshot()
         self._state.decision = (False, decision)
@@ -391,8 +435,8 @@ class CaseWorkflow:
                 now=workflow.now(),
             )
 
-    @workflow.update(
-        description="Book a recovery done outside the engine (contract redeploy, issuer's rescue, fork keys, "
+    @_update(
+        "Book a recovery done outside the engine (contract redeploy, issuer's rescue, fork keys, "
         "non-EVM chain): {engineer, chain, tx_hash, note}. The engine checks the transaction on chain first."
     )
     async def record_manual_execution(self, execution: ManualExecution) -> str:
@@ -474,7 +518,7 @@ class CaseWorkflow:
             approvals=list(self._state.approvals),
         )
 
-    @workflow.query
+    @workflow.query(description="The case's status, pattern, what it waits for and the approvals so far.")
     def status(self) -> dict[str, str]:
         return {
             "status": self._state.status.value,
@@ -493,7 +537,7 @@ class CaseWorkflow:
         }
 
     async def _quote(
-        self, deposit: Transfer, *, fee_usd: Decimal | None = None, on_chain: bool | None = None
+        self, deposit: Transfer, *, fee_usd: Decimal | None = None, on_chain: bool | None = None, refund: bool = False
     ) -> Quote | None:
         """The fee quote, or None when it cannot be made (no USD price, unknown token decimals)."""
         assert self._case is not None
@@ -503,6 +547,7 @@ class CaseWorkflow:
             deposit=deposit,
             on_chain=self._state.action is not Action.CREDIT if on_chain is None else on_chain,
             fee_usd=fee_usd,
+            refund=refund,
         )
         if self._manual_actions:
             outcome = await _activity(
@@ -549,6 +594,7 @@ class CaseWorkflow:
             four_eyes += (
                 f". Target: {self._state.sla.target_at:%d %b %Y}, at the latest {self._state.sla.deadline_at:%d %b %Y}"
             )
+        four_eyes += await self._require_ownership()
         await self._save(
             "awaiting-approval",
             CaseStatus.AWAITING_APPROVAL,
@@ -609,6 +655,120 @@ class CaseWorkflow:
                 + ". Waiting for a second engineer (tier engineering or above, attested).",
                 waiting=f"a second approval ({announced} of {needed})",
             )
+
+    # --- ownership of the sending address ----------------------------------------------------------
+
+    async def _require_ownership(self, *, refund: bool = False) -> str:
+        """Above the policy's ``ownership_proof_usd``, and before any refund, the claimant must prove control
+        of the sender before anything moves; the requirement is recorded (the status API issues the challenge)
+        and the text for the timeline returned. The proof may come while engineers review. A contract sender
+        can sign nothing: the engineers must satisfy themselves of ownership from the evidence."""
+        policy, deposit, amount = self._state.policy, self._deposit, self._state.amount_usd
+        if not self._ownership_proof or policy is None or deposit is None or self._state.ownership_needed:
+            return ""
+        if not refund and (
+            policy.ownership_proof_usd is None or amount is None or amount <= policy.ownership_proof_usd
+        ):
+            return ""
+        if self._facts is not None and self._facts.sender_is_contract:
+            return (
+                f". The sender {deposit.sender} is a contract, which cannot sign an ownership proof: the engineers "
+                "check who controls it from the evidence"
+            )
+        assert self._case is not None
+        self._state.ownership_needed = True
+        await _activity(
+            CaseActivities.require_ownership,
+            OwnershipNeed(
+                case_id=self._case.case_id, chain=deposit.chain, address=deposit.sender, recipient=deposit.recipient
+            ),
+            timeout=SHORT,
+            summary=f"ownership proof needed: {_short(deposit.sender)}",
+        )
+        if refund:
+            return ""
+        return (
+            f". Worth more than {policy.ownership_proof_usd} USD: before anything moves, prove that you control "
+            f"{deposit.sender} (GET /v1/cases/{self._case.case_id}/ownership-challenge, sign its message)"
+        )
+
+    async def _await_ownership(self, deposit: Transfer) -> None:
+        """Wait for the claimant's proof, if the case needs one; ``_Expired`` when it does not come in time."""
+        if not self._state.ownership_needed:
+            return
+        assert self._case is not None and self._state.sla_terms is not None
+        if self._state.ownership is None:
+            terms = self._state.sla_terms
+            asked_at = workflow.now()
+            expires_at = terms.calendar.add_working_days(asked_at, terms.info_timeout_days)
+            refund = self._state.choice is RecoveryChoice.REFUND
+            await self._save(
+                "ownership-wait",
+                CaseStatus.AWAITING_USER,
+                ("Approved for a refund to the sender. " if refund else "Approved. ")
+                + f"Before the funds move, prove that you control {deposit.sender}: GET "
+                f"/v1/cases/{self._case.case_id}/ownership-challenge, sign its message with that wallet "
+                f"(personal_sign) and POST the signature to /v1/cases/{self._case.case_id}/ownership-proof, or "
+                f"send a small verification deposit from that address (see the case's next_action), by "
+                f"{expires_at:%d %b %Y}.",
+                waiting="the user's ownership proof",
+            )
+            await self._wait_for_user(
+                lambda: self._state.ownership is not None,
+                since=asked_at,
+                until=expires_at,
+                what="the ownership proof",
+                missed=f"You did not prove that you control {deposit.sender}",
+            )
+        proof = self._state.ownership
+        assert proof is not None
+        await self._save(
+            "ownership-proven",
+            CaseStatus.RECOVERING,
+            f"You proved that you control {proof.address} ({proof.method})",
+            waiting="recovery",
+        )
+
+    async def _wait_for_user(
+        self, done: Callable[[], bool], *, since: datetime, until: datetime, what: str, missed: str
+    ) -> None:
+        """Wait until ``done()`` or ``until``; :class:`_Expired` saying what was ``missed`` when time runs out."""
+        assert self._state.sla_terms is not None
+        try:
+            await workflow.wait_condition(
+                done, timeout=until - since, timeout_summary=f"{what}, until {until:%Y-%m-%d %H:%M} UTC"
+            )
+        except TimeoutError:
+            raise _Expired(
+                f"{missed} within {self._state.sla_terms.info_timeout_days} working days, so the case is closed; "
+                "nothing was moved. File a new claim to have it looked at again."
+            ) from None
+
+    @_update("The claimant's ownership proof, checked and attested by the status API.")
+    async def ownership_proven(self, proof: OwnershipProven) -> str:
+        self._state.ownership = proof
+        return "ownership proof received"
+
+    @ownership_proven.validator
+    def _validate_ownership(self, proof: OwnershipProven) -> None:
+        if not self._state.ownership_needed or self._state.ownership is not None:
+            raise ValueError("This case is not waiting for an ownership proof.")
+        assert self._deposit is not None and self._state.policy is not None
+        if proof.address.lower() != self._deposit.sender.lower():
+            raise ValueError(f"The proof is for {proof.address}, not the deposit's sender {self._deposit.sender}.")
+        if proof.attestation is None:
+            raise ValueError("An ownership proof counts only when the status API checked and attested it.")
+        with workflow.unsafe.imports_passed_through():
+            refused = refuse_attestation(
+                proof.attestation,
+                keys=self._state.policy.attestation_keys,
+                case_id=workflow.info().workflow_id,
+                engineer=OWNERSHIP_PROVER,
+                action="ownership_proven",
+                now=workflow.now(),
+            )
+        if refused is not None:
+            raise ValueError(refused)
 
     # --- service levels, tiers and assignment ----------------------------------------------------
 
@@ -690,17 +850,13 @@ class CaseWorkflow:
             waiting="the user's answer",
             handling=self._handling(),
         )
-        try:
-            await workflow.wait_condition(
-                lambda: self._state.answer is not None,
-                timeout=expires_at - paused_at,
-                timeout_summary=f"the user's answer, until {expires_at:%Y-%m-%d %H:%M} UTC",
-            )
-        except TimeoutError:
-            raise _Expired(
-                f"You did not answer the question of {paused_at:%d %b %Y} within {terms.info_timeout_days} working "
-                "days, so the case is closed; nothing was moved. File a new claim to have it looked at again."
-            ) from None
+        await self._wait_for_user(
+            lambda: self._state.answer is not None,
+            since=paused_at,
+            until=expires_at,
+            what="the user's answer",
+            missed=f"You did not answer the question of {paused_at:%d %b %Y}",
+        )
         answer, self._state.answer = self._state.answer, None
         self._state.sla = self._state.sla.shifted(workflow.now() - paused_at)
         self._state.paused = False
@@ -713,7 +869,7 @@ class CaseWorkflow:
             handling=self._handling(),
         )
 
-    @workflow.update(description="Ask the user a question; the case waits for the answer and its SLA clock stops.")
+    @_update("Ask the user a question; the case waits for the answer and its SLA clock stops.")
     async def request_info(self, request: InfoRequest) -> str:
         before = self._snapshot()
         self._state.info_requests += 1
@@ -729,14 +885,15 @@ class CaseWorkflow:
         if self._state.info_pending is not None or self._state.approvals:
             raise ValueError("The case cannot ask the user now: a question or an approval is already in progress.")
 
-    @workflow.update(description="The user's answer to an engineer's question (sent by the status API).")
+    @_update("The user's answer to an engineer's question (sent by the status API).")
     async def user_message(self, message: UserMessage) -> str:
         self._state.answer = message.text.strip()
         return "answer received"
 
     @user_message.validator
     def _validate_user_message(self, message: UserMessage) -> None:
-        if self._state.status is not CaseStatus.AWAITING_USER or self._state.answer is not None:
+        asked = self._state.waiting_for == "the user's answer"
+        if self._state.status is not CaseStatus.AWAITING_USER or self._state.answer is not None or not asked:
             raise ValueError(f"Nobody asked you anything on this case right now (it is {self._state.status}).")
         if not message.text.strip():
             raise ValueError("The answer is empty: write what the engineer asked for.")
@@ -777,7 +934,7 @@ class CaseWorkflow:
         )
         await self._save(event.key, self._state.status, message, handling=self._handling())
 
-    @workflow.update(description="Send the case to the next tier (first_line → engineering → expert), with a reason.")
+    @_update("Send the case to the next tier (first_line → engineering → expert), with a reason.")
     async def escalate(self, request: Escalation) -> str:
         snapshot = self._snapshot()
         before, self._state.tier = self._state.tier, ESCALATION[self._state.tier]
@@ -800,7 +957,7 @@ class CaseWorkflow:
         if self._state.tier not in ESCALATION:
             raise ValueError(f"The case is with the {self._state.tier} tier already, the last line.")
 
-    @workflow.update(description="Make an engineer on the roster the owner of the case.")
+    @_update("Make an engineer on the roster the owner of the case.")
     async def assign(self, request: Assignment) -> str:
         snapshot = self._snapshot()
         self._state.assigned_to = request.to
@@ -982,31 +1139,7 @@ class CaseWorkflow:
             SignRequest(idempotency_key=sweep_key, case_id=case.case_id, purpose="sweep", deposit=deposit),
             summary="sign the sweep",
         )
-        topup = await _activity(
-            CaseActivities.sign_transaction,
-            SignRequest(
-                idempotency_key=f"{deposit.key}:gas_topup",
-                case_id=case.case_id,
-                purpose="gas_topup",
-                deposit=deposit,
-                sweep_key=sweep_key,
-            ),
-            summary="sign the gas top-up, if the address needs gas",
-        )
-        receipts: list[TxReceipt] = []
-        if topup.tx_hash is not None:
-            self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
-            receipts.append(
-                await _activity(
-                    CaseActivities.broadcast_transaction, topup, summary=f"send the gas top-up {_short(topup.tx_hash)}"
-                )
-            )
-            await self._save(
-                "gas-topup",
-                CaseStatus.RECOVERING,
-                f"Gas topped up on {deposit.chain} in {topup.tx_hash}",
-                topup_tx_hash=topup.tx_hash,
-            )
+        receipts = await self._top_up(case, deposit, sweep_key)
         self._set_waiting(f"the sweep {sweep.tx_hash} to be mined")
         sweep_receipt = await _activity(
             CaseActivities.broadcast_transaction, sweep, summary=f"send the sweep {_short(sweep.tx_hash or '')}"
@@ -1025,6 +1158,100 @@ class CaseWorkflow:
         receipts.append(final_sweep)
         return await self._settle(case, deposit, quote, receipts)
 
+    async def _refund(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
+        """Send the deposit back to its sender: the refund, then what the exchange keeps (the fee and the
+        quoted network cost) to the hot wallet, both signed once from the deposit address, gas topped up."""
+        refunded = quote.net_estimate
+        kept = deposit.amount - refunded
+        sender = deposit.sender
+        await self._save(
+            "refunding",
+            CaseStatus.RECOVERING,
+            f"Refunding {format_units(refunded, quote.decimals)} {quote.asset} to the sender {sender} on "
+            f"{deposit.chain}: fee {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) and "
+            f"network cost {format_units(quote.gas_estimate, quote.decimals)} {quote.asset} kept",
+            waiting="signing the refund",
+            quote=quote,
+        )
+        refund_key = f"{deposit.key}:refund"
+        refund = await _activity(
+            CaseActivities.sign_transaction,
+            SignRequest(
+                idempotency_key=refund_key, case_id=case.case_id, purpose="refund", deposit=deposit, amount=refunded
+            ),
+            summary=f"sign the refund to {_short(sender)}",
+        )
+        last_key, kept_tx = refund_key, None
+        if kept > 0:
+            last_key = f"{deposit.key}:refund_fee"
+            kept_tx = await _activity(
+                CaseActivities.sign_transaction,
+                SignRequest(
+                    idempotency_key=last_key, case_id=case.case_id, purpose="refund_fee", deposit=deposit, amount=kept
+                ),
+                summary="sign the fee and network cost to the hot wallet",
+            )
+        receipts = await self._top_up(case, deposit, last_key)
+        self._set_waiting(f"the refund {refund.tx_hash} to be mined")
+        receipt = await _activity(
+            CaseActivities.broadcast_transaction, refund, summary=f"send the refund {_short(refund.tx_hash or '')}"
+        )
+        if not receipt.succeeded:
+            await self._sweep_failed(receipt, "Refund")
+        await self._save(
+            "refund-mined",
+            CaseStatus.RECOVERING,
+            f"Refund {refund.tx_hash} to {sender} mined in block {receipt.block_number}",
+        )
+        final = await self._wait_for_tx_depth(refund, receipt, "the refund")
+        if not final.succeeded:
+            await self._sweep_failed(final, "Refund")
+        receipts.append(final)
+        if kept_tx is not None:
+            self._set_waiting(f"the fee transfer {kept_tx.tx_hash} to be mined")
+            kept_receipt = await _activity(
+                CaseActivities.broadcast_transaction,
+                kept_tx,
+                summary=f"send the fee to the hot wallet {_short(kept_tx.tx_hash or '')}",
+            )
+            if not kept_receipt.succeeded:
+                await self._sweep_failed(kept_receipt, "The fee transfer")
+            kept_final = await self._wait_for_tx_depth(kept_tx, kept_receipt, "the fee transfer")
+            if not kept_final.succeeded:
+                await self._sweep_failed(kept_final, "The fee transfer")
+            receipts.append(kept_final)
+        assert refund.tx_hash is not None
+        return await self._settle(
+            case, deposit, quote, receipts, refund=Refund(to=sender, amount=refunded, tx_hash=refund.tx_hash)
+        )
+
+    async def _top_up(self, case: CaseInput, deposit: Transfer, last_key: str) -> list[TxReceipt]:
+        """Sign and send the deposit address's gas top-up, if it needs one (its receipt, or nothing)."""
+        topup = await _activity(
+            CaseActivities.sign_transaction,
+            SignRequest(
+                idempotency_key=f"{deposit.key}:gas_topup",
+                case_id=case.case_id,
+                purpose="gas_topup",
+                deposit=deposit,
+                sweep_key=last_key,
+            ),
+            summary="sign the gas top-up, if the address needs gas",
+        )
+        if topup.tx_hash is None:
+            return []
+        self._set_waiting(f"the gas top-up {topup.tx_hash} to be mined")
+        receipt = await _activity(
+            CaseActivities.broadcast_transaction, topup, summary=f"send the gas top-up {_short(topup.tx_hash)}"
+        )
+        await self._save(
+            "gas-topup",
+            CaseStatus.RECOVERING,
+            f"Gas topped up on {deposit.chain} in {topup.tx_hash}",
+            topup_tx_hash=topup.tx_hash,
+        )
+        return [receipt]
+
     async def _credit(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
         """Funds already in an exchange wallet (a shared address): a ledger credit, no transaction."""
         await self._save(
@@ -1038,24 +1265,38 @@ class CaseWorkflow:
         )
         return await self._settle(case, deposit, quote, [])
 
-    async def _settle(self, case: CaseInput, deposit: Transfer, quote: Quote, receipts: list[TxReceipt]) -> Settlement:
-        """Book the credit and the fee and mark the case COMPLETED, in one database transaction."""
-        self._set_waiting("crediting the user")
+    async def _settle(
+        self, case: CaseInput, deposit: Transfer, quote: Quote, receipts: list[TxReceipt], refund: Refund | None = None
+    ) -> Settlement:
+        """Book the credit (or the refund) and the fee and mark the case COMPLETED, in one database transaction."""
+        self._set_waiting("crediting the user" if refund is None else "booking the refund")
         settlement = await _activity(
             CaseActivities.settle_case,
-            SettleRequest(case_id=case.case_id, user_id=case.user_id, deposit=deposit, quote=quote, receipts=receipts),
+            SettleRequest(
+                case_id=case.case_id,
+                user_id=case.user_id,
+                deposit=deposit,
+                quote=quote,
+                receipts=receipts,
+                refund=refund,
+            ),
             timeout=SHORT,
-            summary="credit the user and book the fee (one transaction)",
+            summary=(
+                "credit the user and book the fee (one transaction)"
+                if refund is None
+                else "book the refund and the fee (one transaction)"
+            ),
         )
         self._state.status = CaseStatus.COMPLETED
         self._set_waiting("nothing: completed")
         workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(CaseStatus.COMPLETED.value)])
         return settlement
 
-    async def _sweep_failed(self, receipt: TxReceipt) -> None:
-        """Nothing is credited for a sweep that did not move the funds: stop and leave it to an operator."""
+    async def _sweep_failed(self, receipt: TxReceipt, label: str = "Sweep") -> None:
+        """Nothing is credited for a sweep (or refund) that did not move the funds: stop and leave it to an
+        operator."""
         message = (
-            f"Sweep {receipt.tx_hash} reverted on {receipt.chain} in block {receipt.block_number}; nothing was "
+            f"{label} {receipt.tx_hash} reverted on {receipt.chain} in block {receipt.block_number}; nothing was "
             "credited. An operator must investigate this case."
         )
         await self._save("sweep-reverted", CaseStatus.RECOVERING, message, waiting="an operator (sweep reverted)")

@@ -38,7 +38,7 @@ from api.schemas import (
 from recovery.models import CaseStatus, NewCase
 from recovery.settings import UnknownChain
 from services.case_opening import CaseOpener, Outcome
-from store import cases, users
+from store import cases, ledger, ownership, users
 from store.cases import Case
 from store.users import User
 from workflows.case_messages import UserMessage
@@ -211,7 +211,11 @@ def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
     """A case's status, amounts, fees and timeline."""
     case = _must_be_yours(cases.get_case(session, case_id=case_id), user, case_id)
     return CaseDetail.build(
-        case, cases.timeline(session, case_id=case_id), cases.get_handling(session, case_id=case_id)
+        case,
+        cases.timeline(session, case_id=case_id),
+        cases.get_handling(session, case_id=case_id),
+        ownership.requirement(session, case_id=case_id),
+        ledger.refund_of(session, case_id=case_id),
     )
 
 

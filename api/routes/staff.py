@@ -43,7 +43,6 @@ from api.staff_schemas import (
     WorkflowView,
 )
 from recovery.models import RecoveryChoice
-from recovery.settings import Settings
 from services.attesting import Attester
 from store import audit, cases, ledger
 from workflows.case_messages import Assignment, Escalation, InfoRequest
@@ -268,17 +267,6 @@ async def escalate_case(case_id: str, body: EscalateBody, engineer: ActingEngine
 # --- finance ---------------------------------------------------------------------------------------
 
 
-def _asset_decimals(settings: Settings, chain: str, asset: str) -> int | None:
-    try:
-        config = settings.chain(chain)
-    except KeyError:
-        return None
-    if asset == config.native_symbol:
-        return config.native_decimals
-    token = config.token_by_symbol(asset)
-    return token.decimals if token else None
-
-
 def _utc(when: datetime | None) -> datetime | None:
     if when is None or when.tzinfo is not None:
         return when
@@ -298,7 +286,7 @@ def fee_report(
     totals = ledger.fee_report(session, since=start, until=end)
     out = []
     for t in totals:
-        decimals = _asset_decimals(settings, t.chain, t.asset)
+        decimals = settings.asset_decimals(t.chain, t.asset)
         fee, gas = AmountOut.of(t.fee, decimals), AmountOut.of(t.gas, decimals)
         assert fee is not None and gas is not None
         out.append(FeeTotalOut(chain=t.chain, asset=t.asset, count=t.count, fee=fee, gas=gas, fee_usd=str(t.fee_usd)))
