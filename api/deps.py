@@ -17,8 +17,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 
+from api.staff_actions import attester_for
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig, Settings
+from services.attesting import Attester
 from store.users import User, authenticate
 from workflows.case_messages import CaseInput
 
@@ -195,3 +197,15 @@ def get_tracer() -> Tracer:
 
 
 TracerDep = Annotated[Tracer, Depends(get_tracer)]
+
+
+def get_attester(request: Request) -> Attester:
+    """The API's attester (decisions of staff, proofs and answers of users it checked), loaded once per app."""
+    attester: Attester | None = getattr(request.app.state, "staff_attester", None)
+    if attester is None:
+        attester = attester_for(request.app.state.settings)
+        request.app.state.staff_attester = attester
+    return attester
+
+
+AttesterDep = Annotated[Attester, Depends(get_attester)]

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TemporalConnector, temporal_connector
-from api.routes import cases, feedback, ownership, staff
+from api.routes import cases, feedback, ownership, quotes, staff
 from chains.endpoints import EndpointHealth
 from recovery.settings import Settings, get_settings
 from store.db import make_engine
@@ -244,6 +244,7 @@ def create_app(
     v1.include_router(staff.router)
     v1.include_router(feedback.router)
     v1.include_router(ownership.router)
+    v1.include_router(quotes.router)
     app.include_router(v1)
     app.include_router(_health_router())
     return app

@@ -83,6 +83,16 @@ class FeeBreakdown(BaseModel):
     fee_usd: str | None
     percent: str | None = Field(description="Fee rate of the recovered value, in percent (before min/max)")
     final: bool = Field(description="True once settled; before that the figures are the quote's estimates")
+    policy: str | None = Field(default=None, description="The fee policy applied: the case's pattern, or default")
+    basis: str | None = Field(default=None, description="How the fee is worked out, in words")
+    network_cost: str | None = Field(
+        default=None, description="passed: the network cost is charged to you; absorbed: the exchange pays it"
+    )
+    acceptance: str | None = Field(
+        default=None,
+        description="required: accept or decline with POST /v1/cases/{id}/fee-acceptance; accepted; declined; "
+        "null when the quote needs no acceptance",
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -197,6 +207,10 @@ class CaseDetail(CaseSummary):
                 fee_usd=case.fee_usd,
                 percent=format_units(quote.percent_bps, 2) if quote else None,
                 final=settled,
+                policy=quote.policy if quote else None,
+                basis=(quote.basis or None) if quote else None,
+                network_cost=quote.network_cost if quote else None,
+                acceptance=_acceptance(quote, events, case),
             ),
             credited=AmountOut.of(case.credited, decimals),
             refund=RefundOut.of(refund, decimals),
@@ -209,11 +223,25 @@ class CaseDetail(CaseSummary):
         )
 
 
+def _acceptance(quote: Quote | None, events: list[CaseEvent], case: Case) -> str | None:
+    keys = {e.key for e in events}
+    if "quote-accepted" in keys:
+        return "accepted"
+    if "quote-offered" in keys:
+        return "declined" if case.status is CaseStatus.CANCELLED else "required"
+    return "required" if quote is not None and quote.acceptance_required and not case.status.terminal else None
+
+
 def next_action(case: Case, events: list[CaseEvent], ownership: OwnershipRequirement | None) -> str | None:
     """What the case waits for from its user, said plainly; None when nothing is expected of them."""
     if case.status.terminal:
         return None
     latest = events[-1].key if events else ""
+    if case.status is CaseStatus.AWAITING_USER and latest == "quote-offered":
+        return (
+            "Accept or decline the quote (fees): POST /v1/cases/"
+            f'{case.case_id}/fee-acceptance {{"accept": true}} or {{"accept": false}}'
+        )
     if case.status is CaseStatus.AWAITING_USER and latest.startswith("info-request"):
         return f'Answer the recovery engineer\'s question: POST /v1/cases/{case.case_id}/messages {{"text": "..."}}'
     if ownership is not None and ownership.proven_at is None:

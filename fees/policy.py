@@ -11,6 +11,7 @@ from fractions import Fraction
 
 from recovery.choices import refuse_fee_override
 from recovery.models import Quote, Settlement
+from recovery.settings import FeePolicyConfig
 
 CENT = Decimal("0.01")
 
@@ -43,9 +44,53 @@ def native_to_asset_units(
     return usd_to_units(usd_value(native_amount, native_decimals, native_price_usd), decimals, price_usd)
 
 
-def fee_usd(amount_usd: Fraction, *, percent_bps: int, min_usd: Decimal, max_usd: Decimal) -> Fraction:
-    raw = amount_usd * Fraction(percent_bps, 10_000)
-    return min(max(raw, Fraction(min_usd)), Fraction(max_usd))
+class CannotQuote(ValueError):
+    """The policy needs something the configuration does not give (a withdrawal fee)."""
+
+
+def policy_fee_usd(
+    value_usd: Fraction, policy: FeePolicyConfig, *, withdrawal_fee_usd: Fraction | None, vip: bool
+) -> Fraction:
+    """The fee in USD for a recovery worth ``value_usd`` under ``policy`` (see FeePolicyConfig)."""
+    if policy.flat_usd is not None:
+        fee = Fraction(policy.flat_usd)
+    elif policy.withdrawal_fee_multiple is not None:
+        if withdrawal_fee_usd is None:
+            raise CannotQuote(
+                "the fee policy charges a multiple of the asset's withdrawal fee, and the chain's withdrawal_fees "
+                "give none for this asset"
+            )
+        fee = policy.withdrawal_fee_multiple * withdrawal_fee_usd
+    else:
+        if value_usd <= policy.free_usd:
+            return Fraction(0)
+        fee = (value_usd - Fraction(policy.free_usd)) * Fraction(policy.percent_bps, 10_000)
+    if policy.min_usd is not None:
+        fee = max(fee, Fraction(policy.min_usd))
+    if policy.max_usd is not None:
+        fee = min(fee, Fraction(policy.max_usd))
+    if vip and policy.vip_discount_bps:
+        fee = fee * Fraction(10_000 - policy.vip_discount_bps, 10_000)
+    return fee
+
+
+def fee_basis(policy: FeePolicyConfig, *, vip: bool) -> str:
+    """The policy in words, for the quote's breakdown."""
+    if policy.flat_usd is not None:
+        basis = f"a flat {policy.flat_usd} USD"
+    elif policy.withdrawal_fee_multiple is not None:
+        basis = f"{policy.withdrawal_fee_multiple}x the asset's withdrawal fee"
+    else:
+        basis = f"{Decimal(policy.percent_bps).scaleb(-2).normalize():f} % of the value"
+        if policy.free_usd:
+            basis = f"free up to {policy.free_usd} USD, then {basis} above it"
+    bounds = [f"at least {policy.min_usd} USD" if policy.min_usd is not None else "", ""]
+    bounds[1] = f"at most {policy.max_usd} USD" if policy.max_usd is not None else ""
+    if any(bounds):
+        basis += " (" + ", ".join(b for b in bounds if b) + ")"
+    if vip and policy.vip_discount_bps:
+        basis += f", less the VIP discount of {Decimal(policy.vip_discount_bps).scaleb(-2).normalize():f} %"
+    return basis + ("; network cost absorbed by the exchange" if policy.network_cost == "absorbed" else "")
 
 
 def quote(
@@ -54,38 +99,50 @@ def quote(
     amount: int,
     decimals: int,
     price_usd: Decimal,
-    percent_bps: int,
-    min_usd: Decimal,
-    max_usd: Decimal,
     gas_estimate: int,
+    policy: FeePolicyConfig,
+    policy_name: str = "default",
+    withdrawal_fee_usd: Decimal | None = None,
+    vip: bool = False,
     fee_usd_override: Decimal | None = None,
 ) -> Quote:
-    """Quote a recovery. ``gas_estimate`` is already in the asset's base units. ``fee_usd_override``: an
-    engineer's fee in USD instead of the percentage, within ``min_usd``..``max_usd`` (else ``ValueError``)."""
+    """Quote a recovery. ``gas_estimate`` is the network cost in the asset's base units (charged unless the
+    policy absorbs it). ``fee_usd_override``: an engineer's fee in USD instead of the policy's, within its
+    bounds (else ``ValueError``). Raises :class:`CannotQuote` when the policy lacks a figure."""
     if amount < 0 or gas_estimate < 0:
         raise ValueError("amounts must not be negative")
     value = usd_value(amount, decimals, price_usd)
     if fee_usd_override is not None:
-        refused = refuse_fee_override(fee_usd_override, min_usd=min_usd, max_usd=max_usd)
+        refused = refuse_fee_override(fee_usd_override, min_usd=policy.min_usd, max_usd=policy.max_usd)
         if refused is not None:
             raise ValueError(refused)
         fee_value = Fraction(fee_usd_override)
     else:
-        fee_value = fee_usd(value, percent_bps=percent_bps, min_usd=min_usd, max_usd=max_usd)
+        withdrawal = None if withdrawal_fee_usd is None else Fraction(withdrawal_fee_usd)
+        fee_value = policy_fee_usd(value, policy, withdrawal_fee_usd=withdrawal, vip=vip)
     fee = usd_to_units(fee_value, decimals, price_usd)
+    charged_gas = 0 if policy.network_cost == "absorbed" else gas_estimate
+    acceptance = policy.acceptance_above_usd
     return Quote(
         asset=asset,
         decimals=decimals,
         amount=amount,
         amount_usd=_cents(value),
-        percent_bps=percent_bps,
+        percent_bps=policy.percent_bps if policy.flat_usd is None and policy.withdrawal_fee_multiple is None else 0,
         fee_usd=_cents(fee_value),
         fee=fee,
-        gas_estimate=gas_estimate,
-        net_estimate=amount - fee - gas_estimate,
-        min_fee_usd=min_usd,
-        max_fee_usd=max_usd,
+        gas_estimate=charged_gas,
+        net_estimate=amount - fee - charged_gas,
+        min_fee_usd=policy.min_usd,
+        max_fee_usd=policy.max_usd,
         fee_overridden=fee_usd_override is not None,
+        policy=policy_name,
+        basis="an engineer's fee" if fee_usd_override is not None else fee_basis(policy, vip=vip),
+        network_cost=policy.network_cost,
+        network_cost_estimate=gas_estimate,
+        vip_discount_bps=policy.vip_discount_bps if vip else 0,
+        eligible_from_usd=policy.eligible_from_usd,
+        acceptance_required=acceptance is not None and value > Fraction(acceptance),
     )
 
 

@@ -34,11 +34,14 @@ class CaseStatus(StrEnum):
     COMPLETED = "COMPLETED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
-    """The user did not answer a request for information in time; nothing moved."""
+    """The user did not answer a request for information (or a quote, or for their proof) in time; nothing
+    moved."""
+    CANCELLED = "CANCELLED"
+    """The user declined the quote; nothing moved."""
 
     @property
     def terminal(self) -> bool:
-        return self in (CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.EXPIRED)
+        return self in (CaseStatus.COMPLETED, CaseStatus.REJECTED, CaseStatus.EXPIRED, CaseStatus.CANCELLED)
 
 
 class Pattern(StrEnum):
@@ -283,6 +286,19 @@ class Quote(BaseModel):
     max_fee_usd: Decimal | None = None
     fee_overridden: bool = False
     """The fee is an engineer's override (who and why: the case's audit and timeline)."""
+    policy: str = "default"
+    """The fee policy applied: a pattern's own, or ``default``."""
+    basis: str = ""
+    """The policy in words ("free up to 100 USD, then 5 % of the value above it (at most 500 USD)")."""
+    network_cost: str = "passed"
+    """``passed``: ``gas_estimate`` is charged to the user; ``absorbed``: the exchange pays it (0 charged)."""
+    network_cost_estimate: BaseUnits = 0
+    """The expected network cost in the asset's base units, whoever pays it."""
+    vip_discount_bps: int = 0
+    eligible_from_usd: Decimal | None = None
+    """Work that needs an engineer is done only above this value."""
+    acceptance_required: bool = False
+    """The user must accept this quote before anything is signed."""
 
 
 class Settlement(BaseModel):

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from recovery.errors import PermanentError
+from recovery.models import Pattern
 from recovery.roster import Engineer, Tier, UnattestedRule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,9 @@ class ChainConfig(BaseModel):
     rescue_routes: dict[str, str] = Field(default_factory=dict)
     """Token contract address -> how tokens sent to the contract itself can be rescued (its issuer's
     procedure). Without an entry such deposits are unrecoverable."""
+    withdrawal_fees: dict[str, Decimal] = Field(default_factory=dict)
+    """The exchange's withdrawal fee per asset symbol on this chain, in asset units (for fee policies that
+    charge a multiple of it)."""
     hot_wallet: str | None = None
     """Where a recovery on a non-EVM chain must arrive (EVM chains use the signer's hot wallet): a manual
     execution recorded on this chain is checked against it."""
@@ -96,12 +100,71 @@ class ChainConfig(BaseModel):
         return next((t for t in self.tokens if t.symbol == symbol), None)
 
 
-class FeePolicyConfig(BaseModel):
-    """Percentage of the recovered value, clamped to [min_usd, max_usd], plus the gas spent."""
+NetworkCost = Literal["passed", "absorbed"]
 
-    percent_bps: int = 500
-    min_usd: Decimal = Decimal("10")
-    max_usd: Decimal = Decimal("500")
+
+class FeePolicyConfig(BaseModel):
+    """How one kind of recovery is priced. The fee is, in this order: ``flat_usd`` if set; else
+    ``withdrawal_fee_multiple`` times the asset's withdrawal fee (the chain's ``withdrawal_fees``) if set;
+    else ``percent_bps`` of the USD value above ``free_usd`` (nothing at or below it). Then clamped to
+    [``min_usd``, ``max_usd``] (a free recovery stays free), then a VIP claimant's ``vip_discount_bps``
+    off. The network cost is ``passed`` to the user or ``absorbed`` by the exchange."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    percent_bps: int = Field(default=500, ge=0, le=10_000)
+    free_usd: Decimal = Field(default=Decimal("0"), ge=0)
+    min_usd: Decimal | None = Field(default=Decimal("10"), ge=0)
+    max_usd: Decimal | None = Field(default=Decimal("500"), ge=0)
+    flat_usd: Decimal | None = Field(default=None, ge=0)
+    """A flat fee in USD, paid in the deposit's asset at its price (KuCoin: 40 USDT for a missing memo)."""
+    withdrawal_fee_multiple: int | None = Field(default=None, ge=1)
+    """A multiple of the asset's withdrawal fee on its chain (Bybit: 5x)."""
+    network_cost: NetworkCost = "passed"
+    eligible_from_usd: Decimal | None = Field(default=None, ge=0)
+    """Work that needs an engineer is done only above this USD value (Bybit: 500); automatic recoveries are
+    open to any deposit that covers its fee and gas."""
+    vip_discount_bps: int = Field(default=0, ge=0, le=10_000)
+    acceptance_above_usd: Decimal | None = Field(default=None, ge=0)
+    """Above this USD value the user must accept the quote before anything is signed (None: never)."""
+
+    @model_validator(mode="after")
+    def _bounds_in_order(self) -> FeePolicyConfig:
+        if self.min_usd is not None and self.max_usd is not None and self.min_usd > self.max_usd:
+            raise ValueError("a fee policy's min_usd must not be above its max_usd")
+        return self
+
+
+def dev_fee_policies() -> dict[str, FeePolicyConfig]:
+    """What exchanges publish, one per kind of case (README: "Fee policies")."""
+    engineers_time = FeePolicyConfig(
+        flat_usd=Decimal("200"),
+        min_usd=None,
+        max_usd=None,
+        eligible_from_usd=Decimal("500"),
+        acceptance_above_usd=Decimal("1000"),
+    )
+    return {
+        "UNLISTED_TOKEN": FeePolicyConfig(
+            percent_bps=500,
+            free_usd=Decimal("100"),
+            min_usd=None,
+            max_usd=Decimal("500"),
+            acceptance_above_usd=Decimal("1000"),
+        ),
+        "MISSING_OR_WRONG_MEMO": FeePolicyConfig(
+            flat_usd=Decimal("40"), min_usd=None, max_usd=None, acceptance_above_usd=Decimal("1000")
+        ),
+        "BELOW_MINIMUM": FeePolicyConfig(
+            withdrawal_fee_multiple=5, min_usd=None, max_usd=None, acceptance_above_usd=Decimal("1000")
+        ),
+        "DEPRECATED_ADDRESS": FeePolicyConfig(
+            percent_bps=0, min_usd=None, max_usd=None, network_cost="absorbed", acceptance_above_usd=None
+        ),
+        "CONTRACT_RECIPIENT": engineers_time,
+        "TOKEN_CONTRACT_RECIPIENT": engineers_time,
+        "UTXO_FORK": engineers_time,
+    }
 
 
 USDT_ETHEREUM = "0xdAC17F958D2ee523a2206206994597C13D831ec7"
@@ -120,6 +183,7 @@ def dev_chains() -> list[ChainConfig]:
             native_symbol="ETH",
             tokens=[TokenConfig(symbol="USDT", address=USDT_ETHEREUM, decimals=6)],
             credited_assets=["ETH", "USDT"],
+            withdrawal_fees={"USDT": Decimal("5"), "ETH": Decimal("0.001")},
         ),
         ChainConfig(
             name="bsc",
@@ -130,6 +194,7 @@ def dev_chains() -> list[ChainConfig]:
             native_symbol="BNB",
             tokens=[TokenConfig(symbol="USDT", address=USDT_BSC, decimals=18)],
             credited_assets=[],
+            withdrawal_fees={"USDT": Decimal("1"), "BNB": Decimal("0.0005")},
         ),
         ChainConfig(
             name="polygon",
@@ -140,6 +205,7 @@ def dev_chains() -> list[ChainConfig]:
             native_symbol="POL",
             tokens=[TokenConfig(symbol="USDT", address=USDT_POLYGON, decimals=6)],
             credited_assets=["POL", "USDT"],
+            withdrawal_fees={"USDT": Decimal("1"), "POL": Decimal("0.1")},
         ),
     ]
 
@@ -155,6 +221,8 @@ class SlaConfig(BaseModel):
     """After a breach the user is told to expect an answer within this many more working days."""
     info_timeout_working_days: int = Field(default=10, ge=1)
     """A user who does not answer an engineer's question within this many working days: the case expires."""
+    fee_acceptance_working_days: int = Field(default=5, ge=1)
+    """A quote the user must accept and has not answered within this many working days expires the case."""
     weekend: list[int] = Field(default_factory=lambda: [5, 6])
     """Weekdays that are not working days (Monday is 0)."""
     holiday_country: str | None = "US"
@@ -211,7 +279,11 @@ class Settings(BaseSettings):
             "POL": Decimal("0.5"),
         }
     )
-    fee: FeePolicyConfig = Field(default_factory=FeePolicyConfig)
+    fee: FeePolicyConfig = Field(default_factory=lambda: FeePolicyConfig(acceptance_above_usd=Decimal("1000")))
+    """The default fee policy (dev: 5 % of the value, 10 to 500 USD, network cost passed on, the user accepts
+    quotes above 1,000 USD)."""
+    fee_policies: dict[str, FeePolicyConfig] = Field(default_factory=dev_fee_policies)
+    """Per pattern (its name, e.g. ``UNLISTED_TOKEN``), a whole policy instead of the default."""
     engineers: list[Engineer] = Field(default_factory=dev_roster)
     """The roster: objects with ``name``, ``tier``, ``approval_limit_usd``, ``user_id``; a plain name is a
     first-line engineer with no limit (older configurations)."""
@@ -237,6 +309,16 @@ class Settings(BaseSettings):
     signer_mnemonic: SecretStr | None = None
     seed_file: Path | None = None
     dev_faucet_enabled: bool = True
+
+    @field_validator("fee_policies")
+    @classmethod
+    def _policies_name_patterns(cls, value: dict[str, FeePolicyConfig]) -> dict[str, FeePolicyConfig]:
+        unknown = sorted(set(value) - {p.value for p in Pattern})
+        if unknown:
+            raise ValueError(
+                f"fee_policies names no pattern {unknown}: use one of {', '.join(p.value for p in Pattern)}"
+            )
+        return value
 
     @field_validator("engineers", mode="before")
     @classmethod
@@ -279,6 +361,12 @@ class Settings(BaseSettings):
             if chain.name == name:
                 return chain
         raise KeyError(name)
+
+    def fee_policy(self, pattern: str | None) -> tuple[str, FeePolicyConfig]:
+        """The policy for a case of ``pattern`` and its name (the pattern, or ``default``)."""
+        if pattern is not None and pattern in self.fee_policies:
+            return pattern, self.fee_policies[pattern]
+        return "default", self.fee
 
     def asset_decimals(self, chain: str, asset: str) -> int | None:
         """Decimals of a listed asset (the native coin or a configured token) on ``chain``; None otherwise."""

@@ -87,6 +87,8 @@ class SlaTerms(BaseModel):
     """What the user is told to expect after a breach: an answer within this many more working days."""
     info_timeout_days: int = 10
     """A request for information unanswered this many working days expires the case."""
+    fee_acceptance_days: int = 5
+    """A quote the user must accept, unanswered this many working days, expires the case."""
 
 
 class SlaPlan(BaseModel):

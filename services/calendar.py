@@ -43,6 +43,7 @@ def sla_terms(config: SlaConfig, *, start: date) -> SlaTerms:
         due_soon_days=config.due_soon_working_days,
         breach_extension_days=config.breach_extension_working_days,
         info_timeout_days=config.info_timeout_working_days,
+        fee_acceptance_days=config.fee_acceptance_working_days,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from chains.signer import HOT_WALLET_PATH, Signer
-from fees.policy import native_to_asset_units, quote, refuse_fee_override
+from fees.policy import CannotQuote, native_to_asset_units, quote, refuse_fee_override
 from fees.prices import PricePort
 from recovery.errors import PermanentError
 from recovery.models import Quote, Transfer
@@ -19,6 +19,10 @@ class FeeOutOfBounds(PermanentError):
     """An engineer's fee override outside the fee policy's bounds."""
 
 
+class PolicyIncomplete(PermanentError):
+    """The fee policy needs a figure the configuration does not give."""
+
+
 class Quoter:
     def __init__(self, *, settings: Settings, signer: Signer, prices: PricePort, chains: EvmChains) -> None:
         self._settings = settings
@@ -27,12 +31,20 @@ class Quoter:
         self._chains = chains
 
     async def quote(
-        self, deposit: Transfer, *, on_chain: bool, fee_usd: Decimal | None = None, refund: bool = False
+        self,
+        deposit: Transfer,
+        *,
+        on_chain: bool,
+        fee_usd: Decimal | None = None,
+        refund: bool = False,
+        pattern: str | None = None,
+        vip: bool = False,
     ) -> Quote:
         """``on_chain`` False: a credit of funds already held, no gas to pay. ``refund``: two transfers
         from the deposit address (the refund to the sender, the fee to the hot wallet) instead of one. Raises
         :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price, and
-        :class:`FeeOutOfBounds` for an engineer's ``fee_usd`` outside the policy's bounds."""
+        :class:`FeeOutOfBounds` for an engineer's ``fee_usd`` outside the policy's bounds. The policy is the
+        ``pattern``'s own where configured, else the default; a ``vip`` claimant gets its VIP discount."""
         config = self._chains.config(deposit.chain)
         asset, decimals = asset_and_decimals(deposit)
         price = require_price(self._prices, asset)
@@ -51,19 +63,24 @@ class Quoter:
                 decimals=decimals,
                 price_usd=price,
             )
-        policy = self._settings.fee
+        name, policy = self._settings.fee_policy(pattern)
         if fee_usd is not None:
             refused = refuse_fee_override(fee_usd, min_usd=policy.min_usd, max_usd=policy.max_usd)
             if refused is not None:
                 raise FeeOutOfBounds(refused)
-        return quote(
-            asset=asset,
-            amount=deposit.amount,
-            decimals=decimals,
-            price_usd=price,
-            percent_bps=policy.percent_bps,
-            min_usd=policy.min_usd,
-            max_usd=policy.max_usd,
-            gas_estimate=gas_estimate,
-            fee_usd_override=fee_usd,
-        )
+        withdrawal = config.withdrawal_fees.get(asset)
+        try:
+            return quote(
+                asset=asset,
+                amount=deposit.amount,
+                decimals=decimals,
+                price_usd=price,
+                gas_estimate=gas_estimate,
+                policy=policy,
+                policy_name=name,
+                withdrawal_fee_usd=None if withdrawal is None else withdrawal * price,
+                vip=vip,
+                fee_usd_override=fee_usd,
+            )
+        except CannotQuote as exc:
+            raise PolicyIncomplete(f"{exc} (fee policy {name}, {asset} on {deposit.chain})") from None

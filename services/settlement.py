@@ -142,7 +142,8 @@ class Settler:
         asset, _decimals = asset_and_decimals(deposit)
         gas_native = sum(r.gas_used * r.effective_gas_price for r in receipts)
         if refund is None:
-            gas = self._gas_in_asset(deposit, gas_native)
+            # an absorbed network cost is the exchange's: the receipts still record what it spent
+            gas = 0 if quote.network_cost == "absorbed" else self._gas_in_asset(deposit, gas_native)
             settlement = settle(recovered=deposit.amount, fee=quote.fee, gas=gas, gas_native=gas_native)
         else:
             try:

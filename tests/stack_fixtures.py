@@ -110,14 +110,24 @@ class Stack:
         return self.signer.address(GAS_WALLET_PATH)
 
 
-def make_settings(data_dir: Path, chains: list[ChainConfig], **overrides: Any) -> Settings:
+def make_settings(
+    data_dir: Path, chains: list[ChainConfig], *, quotes_need_acceptance: bool = False, **overrides: Any
+) -> Settings:
+    """The dev configuration on ``data_dir`` and ``chains``. Quotes need no user acceptance unless asked
+    (``tests/test_e2e_fee_acceptance.py`` runs the dev policies as they are): the other end-to-end tests are
+    about other steps, and the dev policies ask for it above 1,000 USD."""
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": f"sqlite:///{data_dir / 'recovery.db'}",
         "chains": chains,
         "task_queue": f"cases-{uuid.uuid4().hex[:8]}",
     }
-    return Settings(**(values | overrides))
+    settings = Settings(**(values | overrides))
+    if quotes_need_acceptance:
+        return settings
+    policies = {name: p.model_copy(update={"acceptance_above_usd": None}) for name, p in settings.fee_policies.items()}
+    default = settings.fee.model_copy(update={"acceptance_above_usd": None})
+    return settings.model_copy(update={"fee": default, "fee_policies": policies})
 
 
 @pytest.fixture(scope="session", params=["time-skipping", "dev-server"])

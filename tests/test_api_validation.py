@@ -461,6 +461,10 @@ async def test_case_detail_amounts_and_fees(api: Api) -> None:
         "fee_usd": "10.00",
         "percent": "5",
         "final": False,
+        "policy": "default",
+        "basis": None,
+        "network_cost": "passed",
+        "acceptance": None,
     }
     assert detail["net_estimate"] == {"base_units": str(quote.net_estimate), "decimal": "89.98"}
     assert detail["credited"] is None

@@ -41,7 +41,7 @@ def _start_worker(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
         "RECOVERY_TASK_QUEUE": settings.task_queue,
         "RECOVERY_DATA_DIR": str(settings.data_dir),
         "RECOVERY_DATABASE_URL": settings.database_url or "",
-        "RECOVERY_CHAINS": json.dumps([c.model_dump() for c in settings.chains]),
+        "RECOVERY_CHAINS": json.dumps([c.model_dump(mode="json") for c in settings.chains]),
         "RECOVERY_CONFIG": str(settings.data_dir / "absent.toml"),
     }
     return subprocess.Popen(

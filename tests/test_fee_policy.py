@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from fees.policy import native_to_asset_units, quote, settle, to_decimal
+from recovery.settings import FeePolicyConfig
 
-POLICY: dict[str, Any] = {"percent_bps": 500, "min_usd": Decimal("10"), "max_usd": Decimal("500")}
+POLICY: dict[str, Any] = {"policy": FeePolicyConfig(percent_bps=500, min_usd=Decimal("10"), max_usd=Decimal("500"))}
 
 
 @pytest.mark.parametrize("decimals", [6, 18])

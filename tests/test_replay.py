@@ -23,7 +23,7 @@ def test_recorded_histories_exist() -> None:
     newer = {"four_eyes_completed", "four_eyes_audited", "sla_breached_rejected", "automatic_confirmed_v4"}
     assert newer | {"info_answered_approved"} <= names, names
     manual_actions = {"automatic_confirmed_v5", "fee_override_completed", "manual_execution_completed"}
-    manual_actions |= {"ownership_proven_completed", "refund_completed"}
+    manual_actions |= {"ownership_proven_completed", "refund_completed", "fee_accepted_completed"}
     assert manual_actions <= names, names
 
 

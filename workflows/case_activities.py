@@ -80,7 +80,9 @@ class CaseActivities:
     @activity.defn(name="quote_recovery")
     async def quote_recovery(self, request: QuoteRequest) -> Quote:
         with fail_fast_on_permanent():
-            return await self._s.quotes.quote(request.deposit, on_chain=request.on_chain)
+            return await self._s.quotes.quote(
+                request.deposit, on_chain=request.on_chain, pattern=request.pattern, vip=request.vip
+            )
 
     @activity.defn(name="quote_or_reason")
     async def quote_or_reason(self, request: QuoteRequest) -> QuoteOutcome:
@@ -88,7 +90,12 @@ class CaseActivities:
         with its reason, not a red failed activity, for what the workflow expects."""
         try:
             quote = await self._s.quotes.quote(
-                request.deposit, on_chain=request.on_chain, fee_usd=request.fee_usd, refund=request.refund
+                request.deposit,
+                on_chain=request.on_chain,
+                fee_usd=request.fee_usd,
+                refund=request.refund,
+                pattern=request.pattern,
+                vip=request.vip,
             )
         except PermanentError as err:
             return QuoteOutcome(reason=str(err))

@@ -164,6 +164,14 @@ class OwnershipProven(BaseModel):
     attestation: Attestation | None = None
 
 
+class QuoteAnswer(BaseModel):
+    """The user's answer to a quote that needs accepting; attested by the status API, so an answer typed into
+    the Temporal UI does not count."""
+
+    accept: bool
+    attestation: Attestation | None = None
+
+
 class InfoRequest(BaseModel):
     """Ask the user something (their answer comes back through ``POST /v1/cases/{id}/messages``)."""
 
@@ -219,6 +227,9 @@ class QuoteRequest(BaseModel):
     """An engineer's fee override."""
     refund: bool = False
     """Quote a refund to the sender (two transfers from the deposit address, not one)."""
+    pattern: Pattern | None = None
+    """The case's pattern: it picks the fee policy (None: the default policy)."""
+    vip: bool = False
 
 
 class SignRequest(BaseModel):

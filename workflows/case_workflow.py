@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from recovery.attestation import refuse_attestation
+    from recovery.attestation import Attestation, refuse_attestation
     from recovery.choices import default_choice, refuse_choice, refuse_fee_override
     from recovery.classify import classify
     from recovery.models import (
@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         ManualExecution,
         OwnershipNeed,
         OwnershipProven,
+        QuoteAnswer,
         QuoteRequest,
         SettleRequest,
         SignRequest,
@@ -113,6 +114,9 @@ OWNERSHIP_PROOF = "ownership-proof"
 REFUND_TO_SENDER = "refund-to-sender"
 """Patch id: cases started after it (and after OWNERSHIP_PROOF) can be approved with action ``refund``: the
 deposit goes back to its sender, after the sender's ownership proof, whatever the amount."""
+FEE_POLICIES = "fee-policies"
+"""Patch id: cases started after it (and after REFUND_TO_SENDER) refuse manual work below the fee policy's
+eligibility floor, and wait for the user to accept a quote the policy says needs accepting."""
 OWNERSHIP_PROVER = "status-api"
 """The name the status API attests ownership proofs under (it is no engineer)."""
 PENDING_LIMIT = timedelta(days=3)
@@ -163,6 +167,8 @@ class CaseState:
         self.executed_by: str | None = None
         self.ownership_needed = False
         self.ownership: OwnershipProven | None = None
+        self.quote_offered = False
+        self.quote_answer: QuoteAnswer | None = None
 
     @property
     def amount_usd(self) -> Decimal | None:
@@ -205,6 +211,7 @@ class CaseWorkflow:
         self._manual_actions = self._audit_trail and workflow.patched(MANUAL_ACTIONS)
         self._ownership_proof = self._manual_actions and workflow.patched(OWNERSHIP_PROOF)
         self._refunds = self._ownership_proof and workflow.patched(REFUND_TO_SENDER)
+        self._fee_policies = self._refunds and workflow.patched(FEE_POLICIES)
         await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
 
         trace = await self._wait_for_deposit_depth(case)
@@ -254,6 +261,13 @@ class CaseWorkflow:
         self._verdict = verdict
         # without a quote even an automatic pattern needs an engineer
         if verdict.route is Route.MANUAL or quote is None:
+            floor = quote.eligible_from_usd if quote is not None and self._fee_policies else None
+            if quote is not None and floor is not None and quote.amount_usd < floor:
+                return await self._reject(
+                    verdict.pattern,
+                    f"{verdict.reason} Recovering it takes an engineer's work, which the fee policy offers only for "
+                    f"deposits worth more than {floor} USD; this one is worth {quote.amount_usd} USD.",
+                )
             try:
                 approved = await self._await_decision(verdict)
             except _Expired as expired:
@@ -268,6 +282,17 @@ class CaseWorkflow:
                 return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
             quote = self._state.quote
         assert quote is not None and quote.net_estimate > 0
+        if self._fee_policies and quote.acceptance_required and self._state.execution is None:
+            try:
+                accepted = await self._await_acceptance(quote)
+            except _Expired as expired:
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
+            if not accepted:
+                return await self._close(
+                    CaseStatus.CANCELLED,
+                    verdict.pattern,
+                    f"You declined the quote (fee {quote.fee_usd} USD), so the case is closed; nothing was moved.",
+                )
 
         if self._state.execution is not None:
             settlement = await self._settle(
@@ -548,6 +573,8 @@ class CaseWorkflow:
             on_chain=self._state.action is not Action.CREDIT if on_chain is None else on_chain,
             fee_usd=fee_usd,
             refund=refund,
+            pattern=self._state.pattern,
+            vip=self._facts is not None and self._facts.claimant_vip,
         )
         if self._manual_actions:
             outcome = await _activity(
@@ -730,19 +757,112 @@ class CaseWorkflow:
         )
 
     async def _wait_for_user(
-        self, done: Callable[[], bool], *, since: datetime, until: datetime, what: str, missed: str
+        self,
+        done: Callable[[], bool],
+        *,
+        since: datetime,
+        until: datetime,
+        what: str,
+        missed: str,
+        days: int | None = None,
     ) -> None:
-        """Wait until ``done()`` or ``until``; :class:`_Expired` saying what was ``missed`` when time runs out."""
+        """Wait until ``done()`` or ``until``; :class:`_Expired` saying what was ``missed`` when time runs out
+        (within ``days`` working days: the request for information's timeout unless given)."""
         assert self._state.sla_terms is not None
+        days = self._state.sla_terms.info_timeout_days if days is None else days
         try:
             await workflow.wait_condition(
                 done, timeout=until - since, timeout_summary=f"{what}, until {until:%Y-%m-%d %H:%M} UTC"
             )
         except TimeoutError:
             raise _Expired(
-                f"{missed} within {self._state.sla_terms.info_timeout_days} working days, so the case is closed; "
+                f"{missed} within {days} working days, so the case is closed; "
                 "nothing was moved. File a new claim to have it looked at again."
             ) from None
+
+    # --- the user's acceptance of the quote --------------------------------------------------------
+
+    async def _await_acceptance(self, quote: Quote) -> bool:
+        """Offer the quote and wait for the user's answer: True accepted, False declined; ``_Expired`` when no
+        answer comes within the configured working days (engineers are done by now: no SLA timer runs)."""
+        assert self._case is not None
+        terms = await self._terms()
+        offered_at = workflow.now()
+        expires_at = terms.calendar.add_working_days(offered_at, terms.fee_acceptance_days)
+        self._state.quote_offered = True
+        await self._save(
+            "quote-offered",
+            CaseStatus.AWAITING_USER,
+            f"Your recovery is quoted: fee {format_units(quote.fee, quote.decimals)} {quote.asset} "
+            f"(${quote.fee_usd}, {quote.basis}), network cost about "
+            f"{format_units(quote.gas_estimate, quote.decimals)} {quote.asset}; you would receive about "
+            f"{format_units(quote.net_estimate, quote.decimals)} {quote.asset}. Accept or decline it by "
+            f"{expires_at:%d %b %Y}: POST /v1/cases/{self._case.case_id}/fee-acceptance "
+            '{"accept": true} (or false); nothing is signed before you accept.',
+            waiting="the user's answer to the quote",
+            quote=quote,
+        )
+        await self._wait_for_user(
+            lambda: self._state.quote_answer is not None,
+            since=offered_at,
+            until=expires_at,
+            what="the user's answer to the quote",
+            missed="You did not accept the quote",
+            days=terms.fee_acceptance_days,
+        )
+        answer = self._state.quote_answer
+        assert answer is not None
+        if answer.accept:
+            await self._save(
+                "quote-accepted",
+                CaseStatus.RECOVERING,
+                f"You accepted the fee of {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd})",
+                waiting="recovery",
+            )
+        return answer.accept
+
+    async def _terms(self) -> SlaTerms:
+        """The working-day calendar, read once (an automatic case has not needed it before)."""
+        if self._state.sla_terms is None:
+            assert self._case is not None
+            self._state.sla_terms = await _activity(
+                CaseActivities.sla_terms,
+                SlaRequest(case_id=self._case.case_id, start=workflow.now().date()),
+                summary="working-day calendar",
+            )
+        return self._state.sla_terms
+
+    @_update("The user's answer to the quote (sent and attested by the status API): {accept: true|false}.")
+    async def fee_acceptance(self, answer: QuoteAnswer) -> str:
+        self._state.quote_answer = answer
+        return "quote accepted" if answer.accept else "quote declined"
+
+    @fee_acceptance.validator
+    def _validate_fee_acceptance(self, answer: QuoteAnswer) -> None:
+        if not self._state.quote_offered or self._state.quote_answer is not None:
+            raise ValueError("This case is not waiting for an answer to its quote.")
+        self._refuse_unless_from_api(
+            answer.attestation,
+            "fee_acceptance",
+            "An answer to the quote counts only when the status API sent and attested it.",
+        )
+
+    def _refuse_unless_from_api(self, attestation: Attestation | None, action: str, unattested: str) -> None:
+        """Raise unless ``attestation`` is the status API's, for this case and ``action``."""
+        if attestation is None:
+            raise ValueError(unattested)
+        assert self._state.policy is not None
+        with workflow.unsafe.imports_passed_through():
+            refused = refuse_attestation(
+                attestation,
+                keys=self._state.policy.attestation_keys,
+                case_id=workflow.info().workflow_id,
+                engineer=OWNERSHIP_PROVER,
+                action=action,
+                now=workflow.now(),
+            )
+        if refused is not None:
+            raise ValueError(refused)
 
     @_update("The claimant's ownership proof, checked and attested by the status API.")
     async def ownership_proven(self, proof: OwnershipProven) -> str:
@@ -756,19 +876,11 @@ class CaseWorkflow:
         assert self._deposit is not None and self._state.policy is not None
         if proof.address.lower() != self._deposit.sender.lower():
             raise ValueError(f"The proof is for {proof.address}, not the deposit's sender {self._deposit.sender}.")
-        if proof.attestation is None:
-            raise ValueError("An ownership proof counts only when the status API checked and attested it.")
-        with workflow.unsafe.imports_passed_through():
-            refused = refuse_attestation(
-                proof.attestation,
-                keys=self._state.policy.attestation_keys,
-                case_id=workflow.info().workflow_id,
-                engineer=OWNERSHIP_PROVER,
-                action="ownership_proven",
-                now=workflow.now(),
-            )
-        if refused is not None:
-            raise ValueError(refused)
+        self._refuse_unless_from_api(
+            proof.attestation,
+            "ownership_proven",
+            "An ownership proof counts only when the status API checked and attested it.",
+        )
 
     # --- service levels, tiers and assignment ----------------------------------------------------
 

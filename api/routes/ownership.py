@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from api.deps import (
+    AttesterDep,
     ChainUnreachable,
     CurrentUser,
     SessionDep,
@@ -25,10 +26,9 @@ from api.deps import (
 )
 from api.routes.cases import _connected, _must_be_yours
 from api.schemas import ErrorOut
-from api.staff_actions import ActionRefused, CaseNotRunning, WorkflowBusy, attester_for, send_update
+from api.staff_actions import ActionRefused, CaseNotRunning, WorkflowBusy, send_update
 from recovery.settings import Settings
 from services import ownership as proofs
-from services.attesting import Attester
 from store import cases
 from workflows.case_messages import OwnershipProven
 from workflows.case_workflow import OWNERSHIP_PROVER
@@ -79,14 +79,6 @@ class ProofAccepted(BaseModel):
     answer: str = Field(description="What the case answered")
 
 
-def _attester(request: Request) -> Attester:
-    attester: Attester | None = getattr(request.app.state, "staff_attester", None)
-    if attester is None:
-        attester = attester_for(request.app.state.settings)
-        request.app.state.staff_attester = attester
-    return attester
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No such case among yours"},
     409: {"model": ErrorOut, "description": "The case needs no ownership proof now"},
@@ -121,7 +113,7 @@ async def ownership_proof(
     settings: SettingsDep,
     tracer: TracerDep,
     temporal: TemporalDep,
-    attester: Annotated[Attester, Depends(_attester)],
+    attester: AttesterDep,
 ) -> Any:
     """Prove that you control the deposit's sender: with the signature of its challenge, or with the hash of
     a verification deposit (a new small transfer of the chain's coin from the sender to the deposit address,

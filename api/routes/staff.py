@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from api.deps import SessionDep, SettingsDep, TemporalConnector, TemporalDep
+from api.deps import AttesterDep, SessionDep, SettingsDep, TemporalConnector, TemporalDep
 from api.schemas import AmountOut, CaseDetail, ErrorOut
 from api.staff_actions import (
     ActionRefused,
@@ -22,7 +22,6 @@ from api.staff_actions import (
     WorkflowBusy,
     attested_decision,
     attested_execution,
-    attester_for,
     query_case,
     send_update,
 )
@@ -74,18 +73,6 @@ async def _connected(temporal: TemporalConnector) -> Client:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="the workflow engine is unreachable; nothing was changed, try again later",
         ) from None
-
-
-def get_attester(request: Request) -> Attester:
-    """The API's attester, loaded once per app."""
-    attester: Attester | None = getattr(request.app.state, "staff_attester", None)
-    if attester is None:
-        attester = attester_for(request.app.state.settings)
-        request.app.state.staff_attester = attester
-    return attester
-
-
-AttesterDep = Annotated[Attester, Depends(get_attester)]
 
 
 # --- reading cases ---------------------------------------------------------------------------------
