@@ -149,7 +149,7 @@ class ChainUnreachable(Exception):
 
 
 class Tracer(Protocol):
-    async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult: ...
+    async def trace(self, chain: ChainConfig, tx_hash: str, *, block_time: bool = False) -> TraceResult: ...
 
     async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult: ...
 
@@ -165,7 +165,7 @@ class ChainTracer:
     def __init__(self, timeout: timedelta = timedelta(seconds=30)) -> None:
         self.timeout = timeout
 
-    async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult:
+    async def trace(self, chain: ChainConfig, tx_hash: str, *, block_time: bool = False) -> TraceResult:
         from chains.registry import accepted_formats, adapter_for
 
         adapter = adapter_for(chain)
@@ -173,7 +173,7 @@ class ChainTracer:
             raise TxHashFormatError(
                 f"{tx_hash!r} is not a transaction id on {chain.name}: expected {accepted_formats([chain])}"
             )
-        return await self._guard([chain.name], adapter.trace(tx_hash))
+        return await self._guard([chain.name], adapter.trace(tx_hash, block_time=block_time))
 
     async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult:
         from chains.registry import locate

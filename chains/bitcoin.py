@@ -145,7 +145,8 @@ class BitcoinChain(RestAdapter):
     async def tip_height(self) -> int:
         return _int(await self.rest.get_json("/blocks/tip/height"), "tip height")
 
-    async def trace(self, tx_hash: str) -> TraceResult:
+    async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
+        """``block_time`` is accepted for the adapter protocol: the block's time comes with the answer here."""
         txid = normalize_txid(tx_hash)
         base = TraceResult(
             chain=self.config.name,

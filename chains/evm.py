@@ -111,7 +111,9 @@ class EvmChain:
     def __repr__(self) -> str:
         return f"EvmChain({self.config.name!r}, chain_id={self.config.chain_id})"
 
-    async def trace(self, tx_hash: str) -> TraceResult:
+    async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
+        """The transaction, its transfers and depth; with ``block_time`` also its block's timestamp (one more
+        call: only a verification deposit needs it, not every confirmation poll)."""
         tx_hash = normalize_tx_hash(tx_hash)
         tx, receipt, head = await self.rpc.batch(
             [
@@ -130,6 +132,8 @@ class EvmChain:
         if result.block_number is None:
             return result
         assert receipt is not None
+        if not block_time:
+            return await self._with_internal(result, tx, receipt)
         block_timestamp, result = await asyncio.gather(
             self.block_timestamp(str(receipt.get("blockHash") or "")), self._with_internal(result, tx, receipt)
         )

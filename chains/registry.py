@@ -35,7 +35,9 @@ class ChainAdapter(Protocol):
         """Whether ``tx_hash`` is a well-formed transaction id in this chain's family."""
         ...
 
-    async def trace(self, tx_hash: str) -> TraceResult: ...
+    async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
+        """``block_time``: also the block's timestamp (an extra call on some chains; otherwise it may be None)."""
+        ...
 
 
 def adapter_for(config: ChainConfig) -> ChainAdapter:

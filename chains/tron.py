@@ -189,7 +189,8 @@ class TronChain(RestAdapter):
         )
         return _block_number(head, "head block"), _block_number(solid, "solidified block")
 
-    async def trace(self, tx_hash: str) -> TraceResult:
+    async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
+        """``block_time`` is accepted for the adapter protocol: the block's time comes with the answer here."""
         txid = normalize_txid(tx_hash)
         base = TraceResult(
             chain=self.config.name,

@@ -188,7 +188,8 @@ class XrplChain(PooledAdapter):
 
         return await self.pool.request(attempt)
 
-    async def trace(self, tx_hash: str) -> TraceResult:
+    async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
+        """``block_time`` is accepted for the adapter protocol: the block's time comes with the answer here."""
         tx_hash = normalize_tx_hash(tx_hash)
         base = TraceResult(
             chain=self.config.name,

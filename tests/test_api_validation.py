@@ -57,7 +57,7 @@ class Fakes:
     trace_error: Exception | None = None
     start_error: Exception | None = None
 
-    async def trace(self, chain: ChainConfig, tx_hash: str) -> TraceResult:
+    async def trace(self, chain: ChainConfig, tx_hash: str, *, block_time: bool = False) -> TraceResult:
         return self._trace(chain.name, tx_hash)
 
     async def locate(self, chains: list[ChainConfig], tx_hash: str) -> TraceResult:

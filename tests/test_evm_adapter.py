@@ -68,7 +68,8 @@ async def test_trace_native_transfer(bsc: ChainConfig) -> None:
     to = fresh_address()
     before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
     tx_hash = await devnet.send_from_dev_account(bsc, to=to, asset="BNB", amount=3 * 10**18, account_index=1)
-    result = await EvmChain(bsc).trace(tx_hash)
+    assert (await EvmChain(bsc).trace(tx_hash)).block_timestamp is None  # not read unless asked for
+    result = await EvmChain(bsc).trace(tx_hash, block_time=True)
     assert result.block_timestamp is not None and before <= result.block_timestamp <= datetime.now(UTC)
     [t] = result.transfers
     assert (t.log_index, t.asset, t.decimals, t.token_address, t.amount) == (
@@ -83,7 +84,7 @@ async def test_trace_native_transfer(bsc: ChainConfig) -> None:
 
 
 async def test_trace_unknown_and_bad_hash(eth: ChainConfig) -> None:
-    result = await EvmChain(eth).trace(MISSING)
+    result = await EvmChain(eth).trace(MISSING, block_time=True)
     assert not result.found and result.chain == "ethereum" and result.transfers == []
     assert result.block_timestamp is None
     with pytest.raises(ValueError):

@@ -103,7 +103,7 @@ async def test_first_definitive_answer_wins_and_others_are_cancelled(fake_nodes:
         def accepts(self, tx_hash: str) -> bool:
             return True
 
-        async def trace(self, tx_hash: str) -> TraceResult:
+        async def trace(self, tx_hash: str, *, block_time: bool = False) -> TraceResult:
             try:
                 await asyncio.sleep(30)
             except asyncio.CancelledError:

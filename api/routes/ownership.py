@@ -166,7 +166,7 @@ async def _verification_proof(
     target = await run_in_threadpool(proofs.verification_target, session, case_id=case_id, settings=settings)
     await run_in_threadpool(session.commit)  # release the connection while the chain is asked
     try:
-        trace = await tracer.trace(target.chain, tx_hash)
+        trace = await tracer.trace(target.chain, tx_hash, block_time=True)
     except TxHashFormatError as exc:
         raise proofs.ProofRefused(f"{exc}; POST the hash of your verification deposit") from None
     except ChainUnreachable as exc:
