@@ -143,6 +143,7 @@ def quote(
         vip_discount_bps=policy.vip_discount_bps if vip else 0,
         eligible_from_usd=policy.eligible_from_usd,
         acceptance_required=acceptance is not None and value > Fraction(acceptance),
+        price_usd=price_usd,
     )
 
 
@@ -174,3 +175,22 @@ def _cents(value: Fraction) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = 200
         return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(CENT)
+
+
+def waive(quoted: Quote, *, incident_id: int, reason: str) -> Quote:
+    """The quote with its fee waived for a platform-fault incident: the user pays no fee (the network cost
+    stays as quoted), needs to accept nothing, and sees why in ``basis``; ``waived_fee`` keeps the fee the
+    policy would have charged, for the ledger's ``waived`` entry."""
+    if quoted.waived_by is not None:
+        return quoted
+    return quoted.model_copy(
+        update={
+            "fee": 0,
+            "fee_usd": Decimal("0.00"),
+            "net_estimate": quoted.amount - quoted.gas_estimate,
+            "waived_by": incident_id,
+            "waived_fee": quoted.fee,
+            "basis": f"fee waived: incident #{incident_id} ({reason}); the policy's fee would be {quoted.fee_usd} USD",
+            "acceptance_required": False,
+        }
+    )

@@ -299,6 +299,19 @@ class Quote(BaseModel):
     """Work that needs an engineer is done only above this value."""
     acceptance_required: bool = False
     """The user must accept this quote before anything is signed."""
+    price_usd: Decimal | None = None
+    """USD per whole unit of the asset the quote used (None on quotes made before it was recorded)."""
+    waived_by: int | None = None
+    """A platform-fault incident waives this quote's fee: ``fee`` is 0, ``waived_fee`` what it would be."""
+    waived_fee: BaseUnits = 0
+
+    def unit_price_usd(self) -> Decimal | None:
+        """The price used: recorded, or implied by the quoted USD value (old quotes)."""
+        if self.price_usd is not None:
+            return self.price_usd
+        if not self.amount:
+            return None
+        return self.amount_usd / (Decimal(self.amount) / Decimal(10) ** self.decimals)
 
 
 class Settlement(BaseModel):

@@ -51,7 +51,7 @@ class CaseServices:
                 chains=chains,
                 policy=approval_policy(settings),
             ),
-            quotes=Quoter(settings=settings, signer=signer, prices=prices, chains=chains),
+            quotes=Quoter(settings=settings, signer=signer, prices=prices, chains=chains, engine=engine),
             signing=TransactionSigner(
                 engine=engine, signer=signer, chains=chains, nonces=NonceAllocator(engine=engine, signer=signer)
             ),

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from sqlalchemy import Engine
+
 from chains.signer import HOT_WALLET_PATH, Signer
-from fees.policy import CannotQuote, native_to_asset_units, quote, refuse_fee_override
+from fees.policy import CannotQuote, native_to_asset_units, quote, refuse_fee_override, waive
 from fees.prices import PricePort
 from recovery.errors import PermanentError
 from recovery.models import Quote, Transfer
 from recovery.settings import Settings
+from services import incidents
 from services.evm_chains import EvmChains
 from services.pricing import asset_and_decimals, require_price
 from services.transactions import NATIVE_TRANSFER_GAS, transfer_gas_limit
+from store.db import run_in_session
 
 
 class FeeOutOfBounds(PermanentError):
@@ -24,7 +28,16 @@ class PolicyIncomplete(PermanentError):
 
 
 class Quoter:
-    def __init__(self, *, settings: Settings, signer: Signer, prices: PricePort, chains: EvmChains) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        signer: Signer,
+        prices: PricePort,
+        chains: EvmChains,
+        engine: Engine | None = None,
+    ) -> None:
+        self._engine = engine
         self._settings = settings
         self._signer = signer
         self._prices = prices
@@ -39,12 +52,14 @@ class Quoter:
         refund: bool = False,
         pattern: str | None = None,
         vip: bool = False,
+        case_id: str | None = None,
     ) -> Quote:
         """``on_chain`` False: a credit of funds already held, no gas to pay. ``refund``: two transfers
         from the deposit address (the refund to the sender, the fee to the hot wallet) instead of one. Raises
         :class:`~services.pricing.CannotPrice` when the asset or the native coin has no price, and
         :class:`FeeOutOfBounds` for an engineer's ``fee_usd`` outside the policy's bounds. The policy is the
-        ``pattern``'s own where configured, else the default; a ``vip`` claimant gets its VIP discount."""
+        ``pattern``'s own where configured, else the default; a ``vip`` claimant gets its VIP discount. A
+        ``case_id`` in a platform-fault incident's window is quoted with its fee waived."""
         config = self._chains.config(deposit.chain)
         asset, decimals = asset_and_decimals(deposit)
         price = require_price(self._prices, asset)
@@ -70,7 +85,7 @@ class Quoter:
                 raise FeeOutOfBounds(refused)
         withdrawal = config.withdrawal_fees.get(asset)
         try:
-            return quote(
+            quoted = quote(
                 asset=asset,
                 amount=deposit.amount,
                 decimals=decimals,
@@ -84,3 +99,8 @@ class Quoter:
             )
         except CannotQuote as exc:
             raise PolicyIncomplete(f"{exc} (fee policy {name}, {asset} on {deposit.chain})") from None
+        if case_id is not None and self._engine is not None:
+            incident = await run_in_session(self._engine, incidents.covering, case_id=case_id)
+            if incident is not None and incident.id is not None:
+                quoted = waive(quoted, incident_id=incident.id, reason=incident.reason)
+        return quoted

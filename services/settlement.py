@@ -8,6 +8,7 @@ other, the transaction is composed here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -19,11 +20,15 @@ from fees.prices import PricePort
 from recovery.errors import PermanentError
 from recovery.models import Quote, Refund, Settlement, Transfer, TxReceipt
 from recovery.units import amount_text
+from services.case_refs import case_ref
 from services.evm_chains import EvmChains
+from services.incidents import compensation_entry, waived_message
 from services.pricing import asset_and_decimals, require_price
-from store import cases, ledger
+from store import cases, fee_ledger, incidents, ledger
 from store.cases import CaseNotFound
 from store.db import begin_write, run_in_session
+from store.fee_ledger import CaseRef, FeeKind, GasSpent
+from store.incidents import Incident
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ def settle_case(
     settlement: Settlement,
     fee_usd: Decimal,
     refund: Refund | None = None,
+    price_usd: Decimal | None = None,
+    gas_spent: Sequence[GasSpent] = (),
+    waived_fee: int = 0,
 ) -> bool:
     """Credit the user (or book the refund to the sender), book the fee and complete the case, in one
     transaction, at most once.
@@ -72,6 +80,19 @@ def settle_case(
     if case.user_id != user_id:
         session.rollback()
         raise ValueError(f"case {case_id} belongs to {case.user_id}, not {user_id}")
+    ref = case_ref(session, case, chain=chain)  # read before anything is added: no autoflush
+    # an incident declared at any time before this commit waives the fee (services.incidents)
+    incident = incidents.covering(session, chain=case.chain or chain, asset=case.asset, at=case.created_at)
+    fee_paid_back = 0
+    if incident is not None:
+        if refund is None and settlement.fee > 0:
+            waived_fee = settlement.fee
+            settlement = settlement.model_copy(update={"credited": settlement.credited + settlement.fee, "fee": 0})
+        elif refund is not None:
+            fee_paid_back = settlement.fee  # already sent to the hot wallet with the refund: paid back
+    else:
+        waived_fee = 0
+    note = "" if incident is None else f"; {waived_message(incident)}"
 
     # the case first (its completion reads the timeline), then the ledger entries: nothing is flushed
     # before the commit, where a concurrent settlement of the same deposit surfaces as a key violation
@@ -84,7 +105,8 @@ def settle_case(
             _credited_message(case.decimals, asset, settlement)
             if refund is None
             else _refunded_message(case.decimals, asset, settlement, refund)
-        ),
+        )
+        + note,
     )
     ledger.add_entries(
         session,
@@ -96,13 +118,63 @@ def settle_case(
         settlement=settlement,
         fee_usd=fee_usd,
         refund=refund,
+        ref=ref,
+        decimals=case.decimals,
+        price_usd=price_usd,
+        gas_spent=gas_spent,
     )
+    if incident is not None:
+        _book_incident(
+            session,
+            ref,
+            incident,
+            asset=asset,
+            decimals=case.decimals,
+            price_usd=price_usd,
+            waived=waived_fee,
+            paid_back=fee_paid_back,
+        )
     try:
         session.commit()
     except IntegrityError:  # a concurrent worker settled this deposit first
         session.rollback()
         return False
     return True
+
+
+def _book_incident(
+    session: Session,
+    ref: CaseRef,
+    incident: Incident,
+    *,
+    asset: str,
+    decimals: int | None,
+    price_usd: Decimal | None,
+    waived: int,
+    paid_back: int,
+) -> None:
+    """The incident's entries for a case settling in its window: the waived fee, or the fee paid back (a
+    refund moved it on chain before the settlement), and the compensation."""
+    assert incident.id is not None
+    for kind, amount in ((FeeKind.WAIVED, waived), (FeeKind.REFUNDED, paid_back)):
+        if amount > 0:
+            fee_ledger.add_once(
+                session,
+                fee_ledger.entry(
+                    ref,
+                    kind=kind,
+                    key=fee_ledger.step_key(ref.case_id, kind),
+                    asset=asset,
+                    decimals=decimals,
+                    amount=amount,
+                    price_usd=price_usd,
+                    incident_id=incident.id,
+                    note=f"incident #{incident.id}: {incident.reason}",
+                ),
+            )
+    compensation = compensation_entry(ref, incident)
+    if compensation is not None:
+        fee_ledger.add_once(session, compensation)
 
 
 def _credited_message(decimals: int | None, asset: str, settlement: Settlement) -> str:
@@ -152,7 +224,7 @@ class Settler:
                 )
             except ValueError as exc:
                 raise RefusedSettlement(str(exc)) from None
-        booked = await run_in_session(
+        await run_in_session(
             self._engine,
             settle_case,
             case_id=case_id,
@@ -163,11 +235,14 @@ class Settler:
             settlement=settlement,
             fee_usd=quote.fee_usd,
             refund=refund,
+            price_usd=quote.unit_price_usd(),
+            gas_spent=self._gas_spent(deposit.chain, receipts),
+            waived_fee=quote.waived_fee,
         )
-        if not booked:
-            settlement = await run_in_session(
-                self._engine, ledger.booked_settlement, deposit_key=deposit.key, gas_native=gas_native
-            )
+        # what the ledger holds: this call's figures, a retry's or a concurrent worker's, less a waived fee
+        settlement = await run_in_session(
+            self._engine, ledger.booked_settlement, case_id=case_id, deposit_key=deposit.key, gas_native=gas_native
+        )
         log.info(
             "case %s settled: recovered %d = credited %d + refunded %d + fee %d + gas %d (%s base units)",
             case_id,
@@ -179,6 +254,23 @@ class Settler:
             asset,
         )
         return settlement
+
+    def _gas_spent(self, chain: str, receipts: list[TxReceipt]) -> list[GasSpent]:
+        if not receipts:
+            return []
+        config = self._chains.config(chain)
+        price = self._prices.usd_price(config.native_symbol)
+        return [
+            GasSpent(
+                tx_hash=r.tx_hash,
+                gas_used=r.gas_used,
+                gas_price=r.effective_gas_price,
+                asset=config.native_symbol,
+                decimals=config.native_decimals,
+                price_usd=price,
+            )
+            for r in receipts
+        ]
 
     def _gas_in_asset(self, deposit: Transfer, gas_native: int) -> int:
         if not gas_native:  # a credit of funds already held needs no transaction, and no native price

@@ -1,12 +1,12 @@
 """The audit trail: one row per engineer action on a case (who, what, when, the input, the state before and
 after), append-only. The database itself refuses to update or delete a row (a trigger on SQLite and on
-PostgreSQL), so no code path, old or new, can rewrite what happened."""
+PostgreSQL, created by the migrations), so no code path, old or new, can rewrite what happened."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, Text, UniqueConstraint, event
+from sqlalchemy import Text, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -31,21 +31,7 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-_APPEND_ONLY_SQLITE = [
-    f"CREATE TRIGGER IF NOT EXISTS audit_entries_no_{verb.lower()} BEFORE {verb} ON audit_entries "
-    "BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END"
-    for verb in ("UPDATE", "DELETE")
-]
-_APPEND_ONLY_POSTGRESQL = [
-    "CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit entries are append-only'; END $$",
-    "CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_entries "
-    "FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()",
-]
-for _statement in _APPEND_ONLY_SQLITE:
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))  # type: ignore[attr-defined]
-for _statement in _APPEND_ONLY_POSTGRESQL:
-    event.listen(AuditEntry.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))  # type: ignore[attr-defined]
+# The triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL) are created by migration 0001.
 
 
 def append(

@@ -3,6 +3,7 @@ each change (one event per key, so writing is idempotent)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -196,11 +197,15 @@ _PLAIN_UPDATE_FIELDS = (
 )
 
 
-def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
+def apply_case_update(
+    session: Session, *, update: CaseUpdate, also: Callable[[Session, Case], None] | None = None
+) -> bool:
     """Apply ``update`` and append its timeline event in one transaction, once per event key.
 
     Returns False (and changes nothing) when the event key was already recorded for the case.
-    Fields left ``None`` are kept. A case in a terminal status (COMPLETED, REJECTED) is final: an update
+    ``also(session, case)`` adds rows that belong to the same change (the fee ledger's entries), in the same
+    transaction; it is not called when the case is closed or the key was recorded. Fields left ``None`` are
+    kept. A case in a terminal status (COMPLETED, REJECTED) is final: an update
     after it changes nothing and is recorded on the timeline as a re-run's report. Raises
     :class:`CaseNotFound` for an unknown case. What was credited is not an update: only the settlement
     writes it (:func:`add_completion`).
@@ -231,6 +236,8 @@ def apply_case_update(session: Session, *, update: CaseUpdate) -> bool:
             )
         )
     else:
+        if also is not None:  # before anything is added: its reads must not flush this update early
+            also(session, case)
         for name in _PLAIN_UPDATE_FIELDS:
             value = getattr(update, name)
             if value is not None:
@@ -279,6 +286,30 @@ def get_handling(session: Session, *, case_id: str) -> CaseHandling | None:
 def has_event(session: Session, *, case_id: str, key: str) -> bool:
     statement = select(CaseEvent.id).where(CaseEvent.case_id == case_id, CaseEvent.key == key)
     return session.exec(statement).first() is not None
+
+
+def add_note(session: Session, *, case_id: str, key: str, message: str) -> bool:
+    """Append a timeline event that changes nothing else (the case keeps its status, closed or not), once per
+    key; added to the session, not committed. False when the key is already on the timeline."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(case_id)
+    if has_event(session, case_id=case_id, key=key):
+        return False
+    session.add(CaseEvent(case_id=case_id, key=key, status=case.status, message=message, at=utcnow()))
+    return True
+
+
+def cases_in_window(
+    session: Session, *, chain: str, asset: str | None, since: datetime, until: datetime
+) -> list[Case]:
+    """Cases on ``chain`` (of ``asset``, if given) opened in ``[since, until)``, oldest first."""
+    statement = select(Case).where(
+        Case.chain == chain, col(Case.created_at) >= since, col(Case.created_at) < until
+    )
+    if asset is not None:
+        statement = statement.where(Case.asset == asset)
+    return list(session.exec(statement.order_by(col(Case.created_at))).all())
 
 
 def add_completion(session: Session, *, case: Case, settlement: Settlement, fee_usd: Decimal, message: str) -> None:

@@ -2,29 +2,28 @@
 ledger, in the case database).
 
 Each deposit is settled at most once: the primary keys (``credit:<deposit_key>`` or, for a deposit sent back
-to its sender, ``refund:<deposit_key>``, and ``fee:<deposit_key>``, which every settlement books) make a
-second or concurrent settlement fail. This module does not know cases: the
-settlement (``services.settlement``) books these entries and completes the case in one transaction.
+to its sender, ``refund:<deposit_key>``) make a second or concurrent settlement fail, and so do the fee
+ledger's one-charge-per-case index and its ``<case>:charged`` key (``store.fee_ledger``). This module
+does not know cases: the settlement (``services.settlement``) books these entries and completes the case in
+one transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, select
 
 from recovery.models import Refund, Settlement
+from store import fee_ledger
 from store.db import Amount, UTCDateTime, utcnow
+from store.fee_ledger import USD_LIMBS, CaseRef, FeeKind, GasSpent
 
 
 def credit_key(deposit_key: str) -> str:
     return "credit:" + deposit_key
-
-
-def fee_key(deposit_key: str) -> str:
-    return "fee:" + deposit_key
 
 
 def refund_key(deposit_key: str) -> str:
@@ -40,20 +39,6 @@ class LedgerCredit(SQLModel, table=True):
     asset: str = Field(max_length=64)
     amount: int = Field(sa_type=Amount)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-class FeeEntry(SQLModel, table=True):
-    __tablename__ = "fee_entries"  # type: ignore[assignment]
-
-    idempotency_key: str = Field(primary_key=True, max_length=255)
-    case_id: str = Field(index=True, max_length=255)
-    user_id: str = Field(max_length=128)
-    chain: str = Field(max_length=64)
-    asset: str = Field(max_length=64)
-    fee: int = Field(sa_type=Amount)
-    gas: int = Field(sa_type=Amount)
-    fee_usd: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 class RefundEntry(SQLModel, table=True):
@@ -72,17 +57,6 @@ class RefundEntry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class FeeTotal(BaseModel):
-    """Fees collected on one (chain, asset), in the asset's base units; ``fee_usd`` at quote time."""
-
-    chain: str
-    asset: str
-    count: int
-    fee: int
-    gas: int
-    fee_usd: Decimal
-
-
 def add_entries(
     session: Session,
     *,
@@ -94,6 +68,10 @@ def add_entries(
     settlement: Settlement,
     fee_usd: Decimal,
     refund: Refund | None = None,
+    ref: CaseRef,
+    decimals: int | None,
+    price_usd: Decimal | None,
+    gas_spent: Sequence[GasSpent] = (),
 ) -> None:
     """Add the deposit's credit (or refund) and fee entries to the session (not committed: the caller's
     transaction completes the case with them). A second settlement of the deposit fails at commit on the keys."""
@@ -123,36 +101,66 @@ def add_entries(
                 created_at=now,
             )
         )
+    charged = fee_ledger.entry(
+        ref,
+        kind=FeeKind.CHARGED,
+        key=fee_ledger.step_key(case_id, FeeKind.CHARGED),
+        asset=asset,
+        decimals=decimals,
+        amount=settlement.fee,
+        price_usd=price_usd,
+        booked_at=now,
+    )
+    if price_usd is None:  # no price: the quote's own USD figure (the fee is then all that is known)
+        charged.usd_micros = fee_ledger.to_micros(fee_usd)
+        [charged.usd_l0, charged.usd_l1], charged.usd_hi = fee_ledger.split_limbs(charged.usd_micros, USD_LIMBS)
+    session.add(charged)
     session.add(
-        FeeEntry(
-            idempotency_key=fee_key(deposit_key),
-            case_id=case_id,
-            user_id=user_id,
-            chain=chain,
+        fee_ledger.entry(
+            ref,
+            kind=FeeKind.GAS_CHARGED,
+            key=fee_ledger.step_key(case_id, FeeKind.GAS_CHARGED),
             asset=asset,
-            fee=settlement.fee,
-            gas=settlement.gas,
-            fee_usd=str(fee_usd),
-            created_at=now,
+            decimals=decimals,
+            amount=settlement.gas,
+            price_usd=price_usd,
+            booked_at=now,
         )
     )
+    for spent in gas_spent:
+        session.add(
+            fee_ledger.entry(
+                ref,
+                kind=FeeKind.GAS_SPENT,
+                key=fee_ledger.step_key(case_id, f"gas_spent:{spent.tx_hash}"),
+                asset=spent.asset,
+                decimals=spent.decimals,
+                amount=spent.gas_used * spent.gas_price,
+                price_usd=spent.price_usd,
+                booked_at=now,
+                tx_hash=spent.tx_hash,
+                gas_used=spent.gas_used,
+                gas_price=spent.gas_price,
+            )
+        )
 
 
-def booked_settlement(session: Session, *, deposit_key: str, gas_native: int) -> Settlement:
+def booked_settlement(session: Session, *, case_id: str, deposit_key: str, gas_native: int) -> Settlement:
     """The settlement as the ledger recorded it (for a retry that finds the deposit already settled)."""
     credit = session.get(LedgerCredit, credit_key(deposit_key))
     refund = session.get(RefundEntry, refund_key(deposit_key))
-    fee = session.get(FeeEntry, fee_key(deposit_key))
-    if (credit is None and refund is None) or fee is None:
+    fee = fee_ledger.one(session, case_id=case_id, kind=FeeKind.CHARGED)
+    gas = fee_ledger.one(session, case_id=case_id, kind=FeeKind.GAS_CHARGED)
+    if (credit is None and refund is None) or fee is None or gas is None:
         raise LookupError(f"deposit {deposit_key} has no complete settlement in the ledger")
     credited = credit.amount if credit is not None else 0
     refunded = refund.amount if refund is not None else 0
     return Settlement(
-        recovered=credited + refunded + fee.fee + fee.gas,
+        recovered=credited + refunded + fee.amount + gas.amount,
         credited=credited,
         refunded=refunded,
-        fee=fee.fee,
-        gas=fee.gas,
+        fee=fee.amount,
+        gas=gas.amount,
         gas_native=gas_native,
     )
 
@@ -162,32 +170,11 @@ def is_credited(session: Session, *, deposit_key: str) -> bool:
 
 
 def is_settled(session: Session, *, deposit_key: str) -> bool:
-    """Credited or refunded: every settlement books the deposit's fee entry."""
-    return session.get(FeeEntry, fee_key(deposit_key)) is not None or is_credited(session, deposit_key=deposit_key)
+    """Credited or refunded: every settlement books one of the two."""
+    return (
+        is_credited(session, deposit_key=deposit_key) or session.get(RefundEntry, refund_key(deposit_key)) is not None
+    )
 
 
 def refund_of(session: Session, *, case_id: str) -> RefundEntry | None:
     return session.exec(select(RefundEntry).where(RefundEntry.case_id == case_id)).first()
-
-
-def fee_report(session: Session, *, since: datetime | None = None, until: datetime | None = None) -> list[FeeTotal]:
-    """Totals per (chain, asset) of fee entries with ``since <= created_at < until``.
-
-    Summed in Python: amounts are text on SQLite, so SQL ``SUM`` would not be exact there.
-    """
-    statement = select(FeeEntry)
-    if since is not None:
-        statement = statement.where(col(FeeEntry.created_at) >= since)
-    if until is not None:
-        statement = statement.where(col(FeeEntry.created_at) < until)
-    totals: dict[tuple[str, str], FeeTotal] = {}
-    for entry in session.exec(statement):
-        total = totals.setdefault(
-            (entry.chain, entry.asset),
-            FeeTotal(chain=entry.chain, asset=entry.asset, count=0, fee=0, gas=0, fee_usd=Decimal(0)),
-        )
-        total.count += 1
-        total.fee += entry.fee
-        total.gas += entry.gas
-        total.fee_usd += Decimal(entry.fee_usd)
-    return [totals[k] for k in sorted(totals)]

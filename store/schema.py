@@ -1,14 +1,22 @@
-"""Creates every table of the engine (idempotent): importing the table modules registers them."""
+"""The engine's schema: importing the table modules registers every table on ``SQLModel.metadata``;
+``init_db`` brings a database to it through the migrations in ``store/migrations`` (Alembic)."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
-from sqlmodel import SQLModel
 
-from store import audit, cases, feedback, ledger, manual_executions, ownership, scan_cursors, signed_txs, staff, users
+from store.migrate import upgrade_to_head
+from store.tables import TABLE_MODULES
 
-TABLE_MODULES = (users, cases, signed_txs, scan_cursors, ledger, audit, staff, feedback, manual_executions, ownership)
+__all__ = ["TABLE_MODULES", "init_db"]
 
 
 def init_db(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Upgrade the database to the newest migration (``alembic upgrade head``), under a lock so that
+    processes starting together do not race; idempotent and cheap when already there.
+
+    An empty database is built from the first revision; one that ``create_all`` made before migrations (its
+    tables, no ``alembic_version``) is stamped at the baseline first, and one that matches neither raises
+    :class:`store.migrate.SchemaMismatch` saying what to do. See :func:`store.migrate.upgrade_to_head`.
+    """
+    upgrade_to_head(engine)

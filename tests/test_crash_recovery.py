@@ -20,8 +20,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
 from recovery.settings import ROOT, ChainConfig
-from store import cases, signed_txs
-from store.ledger import FeeEntry, LedgerCredit
+from store import cases, fee_ledger, signed_txs
+from store.fee_ledger import FeeKind, FeeLedgerEntry
+from store.ledger import LedgerCredit
 from tests.stack_fixtures import Stack, open_stack
 
 
@@ -111,9 +112,14 @@ async def test_worker_killed_mid_recovery(
     assert await bsc.nonce(stack.gas_wallet) == 1, "exactly one gas top-up left the gas wallet"
     with Session(stack.engine) as session:
         credits = session.exec(select(LedgerCredit).where(LedgerCredit.user_id == user_id)).all()
-        fees = session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
+        fees = session.exec(
+            select(FeeLedgerEntry).where(FeeLedgerEntry.case_id == case_id, FeeLedgerEntry.kind == FeeKind.CHARGED)
+        ).all()
         signed = session.exec(select(signed_txs.SignedTransaction)).all()
+        [gas] = fee_ledger.entries(session, case_id=case_id, kind=FeeKind.GAS_CHARGED)
+        spent = fee_ledger.entries(session, case_id=case_id, kind=FeeKind.GAS_SPENT)
     assert len(credits) == 1 and len(fees) == 1
     assert sorted(s.purpose for s in signed) == ["gas_topup", "sweep"]
-    assert credits[0].amount + fees[0].fee + fees[0].gas == 100 * 10**18
+    assert credits[0].amount + fees[0].amount + gas.amount == 100 * 10**18
+    assert len(spent) == 2 and all(s.amount == s.gas_used * s.gas_price > 0 for s in spent)  # top-up and sweep
     assert "signer-seed" not in log.read_text() and stack.signer_mnemonic_absent_from(log.read_text())

@@ -25,7 +25,8 @@ from devstack import devnet, devtokens
 from recovery.models import case_id_for
 from recovery.settings import ChainConfig
 from store import cases, users
-from store.ledger import FeeEntry, LedgerCredit
+from store.fee_ledger import FeeKind, FeeLedgerEntry
+from store.ledger import LedgerCredit
 from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows.case_messages import CaseInput, Decision
 from workflows.case_workflow import CaseWorkflow
@@ -59,10 +60,14 @@ async def _claim(stack: Stack, token: str, tx_hash: str, *statuses: str) -> dict
     return await stack.wait_for(token, response.json()["case_id"], *statuses)
 
 
-def _ledger(stack: Stack, case_id: str) -> tuple[list[LedgerCredit], list[FeeEntry]]:
+def _ledger(stack: Stack, case_id: str) -> tuple[list[LedgerCredit], list[FeeLedgerEntry]]:
     with Session(stack.engine) as session:
         credits = list(session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all())
-        fees = list(session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all())
+        fees = list(
+            session.exec(
+                select(FeeLedgerEntry).where(FeeLedgerEntry.case_id == case_id, FeeLedgerEntry.kind == FeeKind.CHARGED)
+            ).all()
+        )
     return credits, fees
 
 

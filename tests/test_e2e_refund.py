@@ -16,7 +16,9 @@ from temporalio.testing import WorkflowEnvironment
 from chains.evm import EvmChain
 from devstack import devnet
 from recovery.settings import ChainConfig
-from store.ledger import FeeEntry, LedgerCredit, RefundEntry
+from store import fee_ledger
+from store.fee_ledger import FeeKind, FeeLedgerEntry
+from store.ledger import LedgerCredit, RefundEntry
 from store.signed_txs import SignedTransaction
 from tests.stack_fixtures import Stack, cli_env, open_stack, run_cli
 
@@ -82,11 +84,14 @@ async def test_an_unlisted_token_is_refunded_to_its_sender_after_the_ownership_p
         with Session(stack.engine) as session:
             signed = session.exec(select(SignedTransaction).where(SignedTransaction.case_id == case_id)).all()
             refunds = session.exec(select(RefundEntry).where(RefundEntry.case_id == case_id)).all()
-            fees = session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
+            fees = session.exec(
+                select(FeeLedgerEntry).where(FeeLedgerEntry.case_id == case_id, FeeLedgerEntry.kind == FeeKind.CHARGED)
+            ).all()
             credits = session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
+            [gas_row] = fee_ledger.entries(session, case_id=case_id, kind=FeeKind.GAS_CHARGED)
         assert sorted(s.purpose for s in signed) == ["gas_topup", "refund", "refund_fee"]  # each signed once
         assert len(refunds) == 1 and refunds[0].amount == refunded and refunds[0].tx_hash == case["refund"]["tx_hash"]
-        assert len(fees) == 1 and fees[0].fee == fee and fees[0].gas == gas and credits == []
+        assert len(fees) == 1 and fees[0].amount == fee and gas_row.amount == gas and credits == []
         timeline = [e["message"] for e in case["timeline"]]
         assert any(m.startswith(f"Refund {case['refund']['tx_hash']} to ") for m in timeline), timeline
         assert any(m.startswith("Refunded 14") and case["refund"]["tx_hash"] in m for m in timeline), timeline

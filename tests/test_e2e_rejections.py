@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 
 from chains.evm import EvmChain
 from devstack import devnet
-from store.ledger import FeeEntry, LedgerCredit
+from store.fee_ledger import FeeKind, FeeLedgerEntry
+from store.ledger import LedgerCredit
 from tests.stack_fixtures import Stack, record_history
 from workflows.case_messages import CaseInput
 from workflows.starter import start_case
@@ -26,7 +27,9 @@ async def _rejected(stack: Stack, token: str, tx_hash: str, chain: str | None = 
 def _no_money_moved(stack: Stack, case_id: str) -> None:
     with Session(stack.engine) as session:
         assert not session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
-        assert not session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
+        assert not session.exec(
+            select(FeeLedgerEntry).where(FeeLedgerEntry.case_id == case_id, FeeLedgerEntry.kind == FeeKind.CHARGED)
+        ).all()
 
 
 async def test_not_found_on_any_configured_chain(ts_stack: Stack) -> None:

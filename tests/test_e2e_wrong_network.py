@@ -19,7 +19,8 @@ from chains.evm import EvmChain
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, deposit_path
 from recovery.settings import ChainConfig
 from store import cases, signed_txs
-from store.ledger import FeeEntry, LedgerCredit
+from store.fee_ledger import FeeKind, FeeLedgerEntry
+from store.ledger import LedgerCredit
 from tests.db_fixtures import POSTGRES_URL
 from tests.stack_fixtures import Stack, open_stack, record_history
 from workflows import search_attributes as sa
@@ -74,9 +75,11 @@ async def test_wrong_network_usdt_is_recovered_and_credited(stack: Stack) -> Non
     # ledger: exactly one credit and one fee row for this deposit
     with Session(stack.engine) as session:
         credits = session.exec(select(LedgerCredit).where(LedgerCredit.case_id == case_id)).all()
-        fees = session.exec(select(FeeEntry).where(FeeEntry.case_id == case_id)).all()
+        fees = session.exec(
+            select(FeeLedgerEntry).where(FeeLedgerEntry.case_id == case_id, FeeLedgerEntry.kind == FeeKind.CHARGED)
+        ).all()
     assert [(c.user_id, c.amount) for c in credits] == [(user_id, credited)]
-    assert [f.fee for f in fees] == [fee]
+    assert [f.amount for f in fees] == [fee]
 
     statuses = [e["status"] for e in case["timeline"]]
     assert statuses[0] == "RECEIVED" and statuses[-1] == "COMPLETED"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +10,8 @@ from sqlmodel import Session, select
 
 from recovery.models import CaseStatus, Settlement, deposit_key
 from services.settlement import settle_case
-from store import cases, ledger
+from store import cases, fee_ledger, ledger
+from store.fee_ledger import FeeKind, FeeLedgerEntry
 from tests.test_store import HUGE, new_case, run_threads
 
 TX = "0x" + "ab" * 32
@@ -38,7 +38,7 @@ def settle(session: Session, *, s: Settlement | None = None, key: str = KEY, cas
 def counts(session: Session) -> tuple[int, int]:
     return (
         len(session.exec(select(ledger.LedgerCredit)).all()),
-        len(session.exec(select(ledger.FeeEntry)).all()),
+        len(session.exec(select(FeeLedgerEntry).where(FeeLedgerEntry.kind == FeeKind.CHARGED)).all()),
     )
 
 
@@ -55,10 +55,12 @@ def test_settle_case_credits_once(db_session: Session) -> None:
     assert ledger.is_credited(db_session, deposit_key=KEY) is True
 
     credit = db_session.get(ledger.LedgerCredit, "credit:" + KEY)
-    fee = db_session.get(ledger.FeeEntry, "fee:" + KEY)
-    assert credit is not None and fee is not None
+    fee = fee_ledger.one(db_session, case_id="case-1", kind=FeeKind.CHARGED)
+    gas = fee_ledger.one(db_session, case_id="case-1", kind=FeeKind.GAS_CHARGED)
+    assert credit is not None and fee is not None and gas is not None
     assert (credit.user_id, credit.asset, credit.amount) == ("alice", "USDT", 10**20 - 10 * 10**18 - 10**16)
-    assert (fee.chain, fee.fee, fee.gas, fee.fee_usd) == ("bsc", 10 * 10**18, 10**16, "10.00")
+    assert (fee.chain, fee.amount, fee.usd_micros, fee.idempotency_key) == ("bsc", 10 * 10**18, 10**7, "case-1:charged")
+    assert (gas.amount, gas.usd_micros) == (10**16, None)  # no price was given: USD unknown, not made up
 
     case = cases.get_case(db_session, case_id="case-1")
     assert case is not None
@@ -88,8 +90,9 @@ def test_settle_case_huge_amounts(db_session: Session) -> None:
     db_session.expire_all()
     credit = db_session.get(ledger.LedgerCredit, "credit:" + KEY)
     assert credit is not None and credit.amount == HUGE - HUGE // 20 - 12345
-    [total] = ledger.fee_report(db_session)
-    assert (total.fee, total.gas) == (HUGE // 20, 12345)
+    fee = fee_ledger.one(db_session, case_id="case-1", kind=FeeKind.CHARGED)
+    assert fee is not None and fee.amount == HUGE // 20
+    assert fee_ledger.join_limbs([fee.amount_l0, fee.amount_l1, fee.amount_l2], fee.amount_hi or 0) == HUGE // 20
 
 
 def test_settle_case_refuses_inconsistent_or_foreign(db_session: Session) -> None:
@@ -119,39 +122,13 @@ def test_settle_case_race_credits_once(db_engine: Engine) -> None:
     assert sorted(results, key=str) == [False] * 7 + [True], results
     with Session(db_engine) as session:
         assert counts(session) == (1, 1)
-        fee = session.get(ledger.FeeEntry, "fee:" + KEY)
+        fee = fee_ledger.one(session, case_id="case-1", kind=FeeKind.CHARGED)
         case = cases.get_case(session, case_id="case-1")
         assert fee is not None and case is not None
         # the winner's numbers everywhere: the credit, the fee and the case agree
-        assert case.fee == fee.fee and case.status is CaseStatus.COMPLETED
+        assert case.fee == fee.amount and case.status is CaseStatus.COMPLETED
         credit = session.get(ledger.LedgerCredit, "credit:" + KEY)
-        assert credit is not None and credit.amount == case.credited == 10**20 - fee.fee - 10**16
-
-
-def test_fee_report(db_session: Session) -> None:
-    for i in range(3):
-        new_case(db_session, case_id=f"case-{i}")
-        assert settle(db_session, case_id=f"case-{i}", key=f"bsc:0x{i}:0", s=settlement(fee=10**18, gas=2))
-    new_case(db_session, case_id="case-eth")
-    assert settle_case(
-        db_session,
-        case_id="case-eth",
-        user_id="alice",
-        deposit_key="ethereum:0x9:1",
-        chain="ethereum",
-        asset="USDT",
-        settlement=settlement(recovered=500_000_000, fee=25_000_000, gas=1_000_000),
-        fee_usd=Decimal("25"),
-    )
-    report = ledger.fee_report(db_session)
-    assert [(t.chain, t.asset, t.count, t.fee, t.gas, t.fee_usd) for t in report] == [
-        ("bsc", "USDT", 3, 3 * 10**18, 6, Decimal("30.00")),
-        ("ethereum", "USDT", 1, 25_000_000, 1_000_000, Decimal("25")),
-    ]
-    now = datetime.now(UTC)
-    assert ledger.fee_report(db_session, since=now + timedelta(minutes=1)) == []
-    assert ledger.fee_report(db_session, until=now - timedelta(minutes=1)) == []
-    assert len(ledger.fee_report(db_session, since=now - timedelta(minutes=1), until=now + timedelta(minutes=1))) == 2
+        assert credit is not None and credit.amount == case.credited == 10**20 - fee.amount - 10**16
 
 
 def test_booked_settlement_is_what_the_first_settlement_wrote(db_session: Session) -> None:
@@ -160,7 +137,7 @@ def test_booked_settlement_is_what_the_first_settlement_wrote(db_session: Sessio
     first = settlement(fee=15 * 10**18, gas=5 * 10**16)
     assert settle(db_session, s=first) is True
     assert settle(db_session, s=settlement(fee=15 * 10**18, gas=9 * 10**16)) is False
-    booked = ledger.booked_settlement(db_session, deposit_key=KEY, gas_native=1)
+    booked = ledger.booked_settlement(db_session, case_id="case-1", deposit_key=KEY, gas_native=1)
     assert (booked.recovered, booked.credited, booked.fee, booked.gas) == (
         first.recovered,
         first.credited,

@@ -81,7 +81,11 @@ class CaseActivities:
     async def quote_recovery(self, request: QuoteRequest) -> Quote:
         with fail_fast_on_permanent():
             return await self._s.quotes.quote(
-                request.deposit, on_chain=request.on_chain, pattern=request.pattern, vip=request.vip
+                request.deposit,
+                on_chain=request.on_chain,
+                pattern=request.pattern,
+                vip=request.vip,
+                case_id=request.case_id,
             )
 
     @activity.defn(name="quote_or_reason")
@@ -96,6 +100,7 @@ class CaseActivities:
                 refund=request.refund,
                 pattern=request.pattern,
                 vip=request.vip,
+                case_id=request.case_id,
             )
         except PermanentError as err:
             return QuoteOutcome(reason=str(err))

@@ -1,0 +1,87 @@
+"""Reconciliation results: each run of ``recovery fees reconcile`` (by hand or by the daily Schedule), and the
+latest finding per case, where the fee report and the case's search attribute read it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Text
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from store.db import Amount, StrEnumType, UTCDateTime, begin_write, utcnow
+
+
+class ReconStatus(StrEnum):
+    OK = "ok"
+    MISMATCH = "mismatch"
+    UNCHECKABLE = "uncheckable"
+    """The chain could not be read (no receipt, node down): checked again on the next run."""
+
+
+class ReconciliationRun(SQLModel, table=True):
+    __tablename__ = "reconciliation_runs"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cases_checked: int = 0
+    mismatches: int = 0
+    uncheckable: int = 0
+    trigger: str = Field(default="cli", max_length=32)
+    """``cli`` or ``schedule``."""
+
+
+class CaseReconciliation(SQLModel, table=True):
+    """The latest finding for a case (one row per case, replaced by each run that checks it)."""
+
+    __tablename__ = "case_reconciliation"  # type: ignore[assignment]
+
+    case_id: str = Field(primary_key=True, max_length=255)
+    run_id: int
+    status: ReconStatus = Field(sa_type=StrEnumType(ReconStatus))
+    detail: str = Field(default="", sa_type=Text)
+    gas_charged_native: int | None = Field(default=None, sa_type=Amount)
+    """The gas charged to the user, converted to the native coin at the booked prices (None: not known)."""
+    gas_spent_native: int | None = Field(default=None, sa_type=Amount)
+    checked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def start_run(session: Session, *, since: datetime | None, until: datetime | None, trigger: str) -> int:
+    begin_write(session)
+    run = ReconciliationRun(since=since, until=until, trigger=trigger)
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    assert run.id is not None
+    return run.id
+
+
+def record(session: Session, finding: CaseReconciliation) -> None:
+    """Replace the case's finding (committed)."""
+    begin_write(session)
+    session.merge(finding)
+    session.commit()
+
+
+def finish_run(session: Session, *, run_id: int, cases_checked: int, mismatches: int, uncheckable: int) -> None:
+    begin_write(session)
+    run = session.get(ReconciliationRun, run_id)
+    if run is not None:
+        run.finished_at = utcnow()
+        run.cases_checked, run.mismatches, run.uncheckable = cases_checked, mismatches, uncheckable
+        session.add(run)
+    session.commit()
+
+
+def latest_run(session: Session) -> ReconciliationRun | None:
+    return session.exec(select(ReconciliationRun).order_by(col(ReconciliationRun.id).desc())).first()
+
+
+def findings(session: Session, *, case_ids: list[str] | None = None) -> dict[str, CaseReconciliation]:
+    statement = select(CaseReconciliation)
+    if case_ids is not None:
+        statement = statement.where(col(CaseReconciliation.case_id).in_(case_ids))
+    return {row.case_id: row for row in session.exec(statement)}
