@@ -97,7 +97,9 @@ def declare(
         compensation_usd=compensation_usd,
         declared_by=declared_by,
     )
-    return incident, apply(session, incident=incident)
+    applied = apply(session, incident=incident)
+    session.refresh(incident)  # loaded again after apply's commit: readable once the session is closed
+    return incident, applied
 
 
 def apply(session: Session, *, incident: Incident) -> Applied:

@@ -5,14 +5,18 @@ nothing moved; bad answers are refused with what to send and change nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
 from chains.evm import EvmChain
 from recovery.settings import ChainConfig
+from services import incidents
+from store import fee_ledger
 from tests.stack_fixtures import Stack, open_stack
 
 
@@ -77,6 +81,19 @@ async def test_a_quote_above_the_threshold_waits_for_the_users_acceptance(accept
     code, body = await _answer(stack, token, case_id, {"accept": True})
     assert code == 409, body  # answered already: the case is over
 
+    # the fee ledger holds every step: quoted, accepted, charged, the gas charged and the gas each tx spent
+    with Session(stack.engine) as session:
+        rows = fee_ledger.entries(session, case_id=case_id)
+    kinds = [r.kind.value for r in rows]
+    assert kinds.count("accepted") == 1 and kinds.count("charged") == 1 and "quoted" in kinds, kinds
+    fee = int(case["fees"]["fee"]["base_units"])
+    [accepted] = [r for r in rows if r.kind == "accepted"]
+    [charged] = [r for r in rows if r.kind == "charged"]
+    assert accepted.amount == charged.amount == fee and charged.usd_micros == 250_000_000
+    assert charged.route == "automatic" and charged.pattern == case["pattern"]
+    spent = [r for r in rows if r.kind == "gas_spent"]
+    assert spent and all(r.asset == "BNB" and r.amount == r.gas_used * r.gas_price > 0 for r in spent)
+
 
 async def test_a_declined_quote_cancels_the_case_and_moves_nothing(accepting_stack: Stack) -> None:
     stack = accepting_stack
@@ -98,3 +115,32 @@ async def test_a_quote_at_or_below_the_threshold_needs_no_answer(accepting_stack
     token, case_id, _ = await _quoted_case(stack, "1000")
     case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "AWAITING_USER")
     assert case["status"] == "COMPLETED" and case["fees"]["acceptance"] is None, case
+
+
+async def test_an_incident_declared_before_the_deposit_waives_its_fee(accepting_stack: Stack) -> None:
+    """Waived before quoting: the quote shows no fee (so nothing to accept), the case completes with the whole
+    amount less the network cost, and the ledger books the policy's fee as waived plus the compensation."""
+    stack = accepting_stack
+    now = datetime.now(UTC)
+    with Session(stack.engine) as session:
+        incident, _ = incidents.declare(
+            session,
+            chain="bsc",
+            asset="USDT",
+            starts_at=now - timedelta(minutes=5),
+            ends_at=now + timedelta(hours=1),
+            reason="BSC deposits halted by the exchange",
+            compensation_usd=Decimal("20"),
+            declared_by="ops",
+        )
+    token, case_id, _ = await _quoted_case(stack, "5000")
+    case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "AWAITING_USER")
+    assert case["status"] == "COMPLETED", case  # no acceptance asked: there is no fee to accept
+    assert case["fees"]["fee_usd"] == "0.00" and f"incident #{incident.id}" in case["fees"]["basis"]
+    gas = int(case["fees"]["gas"]["base_units"])
+    assert int(case["credited"]["base_units"]) == 5000 * 10**18 - gas
+    assert any(f"incident #{incident.id}" in e["message"] for e in case["timeline"])
+    with Session(stack.engine) as session:
+        rows = {r.kind.value: r for r in fee_ledger.entries(session, case_id=case_id)}
+    assert rows["charged"].amount == 0 and rows["waived"].amount == 250 * 10**18
+    assert rows["waived"].incident_id == incident.id and rows["compensated"].usd_micros == 20_000_000

@@ -144,3 +144,25 @@ def test_booked_settlement_is_what_the_first_settlement_wrote(db_session: Sessio
         first.fee,
         first.gas,
     )
+
+
+def test_two_workers_charging_one_case_get_one_charge(db_engine: Engine) -> None:
+    """The database, not only the code: two workers settle the same case under different deposit keys (as a
+    bug that recomputed the key would), so no credit key collides; the one-charge index still lets one win."""
+    with Session(db_engine) as session:
+        new_case(session)
+
+    def run(i: int) -> bool | Exception:
+        with Session(db_engine) as session:
+            try:
+                return settle(session, key=f"bsc:0x{i}:0", s=settlement(fee=10**18 + i))
+            except Exception as exc:  # surfaced as the result
+                return exc
+
+    results = run_threads(2, run)
+    assert sorted(results, key=str) == [False, True], results
+    with Session(db_engine) as session:
+        charges = fee_ledger.entries(session, case_id="case-1", kind=FeeKind.CHARGED)
+        credits = session.exec(select(ledger.LedgerCredit)).all()
+        assert len(charges) == 1 and len(credits) == 1
+        assert credits[0].amount == 10**20 - charges[0].amount - 10**16
