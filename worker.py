@@ -1,9 +1,10 @@
-"""The Temporal worker: runs case workflows, the deposit scanners and their activities.
+"""The Temporal worker: runs case workflows, the deposit scanners, the fee reconciliation and their activities.
 
     python worker.py [--help] [--no-scanners]
 
 On boot it starts one deposit scanner workflow per configured EVM chain (``scanner-<chain>``; one that
-already runs is kept), unless ``--no-scanners``.
+already runs is kept), unless ``--no-scanners``, and creates (or updates) the daily reconciliation Schedule
+(``reconcile-fees``).
 
 Configuration comes from ``recovery.settings`` (environment variables ``RECOVERY_*`` or a TOML file).
 """
@@ -25,14 +26,17 @@ from recovery.settings import Settings, get_settings
 from services.case_opening import CaseOpener
 from services.case_services import CaseServices
 from services.deposit_finder import DepositFinder
+from services.reconciliation import Reconciler
 from store.db import make_engine
 from store.schema import init_db
 from workflows.case_activities import CaseActivities
 from workflows.case_workflow import CaseWorkflow
 from workflows.client import connect
+from workflows.reconcile_activities import ReconcileActivities
+from workflows.reconcile_workflow import ReconcileWorkflow
 from workflows.scan_activities import ScanActivities
 from workflows.scanner_workflow import ScannerWorkflow
-from workflows.starter import case_starter, start_scanners
+from workflows.starter import case_starter, ensure_reconcile_schedule, start_scanners
 
 log = logging.getLogger("worker")
 
@@ -53,11 +57,14 @@ def build_worker(
     )
     opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue))
     finder = DepositFinder(settings=settings, engine=engine, opener=opener, signer=signer)
+    reconciler = Reconciler(settings=settings, engine=engine, signer=signer)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[CaseWorkflow, ScannerWorkflow],
-        activities=CaseActivities(services).all() + ScanActivities(finder).all(),
+        workflows=[CaseWorkflow, ScannerWorkflow, ReconcileWorkflow],
+        activities=CaseActivities(services).all()
+        + ScanActivities(finder).all()
+        + ReconcileActivities(reconciler).all(),
         max_concurrent_activities=max_concurrent_activities,
     )
 
@@ -69,6 +76,7 @@ async def main(*, scanners: bool = True) -> None:
     if scanners:
         started = await start_scanners(client, settings)
         log.info("deposit scanners: %s", ", ".join(h.id for h in started) or "none (no EVM chain)")
+    log.info("fee reconciliation schedule: %s", await ensure_reconcile_schedule(client, settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

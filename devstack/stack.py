@@ -646,6 +646,17 @@ class DevStack:
         assert self.client is not None
         await wait_for_pollers(self.client, self.settings.task_queue, timeout=self.startup_timeout)
         log.info("worker is polling task queue %s", self.settings.task_queue)
+        await self._ensure_schedules()
+
+    async def _ensure_schedules(self) -> None:
+        """The daily fee reconciliation's Schedule (the worker creates it on boot too; here it is there by the
+        time the stack says it is up). Its workflow input is a pydantic model: the engine's own client."""
+        from workflows.client import connect
+        from workflows.starter import RECONCILE_SCHEDULE_ID, ensure_reconcile_schedule
+
+        client = await connect(self.settings)
+        change = await ensure_reconcile_schedule(client, self.settings)
+        log.info("daily fee reconciliation schedule %s: %s", RECONCILE_SCHEDULE_ID, change)
 
     async def _wait_api(self) -> None:
         await wait_for_port(self.settings.api_port, self.settings.api_host, timeout=self.startup_timeout)

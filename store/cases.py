@@ -300,13 +300,9 @@ def add_note(session: Session, *, case_id: str, key: str, message: str) -> bool:
     return True
 
 
-def cases_in_window(
-    session: Session, *, chain: str, asset: str | None, since: datetime, until: datetime
-) -> list[Case]:
+def cases_in_window(session: Session, *, chain: str, asset: str | None, since: datetime, until: datetime) -> list[Case]:
     """Cases on ``chain`` (of ``asset``, if given) opened in ``[since, until)``, oldest first."""
-    statement = select(Case).where(
-        Case.chain == chain, col(Case.created_at) >= since, col(Case.created_at) < until
-    )
+    statement = select(Case).where(Case.chain == chain, col(Case.created_at) >= since, col(Case.created_at) < until)
     if asset is not None:
         statement = statement.where(Case.asset == asset)
     return list(session.exec(statement.order_by(col(Case.created_at))).all())

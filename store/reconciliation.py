@@ -1,5 +1,6 @@
 """Reconciliation results: each run of ``recovery fees reconcile`` (by hand or by the daily Schedule), and the
-latest finding per case, where the fee report and the case's search attribute read it."""
+latest finding per case, where the fee report reads it (a closed case's search attributes cannot change: the
+reconcile workflow's run carries the verdict in its own, see ``workflows.reconcile_workflow``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from enum import StrEnum
 from sqlalchemy import Text
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from recovery.models import CaseStatus
+from store.cases import Case
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, utcnow
+from store.fee_ledger import FeeKind, FeeLedgerEntry
 
 
 class ReconStatus(StrEnum):
@@ -85,3 +89,28 @@ def findings(session: Session, *, case_ids: list[str] | None = None) -> dict[str
     if case_ids is not None:
         statement = statement.where(col(CaseReconciliation.case_id).in_(case_ids))
     return {row.case_id: row for row in session.exec(statement)}
+
+
+def completed_case_ids(session: Session, *, since: datetime | None, until: datetime | None) -> list[str]:
+    """The COMPLETED cases to reconcile, by case id: every one, or those whose ``charged`` row was booked in
+    ``[since, until)`` (a completed case without a ``charged`` row is then not found: only an unbounded run
+    sees it, and reports it)."""
+    if since is None and until is None:
+        statement = select(Case.case_id).where(Case.status == CaseStatus.COMPLETED)
+    else:
+        statement = (
+            select(Case.case_id)
+            .join(FeeLedgerEntry, col(FeeLedgerEntry.case_id) == col(Case.case_id))
+            .where(Case.status == CaseStatus.COMPLETED, FeeLedgerEntry.kind == FeeKind.CHARGED)
+        )
+        if since is not None:
+            statement = statement.where(col(FeeLedgerEntry.booked_at) >= since)
+        if until is not None:
+            statement = statement.where(col(FeeLedgerEntry.booked_at) < until)
+    return sorted(set(session.exec(statement).all()))
+
+
+def run_findings(session: Session, *, run_id: int) -> list[CaseReconciliation]:
+    """The findings a run wrote (those a later run replaced are no longer its own)."""
+    statement = select(CaseReconciliation).where(CaseReconciliation.run_id == run_id)
+    return list(session.exec(statement.order_by(col(CaseReconciliation.case_id))).all())

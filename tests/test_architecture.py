@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
 ]
 ALLOWED_SIDEWAYS = {("cli", "devstack"), ("bench", "devstack")}
 """Imports between packages of one layer that are allowed (entry points using the dev tooling)."""
-WORKFLOW_FILES = ("workflows.case_workflow", "workflows.scanner_workflow")
+WORKFLOW_FILES = ("workflows.case_workflow", "workflows.scanner_workflow", "workflows.reconcile_workflow")
 NOT_WORKFLOW_SAFE = {"sqlalchemy", "sqlmodel", "web3", "httpx", "eth_account", "eth_utils", "psycopg", "fastapi"}
 """Third-party packages a workflow must not load, even passed through the sandbox: I/O lives in activities."""
 

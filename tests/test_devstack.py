@@ -148,6 +148,7 @@ def test_stack_starts_serves_and_stops_cleanly_on_sigint(
     assert f"http://localhost:{ports['ui']}" in banner
     assert f"http://127.0.0.1:{ports['api']}/docs" in banner
     assert f"http://127.0.0.1:{ports['bsc']}" in banner
+    assert "daily fee reconciliation schedule reconcile-fees: " in banner  # created, or already there
 
     descendants = _children_of(proc.pid)
     assert len(descendants) >= 5, f"expected temporal, 2 anvils, worker and api, got {descendants}"

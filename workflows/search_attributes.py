@@ -1,4 +1,5 @@
-"""Custom search attributes every case workflow carries (the recovery engineers filter on them)."""
+"""Custom search attributes every case workflow carries (the recovery engineers filter on them), and those of
+the fee reconciliation's runs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ UI's saved views are fixed strings and a list query cannot say ``now()``."""
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
 APPROVALS_NEEDED = SearchAttributeKey.for_int("ApprovalsNeeded")
 VIP = SearchAttributeKey.for_bool("Vip")
+RECONCILIATION = SearchAttributeKey.for_keyword("Reconciliation")
+"""On a ``ReconcileWorkflow`` run: ``ok``, ``mismatch`` or ``uncheckable`` (a closed case's own attributes can no
+longer change, so the run carries the finding: list ``Reconciliation = "mismatch"``)."""
+RECONCILIATION_MISMATCHES = SearchAttributeKey.for_keyword_list("ReconciliationMismatches")
+"""On a ``ReconcileWorkflow`` run: the ids of the cases that did not reconcile (the first ones, within the size
+limit of a search attribute value; every finding is in ``case_reconciliation``)."""
 
 ALL: list[SearchAttributeKey[Any]] = [
     CASE_STATUS,
@@ -40,14 +47,22 @@ ALL: list[SearchAttributeKey[Any]] = [
     SLA_BREACHED,
     APPROVALS_NEEDED,
     VIP,
+    RECONCILIATION,
+    RECONCILIATION_MISMATCHES,
 ]
-"""Within the SQL visibility store's limits per namespace: 7 of 10 Keyword, 2 of 3 Int, 1 of 3 Datetime,
-2 of 3 Bool."""
+"""Within the SQL visibility store's limits per namespace: 8 of 10 Keyword, 2 of 3 Int, 1 of 3 Datetime,
+2 of 3 Bool, 1 of 3 KeywordList."""
 
 
 def cli_flags() -> list[str]:
     """``--search-attribute Name=Type`` flags for ``temporal server start-dev``."""
-    kinds = {"KEYWORD": "Keyword", "INT": "Int", "DATETIME": "Datetime", "BOOL": "Bool"}
+    kinds = {
+        "KEYWORD": "Keyword",
+        "INT": "Int",
+        "DATETIME": "Datetime",
+        "BOOL": "Bool",
+        "KEYWORD_LIST": "KeywordList",
+    }
     flags: list[str] = []
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]

@@ -1,10 +1,27 @@
-"""Starting a case workflow: one workflow per deposit, its id the case id; and the scanners' workflows."""
+"""Starting a case workflow: one workflow per deposit, its id the case id; the scanners' workflows; and the
+daily fee reconciliation's Schedule."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from enum import StrEnum
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -19,6 +36,8 @@ from services.case_opening import StartCase
 from workflows import search_attributes as sa
 from workflows.case_messages import CaseInput
 from workflows.case_workflow import CaseWorkflow
+from workflows.reconcile_messages import ReconcileInput
+from workflows.reconcile_workflow import ReconcileWorkflow
 from workflows.scan_messages import ScannerInput
 from workflows.scanner_workflow import ScannerWorkflow, scanner_id
 
@@ -92,3 +111,105 @@ async def start_scanner(
 async def start_scanners(client: Client, settings: Settings) -> list[WorkflowHandle]:
     """One scanner per configured EVM chain (idempotent)."""
     return [await start_scanner(client, settings, c.name) for c in settings.chains if c.family == "evm"]
+
+
+RECONCILE_SCHEDULE_ID = "reconcile-fees"
+RECONCILE_HOUR = 3
+RECONCILE_MINUTE = 30
+RECONCILE_TIME_ZONE = "UTC"
+"""The daily reconciliation runs at 03:30 UTC (after the day's settlements, before the working day)."""
+
+
+class ScheduleChange(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def reconcile_schedule(
+    settings: Settings,
+    *,
+    hour: int = RECONCILE_HOUR,
+    minute: int = RECONCILE_MINUTE,
+    time_zone: str = RECONCILE_TIME_ZONE,
+    params: ReconcileInput | None = None,
+) -> Schedule:
+    """The Schedule that starts :class:`ReconcileWorkflow` every day at ``hour:minute`` in ``time_zone`` (a run
+    still going at the next start is not overlapped: that start is skipped)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconcileWorkflow.run,
+            params or ReconcileInput(trigger="schedule"),
+            id=RECONCILE_SCHEDULE_ID,
+            task_queue=settings.task_queue,
+            execution_timeout=timedelta(hours=6),
+            static_summary="Daily fee reconciliation: the ledger against the chains",
+            static_details=(
+                "Checks every COMPLETED case: recovered = credited (or refunded) + fee + gas, against the receipts "
+                "and logs of its transactions. Search attribute Reconciliation = ok | mismatch | uncheckable; "
+                "ReconciliationMismatches lists the cases. Details: `recovery fees reconcile` or the "
+                "case_reconciliation table."
+            ),
+        ),
+        spec=ScheduleSpec(
+            calendars=[
+                ScheduleCalendarSpec(
+                    second=[ScheduleRange(0)],
+                    minute=[ScheduleRange(minute)],
+                    hour=[ScheduleRange(hour)],
+                    comment=f"daily at {hour:02d}:{minute:02d} {time_zone}",
+                )
+            ],
+            time_zone_name=time_zone,
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+def _same_schedule(current: Schedule, wanted: Schedule) -> bool:
+    """Whether the existing Schedule already starts what ``wanted`` would, when it would (its state, e.g. an
+    operator's pause, is not compared: it is kept)."""
+    have, want = current.action, wanted.action
+    if not isinstance(have, ScheduleActionStartWorkflow) or not isinstance(want, ScheduleActionStartWorkflow):
+        return False
+
+    def when(spec: ScheduleSpec) -> list[tuple[object, ...]]:
+        return [(tuple(c.hour), tuple(c.minute), tuple(c.second)) for c in spec.calendars]
+
+    return (
+        have.workflow == want.workflow
+        and have.task_queue == want.task_queue
+        and have.id == want.id
+        and when(current.spec) == when(wanted.spec)
+        and current.spec.time_zone_name == wanted.spec.time_zone_name
+        and not current.spec.intervals
+        and not current.spec.cron_expressions
+        and current.policy.overlap == wanted.policy.overlap
+    )
+
+
+async def ensure_reconcile_schedule(
+    client: Client,
+    settings: Settings,
+    *,
+    hour: int = RECONCILE_HOUR,
+    minute: int = RECONCILE_MINUTE,
+    time_zone: str = RECONCILE_TIME_ZONE,
+) -> ScheduleChange:
+    """Create the daily reconciliation Schedule, or bring an existing one up to date (never a second one; an
+    operator's pause is kept)."""
+    wanted = reconcile_schedule(settings, hour=hour, minute=minute, time_zone=time_zone)
+    try:
+        await client.create_schedule(RECONCILE_SCHEDULE_ID, wanted)
+        return ScheduleChange.CREATED
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+    if _same_schedule((await handle.describe()).schedule, wanted):
+        return ScheduleChange.UNCHANGED
+
+    def update(current: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=dataclasses.replace(wanted, state=current.description.schedule.state))
+
+    await handle.update(update)
+    return ScheduleChange.UPDATED
