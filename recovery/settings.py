@@ -210,6 +210,28 @@ def dev_chains() -> list[ChainConfig]:
     ]
 
 
+class ReconciliationConfig(BaseModel):
+    """When the daily fee reconciliation Schedule runs (``reconcile-fees``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hour: int = Field(default=3, ge=0, le=23)
+    minute: int = Field(default=30, ge=0, le=59)
+    time_zone: str = "UTC"
+    """An IANA zone (``Europe/Malta``): the hour is local there, daylight saving included."""
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as UTC or Europe/Malta") from None
+        return value
+
+
 class SlaConfig(BaseModel):
     """Service levels of manual cases, in working days from the moment a case first waits for an engineer."""
 
@@ -297,6 +319,7 @@ class Settings(BaseSettings):
     ownership_challenge_minutes: int = Field(default=30, ge=1)
     """How long an ownership challenge's message may be signed."""
     sla: SlaConfig = Field(default_factory=SlaConfig)
+    reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
     unattested_approvals: UnattestedRule = "single"
     """Where an approval typed into the Temporal UI (no attestation) counts: ``single`` (cases needing one
     approval) or ``never``."""

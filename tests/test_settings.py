@@ -63,3 +63,17 @@ def test_duplicate_chain_names_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("RECOVERY_CHAINS", f"[{chain}, {chain}]")
     with pytest.raises(ValidationError, match="unique"):
         Settings()
+
+
+def test_reconciliation_schedule_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().reconciliation.hour, Settings().reconciliation.time_zone) == (3, "UTC")
+    monkeypatch.setenv("RECOVERY_RECONCILIATION__TIME_ZONE", "Europe/Malta")
+    monkeypatch.setenv("RECOVERY_RECONCILIATION__HOUR", "5")
+    assert (Settings().reconciliation.hour, Settings().reconciliation.time_zone) == (5, "Europe/Malta")
+    monkeypatch.setenv("RECOVERY_RECONCILIATION__TIME_ZONE", "Mars/Olympus")
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Olympus'"):
+        Settings()
+    monkeypatch.setenv("RECOVERY_RECONCILIATION__TIME_ZONE", "UTC")
+    monkeypatch.setenv("RECOVERY_RECONCILIATION__HOUR", "24")
+    with pytest.raises(ValidationError):
+        Settings()

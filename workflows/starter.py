@@ -114,10 +114,8 @@ async def start_scanners(client: Client, settings: Settings) -> list[WorkflowHan
 
 
 RECONCILE_SCHEDULE_ID = "reconcile-fees"
-RECONCILE_HOUR = 3
-RECONCILE_MINUTE = 30
-RECONCILE_TIME_ZONE = "UTC"
-"""The daily reconciliation runs at 03:30 UTC (after the day's settlements, before the working day)."""
+"""Daily at ``settings.reconciliation`` (03:30 UTC by default: after the day's settlements, before the
+working day)."""
 
 
 class ScheduleChange(StrEnum):
@@ -129,13 +127,17 @@ class ScheduleChange(StrEnum):
 def reconcile_schedule(
     settings: Settings,
     *,
-    hour: int = RECONCILE_HOUR,
-    minute: int = RECONCILE_MINUTE,
-    time_zone: str = RECONCILE_TIME_ZONE,
+    hour: int | None = None,
+    minute: int | None = None,
+    time_zone: str | None = None,
     params: ReconcileInput | None = None,
 ) -> Schedule:
     """The Schedule that starts :class:`ReconcileWorkflow` every day at ``hour:minute`` in ``time_zone`` (a run
-    still going at the next start is not overlapped: that start is skipped)."""
+    still going at the next start is not overlapped: that start is skipped). Unset: ``settings.reconciliation``."""
+    at = settings.reconciliation
+    hour = at.hour if hour is None else hour
+    minute = at.minute if minute is None else minute
+    time_zone = time_zone or at.time_zone
     return Schedule(
         action=ScheduleActionStartWorkflow(
             ReconcileWorkflow.run,
@@ -192,9 +194,9 @@ async def ensure_reconcile_schedule(
     client: Client,
     settings: Settings,
     *,
-    hour: int = RECONCILE_HOUR,
-    minute: int = RECONCILE_MINUTE,
-    time_zone: str = RECONCILE_TIME_ZONE,
+    hour: int | None = None,
+    minute: int | None = None,
+    time_zone: str | None = None,
 ) -> ScheduleChange:
     """Create the daily reconciliation Schedule, or bring an existing one up to date (never a second one; an
     operator's pause is kept)."""
