@@ -4,8 +4,10 @@ clock, and a failing activity is retried."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
@@ -47,6 +49,9 @@ async def run(env: WorkflowEnvironment, fake: FakeReconcile, params: ReconcileIn
             "mismatches": attributes.get(sa.RECONCILIATION_MISMATCHES),
         }
         assert await handle.query(ReconcileWorkflow.outcome) == result
+        if os.environ.get("RECORD_HISTORIES") and result.mismatches:  # kept for tests/test_replay.py
+            history = await handle.fetch_history()
+            (Path(__file__).parent / "histories" / "reconcile_mismatch.json").write_text(history.to_json())
     return result, found
 
 
