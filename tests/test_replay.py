@@ -32,5 +32,7 @@ def test_recorded_histories_exist() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[CaseWorkflow, ScannerWorkflow, ReconcileWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[CaseWorkflow, ScannerWorkflow, ReconcileWorkflow], data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)
