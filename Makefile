@@ -5,6 +5,7 @@
 #   make test      pytest (extra arguments: make test PYTEST_ARGS='-k devstack -x')
 #   make bench     every bench/bench_*.py module, in order (extra arguments: BENCH_ARGS=...)
 #   make screenshots  the engineers' guide's screenshots of the Temporal Web UI into docs/img (needs chromium)
+#   make fee-report-screenshot  the finance guide's docs/img/fee-report.png (needs chromium)
 #   make lint      ruff and mypy
 #   make clean     caches and install stamps;  make distclean  also .venv, node_modules and .data
 
@@ -19,7 +20,7 @@ BENCH_ARGS  ?=
 LINT_PATHS = $(wildcard recovery store fees chains services workflows api cli devstack bench worker.py)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench screenshots lint clean distclean
+.PHONY: help install run test bench screenshots fee-report-screenshot lint clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -54,6 +55,9 @@ bench: install
 
 screenshots: install
 	$(PY) -m devstack.screenshots --out docs/img
+
+fee-report-screenshot: install
+	$(PY) -m devstack.fee_report_screenshot --out docs/img/fee-report.png
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TemporalConnector, temporal_connector
-from api.routes import cases, feedback, ownership, quotes, staff
+from api.routes import cases, feedback, finance, ownership, quotes, staff
 from chains.endpoints import EndpointHealth
 from recovery.settings import Settings, get_settings
 from store.db import make_engine
@@ -242,6 +242,7 @@ def create_app(
     v1 = APIRouter(prefix="/v1")
     v1.include_router(cases.router)
     v1.include_router(staff.router)
+    v1.include_router(finance.router)
     v1.include_router(feedback.router)
     v1.include_router(ownership.router)
     v1.include_router(quotes.router)

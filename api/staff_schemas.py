@@ -125,7 +125,7 @@ class FeeTotalOut(BaseModel):
     count: int = Field(description="Settled recoveries")
     fee: AmountOut
     gas: AmountOut
-    fee_usd: str = Field(description="USD at quote time, as a decimal string")
+    fee_usd: str = Field(description="USD at the price booked with the charge, as a decimal string (micro-dollars)")
 
 
 class FeeReportOut(BaseModel):

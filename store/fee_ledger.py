@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
@@ -32,7 +33,6 @@ from store.db import Amount, StrEnumType, UTCDateTime, utcnow
 LIMB = 10**12
 AMOUNT_LIMBS = 3
 USD_LIMBS = 2
-MICROS = Decimal(10**6)
 
 
 class FeeKind(StrEnum):
@@ -77,13 +77,15 @@ def join_limbs(parts: list[int], hi: int) -> int:
     return total
 
 
-def to_micros(usd: Decimal) -> int:
-    """USD to whole micro-dollars (half-even), the unit the ledger sums USD in."""
-    return int((usd * MICROS).to_integral_value(rounding=ROUND_HALF_EVEN))
+def to_micros(usd: Decimal | Fraction) -> int:
+    """USD to whole micro-dollars (half-even), the unit the ledger sums USD in; exact for any size (a Decimal
+    product of a 256-bit amount would round at the context's 28 digits)."""
+    return round(Fraction(usd) * 10**6)
 
 
-def from_micros(micros: int) -> Decimal:
-    return Decimal(micros) / MICROS
+def usd_micros_of(amount: int, *, decimals: int, price_usd: Decimal) -> int:
+    """The USD value of ``amount`` base units at ``price_usd`` per whole unit, in micro-dollars, exactly."""
+    return to_micros(Fraction(amount) * Fraction(price_usd) / 10**decimals)
 
 
 class FeeLedgerEntry(SQLModel, table=True):
@@ -161,7 +163,7 @@ def entry(
     usd = None
     usd_limbs, usd_hi = [0] * USD_LIMBS, None
     if price_usd is not None and decimals is not None:
-        usd = to_micros(Decimal(amount) * price_usd / Decimal(10) ** decimals)
+        usd = usd_micros_of(amount, decimals=decimals, price_usd=price_usd)
         usd_limbs, usd_hi = split_limbs(usd, USD_LIMBS)
     return FeeLedgerEntry(
         idempotency_key=key,

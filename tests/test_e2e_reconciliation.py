@@ -2,19 +2,14 @@
 reconciles; then a ledger row that disagrees with the chain is appended, and it is caught three ways: the command
 exits 1 with the line, the case's ``case_reconciliation`` row says mismatch, and the run the daily Schedule starts
 carries ``Reconciliation = "mismatch"`` and the case id, found by a list query as an engineer would in the Web UI.
-
-The command runs as ``recovery fees reconcile`` will once cli/fees.py registers it: the bootstrap below registers
-it the same way (``app.command("reconcile")(reconcile)``) and calls the ``recovery`` program.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -25,14 +20,10 @@ from recovery.settings import ChainConfig
 from store import fee_ledger
 from store.fee_ledger import CaseRef, FeeKind, Route
 from store.reconciliation import CaseReconciliation, ReconciliationRun, ReconStatus
-from tests.stack_fixtures import CLI_WAIT_S, Stack, cli_env, open_stack
+from tests.stack_fixtures import Stack, cli_env, open_stack, run_cli
 from workflows import search_attributes as sa
 from workflows.starter import RECONCILE_SCHEDULE_ID, ScheduleChange, ensure_reconcile_schedule
 
-BOOTSTRAP = (
-    "from cli import fees; from cli.reconcile import reconcile; fees.app.command('reconcile')(reconcile); "
-    "from cli.app import main; main()"
-)
 STRAY_TX = "0x" + "ee" * 32
 
 
@@ -45,21 +36,8 @@ async def stack(
 
 
 async def fees_reconcile(stack: Stack, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        BOOTSTRAP,
-        "fees",
-        "reconcile",
-        *args,
-        env=cli_env(stack),
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), CLI_WAIT_S)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    """``recovery fees reconcile ARGS`` as an operator runs it."""
+    return await run_cli(cli_env(stack), "fees", "reconcile", *args)
 
 
 async def test_a_completed_case_reconciles_and_an_injected_ledger_row_is_caught(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from sqlalchemy import Engine
@@ -166,3 +167,17 @@ def test_two_workers_charging_one_case_get_one_charge(db_engine: Engine) -> None
         credits = session.exec(select(ledger.LedgerCredit)).all()
         assert len(charges) == 1 and len(credits) == 1
         assert credits[0].amount == 10**20 - charges[0].amount - 10**16
+
+
+def test_ledger_usd_values_are_exact_for_256_bit_amounts() -> None:
+    ref = fee_ledger.CaseRef(case_id="c", user_id="u", chain="bsc", pattern=None, route=None)
+    huge = 2**256 - 1
+    row = fee_ledger.entry(
+        ref, kind=FeeKind.CHARGED, key="c:charged", asset="TOK", decimals=18, amount=huge, price_usd=Decimal("1.5")
+    )
+    # the exact product, rounded half-even once: huge * 1.5 / 10**18 USD in micro-dollars
+    exact = Fraction(huge * 15 * 10**6, 10 * 10**18)
+    assert row.usd_micros == round(exact) and len(str(row.usd_micros)) > 28
+    assert fee_ledger.join_limbs([row.usd_l0, row.usd_l1], row.usd_hi or 0) == row.usd_micros
+    assert fee_ledger.join_limbs([row.amount_l0, row.amount_l1, row.amount_l2], row.amount_hi or 0) == huge
+    assert fee_ledger.to_micros(Decimal("0.0000025")) == 2 and fee_ledger.to_micros(Decimal("0.0000035")) == 4

@@ -25,8 +25,8 @@ from api.main import create_app
 from recovery.models import CaseStatus
 from recovery.settings import Settings
 from services.approvals import trusted_keys
-from store import audit, users
-from store.ledger import FeeEntry
+from store import audit, fee_ledger, users
+from store.fee_ledger import CaseRef, FeeKind, Route
 from store.staff import StaffRole, create_staff
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
 from tests.history_tools import accepted_updates
@@ -130,7 +130,7 @@ def _staff_routes(api: StaffApi) -> list[tuple[str, str, dict[str, Any] | None]]
 
 async def test_every_staff_route_refuses_users_and_strangers(staff_api: StaffApi) -> None:
     routes = _staff_routes(staff_api)
-    assert len(routes) == 9  # cases, case, six actions, fee report
+    assert len(routes) == 9  # cases, case, six actions, fee report (deprecated: /v1/finance/fees)
     for method, path, body in routes:
         for who, code, says in (
             (None, 401, "missing staff API token"),
@@ -160,18 +160,19 @@ async def test_roles_decide_who_reads_what_and_who_acts(staff_api: StaffApi, db_
 
     with Session(db_engine) as session:
         for i, fee in enumerate((10**20 + 1, 2 * 10**18)):
-            session.add(
-                FeeEntry(
-                    idempotency_key=f"fee:{i}",
-                    case_id=f"case-{i}",
-                    user_id="u",
-                    chain="bsc",
-                    asset="USDT",
-                    fee=fee,
-                    gas=10**15,
-                    fee_usd="5.25",
+            ref = CaseRef(case_id=f"case-{i}", user_id="u", chain="bsc", pattern=None, route=Route.AUTOMATIC)
+            for kind, amount in ((FeeKind.CHARGED, fee), (FeeKind.GAS_CHARGED, 10**15)):
+                session.add(
+                    fee_ledger.entry(
+                        ref,
+                        kind=kind,
+                        key=f"case-{i}:{kind}",
+                        asset="USDT",
+                        decimals=18,
+                        amount=amount,
+                        price_usd=Decimal("1.05"),
+                    )
                 )
-            )
         session.commit()
     for who in ("fiona", "root"):
         response = await staff_api.call(who, "GET", "/v1/staff/fees/report", params={"since": "2020-01-01"})
@@ -185,7 +186,7 @@ async def test_roles_decide_who_reads_what_and_who_acts(staff_api: StaffApi, db_
                 "count": 2,
                 "fee": {"base_units": str(10**20 + 2 * 10**18 + 1), "decimal": "102.000000000000000001"},
                 "gas": {"base_units": str(2 * 10**15), "decimal": "0.002"},
-                "fee_usd": "10.50",
+                "fee_usd": "107.100000",
             }
         ]
     response = await staff_api.call("fiona", "GET", "/v1/staff/fees/report", params={"until": "2020-01-01"})

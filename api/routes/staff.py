@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from api.deps import AttesterDep, SessionDep, SettingsDep, TemporalConnector, TemporalDep
+from api.deps import AttesterDep, SessionDep, TemporalConnector, TemporalDep
 from api.schemas import AmountOut, CaseDetail, ErrorOut
 from api.staff_actions import (
     ActionRefused,
@@ -42,8 +42,9 @@ from api.staff_schemas import (
     WorkflowView,
 )
 from recovery.models import RecoveryChoice
+from services import fee_report as fees
 from services.attesting import Attester
-from store import audit, cases, ledger
+from store import audit, cases
 from workflows.case_messages import Assignment, Escalation, InfoRequest
 from workflows.case_queries import FilterError, case_row, list_query
 
@@ -260,21 +261,30 @@ def _utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
-@router.get("/fees/report", response_model=FeeReportOut, responses=AUTH_ERRORS)
+@router.get("/fees/report", response_model=FeeReportOut, responses=AUTH_ERRORS, deprecated=True)
 def fee_report(
     member: FinanceStaff,
     session: SessionDep,
-    settings: SettingsDep,
     since: Annotated[datetime | None, Query(description="From this ISO datetime (UTC if no zone), inclusive")] = None,
     until: Annotated[datetime | None, Query(description="Up to this ISO datetime (UTC if no zone), exclusive")] = None,
 ) -> Any:
-    """Fees and network costs collected, per chain and asset (the same totals as `recovery fees report`)."""
+    """Fees and network costs charged, per chain and asset. Kept for existing callers: use
+    `GET /v1/finance/fees`, the full report (`recovery fees report`), instead."""
     start, end = _utc(since), _utc(until)
-    totals = ledger.fee_report(session, since=start, until=end)
+    try:
+        report = fees.fee_report(session, start=start, end=end, group_by=("chain", "asset"))
+    except fees.ReportError as exc:
+        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     out = []
-    for t in totals:
-        decimals = settings.asset_decimals(t.chain, t.asset)
-        fee, gas = AmountOut.of(t.fee, decimals), AmountOut.of(t.gas, decimals)
-        assert fee is not None and gas is not None
-        out.append(FeeTotalOut(chain=t.chain, asset=t.asset, count=t.count, fee=fee, gas=gas, fee_usd=str(t.fee_usd)))
+    for group in report.groups:
+        for t in group.lines:
+            if not t.cases:  # only the assets fees were charged in, as before
+                continue
+            fee, gas = AmountOut.of(t.fees_charged, t.decimals), AmountOut.of(t.gas_charged, t.decimals)
+            assert fee is not None and gas is not None
+            out.append(
+                FeeTotalOut(
+                    chain=t.chain, asset=t.asset, count=t.cases, fee=fee, gas=gas, fee_usd=str(t.fees_charged_usd)
+                )
+            )
     return FeeReportOut(since=start, until=end, totals=out)
