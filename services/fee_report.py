@@ -17,19 +17,18 @@ What each figure reads (per line; the group adds its lines):
 - ``cases``: settled cases, i.e. ``charged`` rows (one per case, the ledger's unique index; a free recovery
   books a charge of 0). Every case-level figure below is about these cases and sits where the charge is
   (its chain, asset, pattern and booking day).
-- ``recovered``: what the settled cases recovered, ``credited + refunded to the sender + fee + gas charged``
-  (``ledger_credits``, ``ledger_refunds`` and the ``charged`` and ``gas_charged`` rows); its USD value is
-  each case's amount at the price its charge was booked at.
+- ``recovered``: what the settled cases recovered, ``credited + refunded to the sender + fee + gas charged``:
+  the ``recovered`` rows the settlement books with each charge, at the charge's price.
 - ``fees_charged``, ``gas_charged``, ``waived``, ``fees_refunded`` (fees paid back), ``compensated``,
   ``gas_spent``: the sums of the rows of that kind booked in the period, wherever their case settled.
 - ``quoted_not_charged`` and ``quoted_not_charged_cases``: cases whose latest ``quoted`` row is in the
   period and that have no ``charged`` row at all (yet): the latest quote's amount. A case counts once, in
-  the period of its latest quote.
+  the period of its latest quote. Read from ``fee_open_quotes``, which the ledger's writer keeps in the
+  same transaction as the rows (``store.fee_ledger.add``): a few rows, not a search of the whole ledger.
 - ``automatic``, ``manual`` and their shares: settled cases by the route their charge row records (a row
-  without one: manual when the case has a ``case_handling`` row).
-- ``resolution_avg_s``, ``resolution_p90_s``: whole seconds from the case's ``created_at`` to its charge's
-  ``booked_at`` (the settlement, which completes the case in the same transaction); settled cases with a
-  case row; p90 is nearest-rank.
+  without one counts as automatic).
+- ``resolution_avg_s``, ``resolution_p90_s``: whole seconds from the case's opening to its settlement, as
+  the charge row records it (``resolution_s``); p90 is nearest-rank.
 - ``recon_ok``, ``recon_mismatch``, ``recon_uncheckable``, ``recon_unchecked``: the settled cases' latest
   reconciliation finding (``case_reconciliation``), or none yet.
 - ``usd_unpriced_rows``: rows with no USD value (no price when booked): their USD is missing from the USD
@@ -54,15 +53,13 @@ from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, Rounded
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer
-from sqlalchemy import ColumnElement, Table, and_, case, exists, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, Table, and_, func, literal_column, or_, select, true
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from recovery.units import format_units
 from services.support_metrics import nearest_rank
-from store.cases import Case, CaseHandlingRow
-from store.fee_ledger import AMOUNT_LIMBS, LIMB, USD_LIMBS, FeeKind, FeeLedgerEntry, Route, usd_micros_of
-from store.ledger import LedgerCredit, RefundEntry
+from store.fee_ledger import AMOUNT_LIMBS, LIMB, USD_LIMBS, FeeKind, FeeLedgerEntry, FeeOpenQuote, Route
 from store.reconciliation import CaseReconciliation, ReconStatus
 
 DIMENSIONS = ("chain", "asset", "pattern", "day", "week", "month")
@@ -70,7 +67,7 @@ DIMENSIONS = ("chain", "asset", "pattern", "day", "week", "month")
 TIME_DIMENSIONS = ("day", "week", "month")
 
 MEASURES: dict[str, FeeKind | None] = {
-    "recovered": None,
+    "recovered": FeeKind.RECOVERED,
     "fees_charged": FeeKind.CHARGED,
     "gas_charged": FeeKind.GAS_CHARGED,
     "waived": FeeKind.WAIVED,
@@ -240,14 +237,29 @@ class _Sum:
 
 @dataclass
 class _CaseFacts:
-    """What the report needs of the settled cases of a line."""
+    """What the report needs of the settled cases of a line (or of a group: see :class:`_Resolution`)."""
 
-    recovered: int = 0
-    recovered_usd_micros: int = 0
-    durations: list[int] = field(default_factory=list)
     recon: dict[str, int] = field(default_factory=dict)
     manual: int = 0
     automatic: int = 0
+    resolution: _Resolution = field(default_factory=lambda: _Resolution())
+
+
+@dataclass
+class _Resolution:
+    """Times to resolution: their exact sum and count (averages add up from these) and the p90, which does not
+    add up: the database computes it for each line, each group and the total."""
+
+    total_s: int = 0
+    count: int = 0
+    p90_s: int | None = None
+
+    @property
+    def average_s(self) -> int | None:
+        return self.total_s // self.count if self.count else None
+
+    def __add__(self, other: _Resolution) -> _Resolution:
+        return _Resolution(self.total_s + other.total_s, self.count + other.count)
 
 
 LEDGER: Table = FeeLedgerEntry.__table__  # type: ignore[attr-defined]
@@ -260,11 +272,11 @@ def _sql(text: str) -> ColumnElement[Any]:
     return literal_column(text)
 
 
-def _dim_column(dim: str, dialect: str) -> ColumnElement[Any]:
+def _dim_column(dim: str, dialect: str, table: Table = LEDGER) -> ColumnElement[Any]:
     if dim in ("chain", "asset", "pattern"):
-        column: ColumnElement[Any] = getattr(T, dim)
+        column: ColumnElement[Any] = getattr(table.c, dim)
         return column
-    booked_at = T.booked_at
+    booked_at = table.c.booked_at
     if dialect == "postgresql":
         utc = func.timezone(_sql("'UTC'"), booked_at)
         if dim == "day":
@@ -281,11 +293,13 @@ def _dim_column(dim: str, dialect: str) -> ColumnElement[Any]:
     raise ReportError(f"the fee report supports SQLite and PostgreSQL, not {dialect}")
 
 
-def _line_keys(session: Session, group_by: Sequence[str]) -> tuple[list[str], list[ColumnElement[Any]]]:
+def _line_keys(
+    session: Session, group_by: Sequence[str], table: Table = LEDGER
+) -> tuple[list[str], list[ColumnElement[Any]]]:
     """The dimensions grouped besides chain and asset, and the SQL keys of a line (those, chain, asset)."""
     dialect = session.get_bind().dialect.name
     dims = _key_dims(group_by)
-    return dims, [_dim_column(d, dialect) for d in dims] + [T.chain, T.asset]
+    return dims, [_dim_column(d, dialect, table) for d in dims] + [table.c.chain, table.c.asset]
 
 
 def _key_dims(group_by: Sequence[str]) -> list[str]:
@@ -293,10 +307,13 @@ def _key_dims(group_by: Sequence[str]) -> list[str]:
     return [d for d in group_by if d not in ("chain", "asset")]
 
 
-def _in_period(start: datetime | None, end: datetime | None, *, scan: bool = False) -> ColumnElement[bool]:
+def _in_period(
+    start: datetime | None, end: datetime | None, *, scan: bool = False, table: Table = LEDGER
+) -> ColumnElement[bool]:
     """``booked_at`` in ``[start, end)``; ``scan``: written so that SQLite reads the table rather than the
     ``booked_at`` index (see :func:`_reads_most_rows`)."""
-    booked_at: ColumnElement[Any] = func.coalesce(T.booked_at, T.booked_at) if scan else T.booked_at
+    c = table.c
+    booked_at: ColumnElement[Any] = func.coalesce(c.booked_at, c.booked_at) if scan else c.booked_at
     terms: list[ColumnElement[bool]] = []
     if start is not None:
         terms.append(booked_at >= start)
@@ -317,7 +334,9 @@ def _reads_most_rows(session: Session, start: datetime | None, end: datetime | N
     PostgreSQL's planner has the statistics: never."""
     if session.get_bind().dialect.name != "sqlite":
         return False
-    first, last = session.execute(select(func.min(T.booked_at), func.max(T.booked_at))).one()
+    # two queries: SQLite answers a lone min() or max() from the index, both together by a scan
+    first = session.execute(select(func.min(T.booked_at))).scalar()
+    last = session.execute(select(func.max(T.booked_at))).scalar()
     if first is None or last is None:
         return False
     first, last = _aware(first), _aware(last)
@@ -348,66 +367,73 @@ def _ledger_sums(
     group_by: Sequence[str],
     where: ColumnElement[bool],
     by_kind: bool,
+    table: Table = LEDGER,
 ) -> dict[tuple[LineKey, FeeKind | None], _Sum]:
-    """Exact sums of the rows matching ``where`` per line (and per kind when ``by_kind``), summing limbs in
-    SQL; the exact Python addition over the rows if SQLite overflows."""
+    """Exact sums of the rows of ``table`` (the ledger, or the open quotes, which carry the same money
+    columns) matching ``where`` per line (and per kind when ``by_kind``), summing limbs in SQL; the exact
+    Python addition over the rows if SQLite overflows."""
     try:
-        return _sql_sums(session, group_by=group_by, where=where, by_kind=by_kind)
+        return _sql_sums(session, group_by=group_by, where=where, by_kind=by_kind, table=table)
     except OperationalError as exc:
         if "integer overflow" not in str(exc):
             raise
         session.rollback()
-        return python_sums(session, group_by=group_by, where=where, by_kind=by_kind)
+        return python_sums(session, group_by=group_by, where=where, by_kind=by_kind, table=table)
 
 
 def _sql_sums(
-    session: Session, *, group_by: Sequence[str], where: ColumnElement[bool], by_kind: bool
+    session: Session, *, group_by: Sequence[str], where: ColumnElement[bool], by_kind: bool, table: Table
 ) -> dict[tuple[LineKey, FeeKind | None], _Sum]:
-    dims, keys = _line_keys(session, group_by)
+    dims, keys = _line_keys(session, group_by, table)
+    c = table.c
     if by_kind:
-        keys.append(T.kind)
+        keys.append(c.kind)
     statement = (
         select(
             *keys,
             func.count(),
-            func.sum(T.amount_l0),
-            func.sum(T.amount_l1),
-            func.sum(T.amount_l2),
-            func.sum(T.usd_l0),
-            func.sum(T.usd_l1),
-            func.count(func.coalesce(T.amount_hi, T.usd_hi)),
-            func.count(T.usd_micros),
-            func.max(T.decimals),
+            func.sum(c.amount_l0),
+            func.sum(c.amount_l1),
+            func.sum(c.amount_l2),
+            func.sum(c.usd_l0),
+            func.sum(c.usd_l1),
+            func.max(c.decimals),
         )
+        .select_from(table)
         .where(where)
         .group_by(*keys)
     )
     sums: dict[tuple[LineKey, FeeKind | None], _Sum] = {}
-    with_hi = False
     n = len(keys)
     for row in session.execute(statement):
         line = _group_key(row, dims, group_by)
         kind = FeeKind(row[n - 1]) if by_kind else None
-        count, a0, a1, a2, u0, u1, hi, priced, decimals = row[n:]
-        with_hi = with_hi or bool(hi)
+        count, a0, a1, a2, u0, u1, decimals = row[n:]
         sums[(line, kind)] = _Sum(
             rows=count,
             amount=int(a0) + int(a1) * LIMB + int(a2) * LIMB**2,
             usd_micros=int(u0) + int(u1) * LIMB,
-            unpriced=count - priced,
             decimals=decimals,
         )
-    if with_hi:  # parts from 10^36 (amounts) or 10^24 micro-dollars: text on SQLite, added here
-        hi_rows = select(*keys, T.amount_hi, T.usd_hi).where(
-            and_(where, or_(T.amount_hi.is_not(None), T.usd_hi.is_not(None)))
-        )
-        for row in session.execute(hi_rows):
-            line = _group_key(row, dims, group_by)
-            kind = FeeKind(row[n - 1]) if by_kind else None
-            amount_hi, usd_hi = _int(row[n]), _int(row[n + 1])
-            sums[(line, kind)].amount += amount_hi * _HI_AMOUNT
-            sums[(line, kind)].usd_micros += usd_hi * _HI_USD
+    # The rare rows below are found through their own partial indexes (ix_fee_ledger_huge, ix_fee_ledger_unpriced),
+    # not counted in the pass above: each extra aggregate there costs every row of the ledger.
+    huge = select(*keys, c.amount_hi, c.usd_hi).select_from(table).where(and_(where, _huge_rows(c)))
+    for row in session.execute(huge):  # parts from 10^36 (amounts) or 10^24 micro-dollars: text on SQLite
+        line = _group_key(row, dims, group_by)
+        kind = FeeKind(row[n - 1]) if by_kind else None
+        sums[(line, kind)].amount += _int(row[n]) * _HI_AMOUNT
+        sums[(line, kind)].usd_micros += _int(row[n + 1]) * _HI_USD
+    unpriced = select(*keys, func.count()).select_from(table).where(and_(where, c.usd_micros.is_(None)))
+    for row in session.execute(unpriced.group_by(*keys)):
+        line = _group_key(row, dims, group_by)
+        kind = FeeKind(row[n - 1]) if by_kind else None
+        sums[(line, kind)].unpriced = int(row[n])
     return sums
+
+
+def _huge_rows(c: Any) -> ColumnElement[bool]:
+    """The condition of ``ix_fee_ledger_huge``: SQLite uses a partial index only for a query that says it."""
+    return or_(c.amount_hi.is_not(None), c.usd_hi.is_not(None))
 
 
 def _int(value: Any) -> int:
@@ -415,15 +441,20 @@ def _int(value: Any) -> int:
 
 
 def python_sums(
-    session: Session, *, group_by: Sequence[str], where: ColumnElement[bool], by_kind: bool
+    session: Session,
+    *,
+    group_by: Sequence[str],
+    where: ColumnElement[bool],
+    by_kind: bool,
+    table: Table = LEDGER,
 ) -> dict[tuple[LineKey, FeeKind | None], _Sum]:
     """The same sums as the SQL aggregate, added exactly in Python from the rows (the overflow fallback)."""
-    dims, keys = _line_keys(session, group_by)
+    dims, keys = _line_keys(session, group_by, table)
+    c = table.c
     if by_kind:
-        keys.append(T.kind)
+        keys.append(c.kind)
     n = len(keys)
-    amount = T.amount
-    statement = select(*keys, amount, T.usd_micros, T.decimals).where(where)
+    statement = select(*keys, c.amount, c.usd_micros, c.decimals).select_from(table).where(where)
     sums: dict[tuple[LineKey, FeeKind | None], _Sum] = {}
     for row in session.execute(statement):
         line = _group_key(row, dims, group_by)
@@ -441,77 +472,89 @@ def python_sums(
     return sums
 
 
-def _charges(start: datetime | None, end: datetime | None, scan: bool) -> ColumnElement[bool]:
-    return and_(T.kind == _kind(FeeKind.CHARGED), _in_period(start, end, scan=scan))
+def _charges(start: datetime | None, end: datetime | None) -> ColumnElement[bool]:
+    """The charges booked in the period: read from their covering index (``ix_fee_ledger_charges``), whatever
+    the period's length."""
+    return and_(T.kind == _kind(FeeKind.CHARGED), _in_period(start, end))
 
 
-def _quoted_not_charged(start: datetime | None, end: datetime | None, scan: bool) -> ColumnElement[bool]:
-    """Latest quotes of cases without a charge, booked in the period."""
-    other = LEDGER.alias("other")
-    charged = exists().where(and_(other.c.case_id == T.case_id, other.c.kind == _kind(FeeKind.CHARGED)))
-    later = exists().where(and_(other.c.case_id == T.case_id, other.c.kind == _kind(FeeKind.QUOTED), other.c.id > T.id))
-    return and_(T.kind == _kind(FeeKind.QUOTED), _in_period(start, end, scan=scan), ~charged, ~later)
+OPEN_QUOTES: Table = FeeOpenQuote.__table__  # type: ignore[attr-defined]
+"""Each case's latest quote while it has no charge (``store.fee_ledger.FeeOpenQuote``), with the quote row's
+money columns: a few rows, summed like the ledger's, however large the ledger."""
 
 
 def _case_facts(
-    session: Session, *, group_by: Sequence[str], start: datetime | None, end: datetime | None, scan: bool
-) -> dict[LineKey, _CaseFacts]:
-    """Routes, reconciliation findings, credits, refunds and resolution times of the cases charged in the
-    period, by line: two passes over the charges (found by the one-charge-per-case index), the first grouped in
-    SQL, the second one row per case that has a case row, a credit or a refund."""
+    session: Session, *, group_by: Sequence[str], start: datetime | None, end: datetime | None
+) -> tuple[dict[LineKey, _CaseFacts], dict[LineKey, list[int]]]:
+    """Routes, times to resolution and reconciliation findings of the cases charged in the period, by line,
+    from the charge rows (which carry route and ``resolution_s``: no join), read from the charges' covering
+    index; the findings driven from the findings. Also every line's times, for the p90 of each level.
+
+    The times come in one value per line and route, gathered by the database (``array_agg`` on PostgreSQL;
+    ``group_concat`` on SQLite, whose text Python splits): no row per case crosses to Python, and no
+    percentile is sorted in SQL per level (PostgreSQL's ``percentile_disc`` and a window on SQLite both cost
+    more, measured with bench/bench_fee_report.py)."""
     dims, keys = _line_keys(session, group_by)
     n = len(keys)
     facts: dict[LineKey, _CaseFacts] = defaultdict(_CaseFacts)
-    charged = _charges(start, end, scan)
-    recon = CaseReconciliation.__table__  # type: ignore[attr-defined]
-    handling = CaseHandlingRow.__table__  # type: ignore[attr-defined]
-    manual = or_(T.route == Route.MANUAL.value, and_(T.route.is_(None), handling.c.case_id.is_not(None)))
-    is_manual = case((manual, 1), else_=0)
-    statement = (
-        select(*keys, is_manual, recon.c.status, func.count())
-        .select_from(LEDGER)
-        .outerjoin(recon, recon.c.case_id == T.case_id)
-        .outerjoin(handling, handling.c.case_id == T.case_id)
-        .where(charged)
-        .group_by(*keys, is_manual, recon.c.status)
-    )
+    times: dict[LineKey, list[int]] = defaultdict(list)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    gathered = func.array_agg(T.resolution_s) if postgres else func.group_concat(T.resolution_s)
+    charged = _charges(start, end)
+    statement = select(*keys, T.route, func.count(), gathered).where(charged).group_by(*keys, T.route)
     for row in session.execute(statement):
-        fact = facts[_group_key(row, dims, group_by)]
-        count = int(row[n + 2])
-        if row[n]:
-            fact.manual += count
+        key = _group_key(row, dims, group_by)
+        fact = facts[key]
+        if row[n] is Route.MANUAL:
+            fact.manual += int(row[n + 1])
         else:
-            fact.automatic += count
-        status = "unchecked" if row[n + 1] is None else str(row[n + 1])
-        fact.recon[status] = fact.recon.get(status, 0) + count
+            fact.automatic += int(row[n + 1])
+        values = row[n + 2]
+        if postgres:
+            durations = [int(v) for v in values or () if v is not None]
+        else:  # group_concat skips NULLs
+            durations = list(map(int, values.split(","))) if values else []
+        fact.resolution += _Resolution(sum(durations), len(durations))
+        times[key].extend(durations)
 
-    # recovered = credited or refunded to the sender (text amounts: added here) + fee + gas charged (summed later)
-    cases = Case.__table__  # type: ignore[attr-defined]
-    credits = LedgerCredit.__table__  # type: ignore[attr-defined]
-    refunds = RefundEntry.__table__  # type: ignore[attr-defined]
+    recon = CaseReconciliation.__table__  # type: ignore[attr-defined]
     statement = (
-        select(*keys, cases.c.created_at, T.booked_at, credits.c.amount, refunds.c.amount, T.decimals, T.price_usd)
-        .select_from(LEDGER)
-        .outerjoin(cases, cases.c.case_id == T.case_id)
-        .outerjoin(credits, credits.c.case_id == T.case_id)
-        .outerjoin(refunds, refunds.c.case_id == T.case_id)
-        .where(
-            and_(
-                charged,
-                or_(cases.c.case_id.is_not(None), credits.c.case_id.is_not(None), refunds.c.case_id.is_not(None)),
-            )
-        )
+        select(*keys, recon.c.status, func.count())
+        .select_from(recon.join(LEDGER, T.case_id == recon.c.case_id))
+        .where(charged)
+        .group_by(*keys, recon.c.status)
     )
     for row in session.execute(statement):
         fact = facts[_group_key(row, dims, group_by)]
-        opened, settled, credited, refunded, decimals, price = row[n:]
-        if opened is not None:
-            fact.durations.append(max(0, (_aware(settled) - _aware(opened)) // timedelta(seconds=1)))
-        paid_out = _int(credited) + _int(refunded)
-        fact.recovered += paid_out
-        if price is not None and decimals is not None and paid_out:
-            fact.recovered_usd_micros += usd_micros_of(paid_out, decimals=decimals, price_usd=Decimal(price))
-    return facts
+        status = str(row[n])
+        fact.recon[status] = fact.recon.get(status, 0) + int(row[n + 1])
+    return facts, times
+
+
+def _p90_levels(
+    times: Mapping[LineKey, list[int]],
+) -> tuple[dict[LineKey, int], dict[GroupKey, int], dict[GroupKey, int], dict[GroupKey, int]]:
+    """From every line's times: the nearest-rank p90 of each line, each group, each (chain, asset) and all.
+    Each line's times are sorted once; the levels above join sorted runs, which sorting merges in linear time."""
+    by_group: dict[GroupKey, list[int]] = defaultdict(list)
+    by_asset: dict[GroupKey, list[int]] = defaultdict(list)
+    everything: list[int] = []
+    lines: dict[LineKey, int] = {}
+    for key, unsorted in times.items():
+        values = sorted(unsorted)
+        group, chain, asset = key
+        by_group[group].extend(values)
+        by_asset[(chain, asset)].extend(values)
+        everything.extend(values)
+        p90 = nearest_rank(values, 90)
+        if p90 is not None:
+            lines[key] = p90
+
+    def p90s(found: Mapping[GroupKey, list[int]]) -> dict[GroupKey, int]:
+        return {k: p for k, v in found.items() if (p := nearest_rank(v, 90)) is not None}
+
+    total = nearest_rank(everything, 90)
+    return lines, p90s(by_group), p90s(by_asset), {} if total is None else {(): total}
 
 
 def _aware(value: Any) -> datetime:
@@ -531,22 +574,18 @@ def _pct(part: int, whole: int) -> Decimal | None:
     return (Decimal(100 * part) / Decimal(whole)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def _average(values: Sequence[int]) -> int | None:
-    return sum(values) // len(values) if values else None
-
-
 def build_lines(
     sums: Mapping[tuple[LineKey, FeeKind | None], _Sum],
     quoted: Mapping[tuple[LineKey, FeeKind | None], _Sum],
     facts: Mapping[LineKey, _CaseFacts],
-) -> dict[LineKey, tuple[FeeLine, list[int]]]:
-    """Every line with its figures, and the resolution durations of its cases (for the groups' p90)."""
+) -> dict[LineKey, tuple[FeeLine, _Resolution]]:
+    """Every line with its figures, and the resolution times of its cases (for the groups' averages)."""
     keys = {line for line, _ in sums} | {line for line, _ in quoted} | set(facts)
     decimals_of: dict[LineKey, int] = {}
     for (line_key, _), total in sums.items():
         if total.decimals is not None:
             decimals_of.setdefault(line_key, total.decimals)
-    lines: dict[LineKey, tuple[FeeLine, list[int]]] = {}
+    lines: dict[LineKey, tuple[FeeLine, _Resolution]] = {}
     for key in sorted(keys, key=lambda k: tuple("" if v is None else v for v in (*k[0], k[1], k[2]))):
         _, chain, asset = key
         values: dict[str, Any] = {}
@@ -573,10 +612,6 @@ def build_lines(
         if not measured:  # only quotes and acceptances that do not count here
             continue
         fact = facts.get(key) or _CaseFacts()
-        if charged.rows:
-            gas = sums.get((key, FeeKind.GAS_CHARGED)) or _Sum()
-            values["recovered"] = fact.recovered + charged.amount + gas.amount
-            values["recovered_usd"] = usd(fact.recovered_usd_micros + charged.usd_micros + gas.usd_micros)
         line = FeeLine(
             chain=chain,
             asset=asset,
@@ -584,16 +619,16 @@ def build_lines(
             cases=charged.rows,
             automatic=fact.automatic,
             manual=fact.manual,
-            resolution_avg_s=_average(fact.durations),
-            resolution_p90_s=nearest_rank(fact.durations, 90),
+            resolution_avg_s=fact.resolution.average_s,
+            resolution_p90_s=fact.resolution.p90_s,
             recon_ok=fact.recon.get(ReconStatus.OK.value, 0),
             recon_mismatch=fact.recon.get(ReconStatus.MISMATCH.value, 0),
             recon_uncheckable=fact.recon.get(ReconStatus.UNCHECKABLE.value, 0),
-            recon_unchecked=fact.recon.get("unchecked", 0),
+            recon_unchecked=charged.rows - sum(fact.recon.values()),
             usd_unpriced_rows=unpriced,
             **values,
         )
-        lines[key] = (line, fact.durations)
+        lines[key] = (line, fact.resolution)
     return lines
 
 
@@ -605,11 +640,14 @@ def sum_usd(values: Iterable[Decimal]) -> Decimal:
     return total
 
 
-def build_group(key: dict[str, str | None], members: Iterable[tuple[FeeLine, list[int]]]) -> FeeGroup:
-    """A group from its lines: USD and counts added, resolution times over all its cases."""
+def build_group(
+    key: dict[str, str | None], members: Iterable[tuple[FeeLine, _Resolution]], p90_s: int | None
+) -> FeeGroup:
+    """A group from its lines: USD and counts added, the average time to resolution over all its cases, and
+    its p90 (computed by the database for the group: percentiles do not add up)."""
     items = list(members)
     lines = [line for line, _ in items]
-    durations = [d for _, ds in items for d in ds]
+    resolution = sum((r for _, r in items), _Resolution())
 
     def usd(measure: str) -> Decimal:
         return sum_usd(getattr(line, f"{measure}_usd") for line in lines)
@@ -627,8 +665,8 @@ def build_group(key: dict[str, str | None], members: Iterable[tuple[FeeLine, lis
         manual=manual,
         automatic_share_pct=_pct(automatic, automatic + manual),
         manual_share_pct=_pct(manual, automatic + manual),
-        resolution_avg_s=_average(durations),
-        resolution_p90_s=nearest_rank(durations, 90),
+        resolution_avg_s=resolution.average_s,
+        resolution_p90_s=p90_s,
         recon_ok=count("recon_ok"),
         recon_mismatch=count("recon_mismatch"),
         recon_uncheckable=count("recon_uncheckable"),
@@ -638,12 +676,15 @@ def build_group(key: dict[str, str | None], members: Iterable[tuple[FeeLine, lis
     )
 
 
-def _merge_total(lines: Mapping[LineKey, tuple[FeeLine, list[int]]]) -> list[tuple[FeeLine, list[int]]]:
-    """The period's lines per (chain, asset), across groups: base units of one asset only are added."""
-    merged: dict[tuple[str, str], tuple[dict[str, Any], list[int]]] = {}
-    for (_, chain, asset), (line, durations) in lines.items():
-        values, all_durations = merged.setdefault((chain, asset), ({}, []))
-        all_durations.extend(durations)
+def _merge_total(
+    lines: Mapping[LineKey, tuple[FeeLine, _Resolution]], p90: Mapping[GroupKey, int]
+) -> list[tuple[FeeLine, _Resolution]]:
+    """The period's lines per (chain, asset), across groups: base units of one asset only are added; ``p90``
+    per (chain, asset) from the database."""
+    merged: dict[tuple[str, str], tuple[dict[str, Any], _Resolution]] = {}
+    for (_, chain, asset), (line, resolution) in lines.items():
+        values, so_far = merged.get((chain, asset), ({}, _Resolution()))
+        merged[(chain, asset)] = (values, so_far + resolution)
         for name, value in line.model_dump().items():
             if name in ("chain", "asset", "resolution_avg_s", "resolution_p90_s"):
                 continue
@@ -654,15 +695,15 @@ def _merge_total(lines: Mapping[LineKey, tuple[FeeLine, list[int]]]) -> list[tup
             else:
                 values[name] = values.get(name, 0) + value
     out = []
-    for (chain, asset), (values, durations) in sorted(merged.items()):
+    for (chain, asset), (values, resolution) in sorted(merged.items()):
         line = FeeLine(
             chain=chain,
             asset=asset,
-            resolution_avg_s=_average(durations),
-            resolution_p90_s=nearest_rank(durations, 90),
+            resolution_avg_s=resolution.average_s,
+            resolution_p90_s=p90.get((chain, asset)),
             **values,
         )
-        out.append((line, durations))
+        out.append((line, resolution))
     return out
 
 
@@ -683,21 +724,33 @@ def fee_report(
     try:
         scan = _reads_most_rows(session, start, end)
         sums = _ledger_sums(session, group_by=group_by, where=_in_period(start, end, scan=scan), by_kind=True)
-        quoted = _ledger_sums(session, group_by=group_by, where=_quoted_not_charged(start, end, scan), by_kind=False)
-        facts = _case_facts(session, group_by=group_by, start=start, end=end, scan=scan)
+        quoted = _ledger_sums(
+            session,
+            group_by=group_by,
+            where=_in_period(start, end, table=OPEN_QUOTES),
+            by_kind=False,
+            table=OPEN_QUOTES,
+        )
+        facts, times = _case_facts(session, group_by=group_by, start=start, end=end)
+        # percentiles do not add up: each level (line, group, chain and asset, total) has its own
+        line_p90, group_p90, asset_p90, total_p90 = _p90_levels(times)
+        for key, p90 in line_p90.items():
+            facts[key].resolution.p90_s = p90
     finally:
         session.commit()  # hand the connection back (reads only)
     lines = build_lines(sums, quoted, facts)
-    by_group: dict[GroupKey, list[tuple[FeeLine, list[int]]]] = defaultdict(list)
+    by_group: dict[GroupKey, list[tuple[FeeLine, _Resolution]]] = defaultdict(list)
     for (group, _, _), item in lines.items():
         by_group[group].append(item)
-    groups = [build_group(dict(zip(group_by, key, strict=True)), items) for key, items in by_group.items()]
+    groups = [
+        build_group(dict(zip(group_by, key, strict=True)), items, group_p90.get(key)) for key, items in by_group.items()
+    ]
     return FeeReport(
         period_from=start or datetime.min.replace(tzinfo=UTC),
         period_to=end or datetime.max.replace(tzinfo=UTC),
         group_by=list(group_by),
         groups=groups,
-        total=build_group({}, _merge_total(lines)),
+        total=build_group({}, _merge_total(lines, asset_p90), total_p90.get(())),
     )
 
 

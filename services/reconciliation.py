@@ -130,6 +130,8 @@ class CaseBooks:
     """The ``charged`` row (None: none booked)."""
     gas_charged: int | None = None
     """The sum of the ``gas_charged`` rows (None: none booked)."""
+    recovered: int | None = None
+    """The ``recovered`` row (None: none booked, as for cases settled before it was)."""
     asset_price_usd: Decimal | None = None
     """USD per whole unit of the asset, as the ``gas_charged`` (or ``charged``) row recorded it."""
     gas_spent: tuple[GasRow, ...] = ()
@@ -271,6 +273,12 @@ def compare(books: CaseBooks, view: ChainView, *, hot_wallet: str | None) -> Fin
         c.problems.append("the fee ledger has no `charged` row for this completed case")
     if books.gas_charged is None:
         c.problems.append("the fee ledger has no `gas_charged` row for this completed case")
+    parts = credited + refunded + charged + gas
+    if books.recovered is not None and books.recovered != parts:
+        c.problems.append(
+            f"the fee ledger's `recovered` row says {books.recovered} base units, its parts (credited {credited} + "
+            f"refunded {refunded} + fee {charged} + gas {gas}) add to {parts}: {c.off(parts, books.recovered)}"
+        )
     if len(books.credits) + len(books.refunds) != 1:
         c.problems.append(
             f"a completed case has one credit or one refund; the ledger has {len(books.credits)} credit(s) and "
@@ -563,6 +571,7 @@ def load_books(session: Session, *, case_id: str, settings: Settings) -> CaseBoo
         refunds=tuple(RefundRef(amount=r.amount, to_address=r.to_address, tx_hash=r.tx_hash) for r in refunds),
         charged=sum(r.amount for r in charged) if charged else None,
         gas_charged=sum(r.amount for r in gas_charged) if gas_charged else None,
+        recovered=next((r.amount for r in rows if r.kind == FeeKind.RECOVERED), None),
         asset_price_usd=Decimal(priced.price_usd) if priced is not None and priced.price_usd else None,
         gas_spent=tuple(
             GasRow(

@@ -122,6 +122,7 @@ def settle_case(
         decimals=case.decimals,
         price_usd=price_usd,
         gas_spent=gas_spent,
+        opened_at=case.created_at,
     )
     if incident is not None:
         _book_incident(

@@ -25,7 +25,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, delete, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from store.db import Amount, StrEnumType, UTCDateTime, utcnow
@@ -52,6 +52,9 @@ class FeeKind(StrEnum):
     """Compensation paid to the user for a platform-fault incident, never mixed with the fee."""
     GAS_SPENT = "gas_spent"
     """The native coin one recovery transaction actually paid (its receipt's gas used times price)."""
+    RECOVERED = "recovered"
+    """What a settled case recovered, credited (or refunded) + fee + gas charged, in the deposit's asset: booked
+    with the charge, so that the report adds recovered value in the same pass as the fees."""
 
 
 class Route(StrEnum):
@@ -88,6 +91,16 @@ def usd_micros_of(amount: int, *, decimals: int, price_usd: Decimal) -> int:
     return to_micros(Fraction(amount) * Fraction(price_usd) / 10**decimals)
 
 
+CHARGE_COLUMNS = ("booked_at", "chain", "asset", "pattern", "route", "resolution_s", "case_id")
+"""The charges' own index holds everything the report reads of a settled case (one row each): its per-case
+figures come from the index alone, not from the ledger's rows."""
+
+
+HUGE_CONDITION = "amount_hi IS NOT NULL OR usd_hi IS NOT NULL"
+"""Rows with an amount from 10^36 base units or a USD value from 10^24 micro-dollars (rare): the report adds
+their high parts in Python, found through a partial index."""
+
+
 class FeeLedgerEntry(SQLModel, table=True):
     __tablename__ = "fee_ledger"  # type: ignore[assignment]
     __table_args__ = (
@@ -100,6 +113,28 @@ class FeeLedgerEntry(SQLModel, table=True):
             unique=True,
             sqlite_where=text("kind = 'charged'"),
             postgresql_where=text("kind = 'charged'"),
+        ),
+        Index(
+            "ix_fee_ledger_charges",
+            *CHARGE_COLUMNS,
+            sqlite_where=text("kind = 'charged'"),
+            postgresql_where=text("kind = 'charged'"),
+        ),
+        Index(
+            "ix_fee_ledger_huge",
+            "booked_at",
+            sqlite_where=text(HUGE_CONDITION),
+            postgresql_where=text(HUGE_CONDITION),
+        ),
+        Index(
+            "ix_fee_ledger_unpriced",
+            "booked_at",
+            "chain",
+            "asset",
+            "kind",
+            "pattern",
+            sqlite_where=text("usd_micros IS NULL"),
+            postgresql_where=text("usd_micros IS NULL"),
         ),
     )
 
@@ -130,6 +165,8 @@ class FeeLedgerEntry(SQLModel, table=True):
     gas_used: int | None = Field(default=None, sa_type=Amount)
     gas_price: int | None = Field(default=None, sa_type=Amount)
     incident_id: int | None = None
+    resolution_s: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    """On a ``charged`` row: whole seconds from the case's opening to this settlement."""
     actor: str | None = Field(default=None, max_length=128)
     note: str | None = Field(default=None, sa_type=Text)
     booked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -199,14 +236,85 @@ def has_key(session: Session, key: str) -> bool:
     return found is not None
 
 
+class FeeOpenQuote(SQLModel, table=True):
+    """The latest quote of each case not charged yet (a projection of the ledger, kept by :func:`add_once` in
+    the same transaction as the rows): the report's quoted-but-not-charged reads these few rows instead of
+    searching the whole ledger for quotes without a later quote or a charge."""
+
+    __tablename__ = "fee_open_quotes"  # type: ignore[assignment]
+
+    case_id: str = Field(primary_key=True, max_length=255)
+    entry_key: str = Field(max_length=255)
+    """The idempotency key of the case's latest ``quoted`` row; the columns below are copied from it."""
+    chain: str = Field(max_length=64)
+    asset: str = Field(max_length=128)
+    decimals: int | None = None
+    pattern: str | None = Field(default=None, max_length=40)
+    booked_at: datetime = Field(sa_type=UTCDateTime)
+    amount: int = Field(sa_type=Amount)
+    amount_l0: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount_l1: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount_l2: int = Field(sa_column=Column(BigInteger, nullable=False))
+    amount_hi: int | None = Field(default=None, sa_type=Amount)
+    usd_micros: int | None = Field(default=None, sa_type=Amount)
+    usd_l0: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    usd_l1: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    usd_hi: int | None = Field(default=None, sa_type=Amount)
+
+    @classmethod
+    def of(cls, row: FeeLedgerEntry) -> FeeOpenQuote:
+        return cls(entry_key=row.idempotency_key, **row.model_dump(include=OPEN_QUOTE_COLUMNS))
+
+
+OPEN_QUOTE_COLUMNS = {
+    "case_id",
+    "chain",
+    "asset",
+    "decimals",
+    "pattern",
+    "booked_at",
+    "amount",
+    "amount_l0",
+    "amount_l1",
+    "amount_l2",
+    "amount_hi",
+    "usd_micros",
+    "usd_l0",
+    "usd_l1",
+    "usd_hi",
+}
+
+
+def add(session: Session, row: FeeLedgerEntry) -> None:
+    """Add ``row`` to the session (not committed: the caller's transaction carries it, and a second row under
+    its key fails there, on the unique key), and keep :class:`FeeOpenQuote` with it: a quote becomes its
+    case's open quote, a charge closes it. Flushes nothing early (no autoflush), so a conflict surfaces at the
+    caller's commit."""
+    with session.no_autoflush:
+        pending = [o for o in session.new if isinstance(o, FeeLedgerEntry) and o.case_id == row.case_id]
+        session.add(row)
+        if row.kind is FeeKind.CHARGED:
+            session.execute(delete(FeeOpenQuote).where(col(FeeOpenQuote.case_id) == row.case_id))
+        elif row.kind is FeeKind.QUOTED:
+            charged = any(o.kind is FeeKind.CHARGED for o in pending)
+            if not charged and one(session, case_id=row.case_id, kind=FeeKind.CHARGED) is None:
+                fresh = FeeOpenQuote.of(row)
+                open_quote = session.get(FeeOpenQuote, row.case_id)
+                if open_quote is None:
+                    open_quote = fresh
+                else:  # the case's newer quote replaces its older one
+                    for name in (*OPEN_QUOTE_COLUMNS, "entry_key"):
+                        setattr(open_quote, name, getattr(fresh, name))
+                session.add(open_quote)
+
+
 def add_once(session: Session, row: FeeLedgerEntry) -> bool:
-    """Add ``row`` to the session unless its idempotency key is booked (not committed: the caller's
-    transaction carries it; a concurrent writer of the same key fails at commit on the unique key)."""
-    if has_key(session, row.idempotency_key) or any(
-        isinstance(o, FeeLedgerEntry) and o.idempotency_key == row.idempotency_key for o in session.new
-    ):
-        return False
-    session.add(row)
+    """:func:`add` unless the row's idempotency key is booked or pending (a retried step adds nothing)."""
+    with session.no_autoflush:
+        pending = (o for o in session.new if isinstance(o, FeeLedgerEntry))
+        if has_key(session, row.idempotency_key) or any(o.idempotency_key == row.idempotency_key for o in pending):
+            return False
+    add(session, row)
     return True
 
 

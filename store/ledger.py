@@ -11,7 +11,7 @@ one transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlmodel import Field, Session, SQLModel, select
@@ -72,9 +72,11 @@ def add_entries(
     decimals: int | None,
     price_usd: Decimal | None,
     gas_spent: Sequence[GasSpent] = (),
+    opened_at: datetime | None = None,
 ) -> None:
     """Add the deposit's credit (or refund) and fee entries to the session (not committed: the caller's
-    transaction completes the case with them). A second settlement of the deposit fails at commit on the keys."""
+    transaction completes the case with them). A second settlement of the deposit fails at commit on the keys.
+    ``opened_at``: when the case was opened, for the charge's ``resolution_s``."""
     now = utcnow()
     if refund is None:
         session.add(
@@ -110,25 +112,29 @@ def add_entries(
         amount=settlement.fee,
         price_usd=price_usd,
         booked_at=now,
+        resolution_s=None if opened_at is None else max(0, (now - opened_at) // timedelta(seconds=1)),
     )
     if price_usd is None:  # no price: the quote's own USD figure (the fee is then all that is known)
         charged.usd_micros = fee_ledger.to_micros(fee_usd)
         [charged.usd_l0, charged.usd_l1], charged.usd_hi = fee_ledger.split_limbs(charged.usd_micros, USD_LIMBS)
-    session.add(charged)
-    session.add(
-        fee_ledger.entry(
-            ref,
-            kind=FeeKind.GAS_CHARGED,
-            key=fee_ledger.step_key(case_id, FeeKind.GAS_CHARGED),
-            asset=asset,
-            decimals=decimals,
-            amount=settlement.gas,
-            price_usd=price_usd,
-            booked_at=now,
+    fee_ledger.add(session, charged)
+    for kind, amount in ((FeeKind.GAS_CHARGED, settlement.gas), (FeeKind.RECOVERED, settlement.recovered)):
+        fee_ledger.add(
+            session,
+            fee_ledger.entry(
+                ref,
+                kind=kind,
+                key=fee_ledger.step_key(case_id, kind),
+                asset=asset,
+                decimals=decimals,
+                amount=amount,
+                price_usd=price_usd,
+                booked_at=now,
+            ),
         )
-    )
     for spent in gas_spent:
-        session.add(
+        fee_ledger.add(
+            session,
             fee_ledger.entry(
                 ref,
                 kind=FeeKind.GAS_SPENT,
@@ -141,7 +147,7 @@ def add_entries(
                 tx_hash=spent.tx_hash,
                 gas_used=spent.gas_used,
                 gas_price=spent.gas_price,
-            )
+            ),
         )
 
 

@@ -18,8 +18,9 @@ from typing import Any
 from sqlmodel import Session
 
 from recovery.models import CaseStatus
+from store import fee_ledger
 from store.cases import Case, CaseHandlingRow
-from store.fee_ledger import CaseRef, FeeKind, FeeLedgerEntry, Route, entry, usd_micros_of
+from store.fee_ledger import CaseRef, FeeKind, FeeLedgerEntry, Route, entry
 from store.ledger import LedgerCredit, RefundEntry
 from store.reconciliation import CaseReconciliation, ReconStatus
 
@@ -94,18 +95,26 @@ def build(seed: int = 7, cases: int = 48) -> Ledger:
         if route is Route.MANUAL or (route is None and rng.random() < 0.5):
             ledger.handled.add(case_id)
 
-        def add(kind: FeeKind, step: str, at: datetime, *, native_coin: bool = False, on: Any = (ref, chain)) -> None:
-            row_ref, row_chain = on
-            (row_asset, row_decimals, row_price), native = CHAINS[row_chain]
-            ledger.add(
+        def add(
+            kind: FeeKind,
+            step: str,
+            at: datetime,
+            *,
+            native_coin: bool = False,
+            amount: int | None = None,
+            on: tuple[CaseRef, str] = (ref, chain),
+        ) -> FeeLedgerEntry:
+            ref, chain = on
+            (asset, decimals, price), native = CHAINS[chain]
+            return ledger.add(
                 entry(
-                    row_ref,
+                    ref,
                     kind=kind,
-                    key=f"{row_ref.case_id}:{step}",
-                    asset=native if native_coin else row_asset,
-                    decimals=18 if native_coin else row_decimals,
-                    amount=_amount(rng, row_decimals),
-                    price_usd=NATIVE_PRICE[native] if native_coin else row_price,
+                    key=f"{ref.case_id}:{step}",
+                    asset=native if native_coin else asset,
+                    decimals=18 if native_coin else decimals,
+                    amount=_amount(rng, decimals) if amount is None else amount,
+                    price_usd=NATIVE_PRICE[native] if native_coin else price,
                     booked_at=at,
                 )
             )
@@ -117,8 +126,9 @@ def build(seed: int = 7, cases: int = 48) -> Ledger:
             add(FeeKind.ACCEPTED, "accepted", quoted_at)
         if not settled:
             continue
-        add(FeeKind.CHARGED, "charged", settled_at)
-        add(FeeKind.GAS_CHARGED, "gas_charged", settled_at)
+        charged = add(FeeKind.CHARGED, "charged", settled_at)
+        charged.resolution_s = (settled_at - ledger.cases[case_id].created_at) // timedelta(seconds=1)
+        gas = add(FeeKind.GAS_CHARGED, "gas_charged", settled_at)
         for n in range(rng.randrange(3)):
             add(FeeKind.GAS_SPENT, f"gas_spent:{n}", settled_at, native_coin=True)
         for kind in (FeeKind.WAIVED, FeeKind.REFUNDED, FeeKind.COMPENSATED):
@@ -126,6 +136,7 @@ def build(seed: int = 7, cases: int = 48) -> Ledger:
                 add(kind, kind.value, settled_at + timedelta(days=rng.choice([0, 3])))
         credit = _amount(rng, decimals)
         (ledger.refunds if rng.random() < 0.2 else ledger.credits)[case_id] = credit
+        add(FeeKind.RECOVERED, "recovered", settled_at, amount=credit + charged.amount + gas.amount)
         status = rng.choice([*ReconStatus, None])
         if status is not None:
             ledger.recon[case_id] = status
@@ -156,8 +167,9 @@ def store(session: Session, ledger: Ledger) -> None:
     for case_id, status in ledger.recon.items():
         session.add(CaseReconciliation(case_id=case_id, run_id=1, status=status))
     session.commit()
-    for row in ledger.rows:  # one by one, in id order
-        session.add(row)
+    for row in ledger.rows:  # one by one, in id order, as the engine books them (open quotes kept with them)
+        fee_ledger.add(session, row)
+        session.flush()
     session.commit()
 
 
@@ -187,6 +199,7 @@ MEASURE_OF = {
     FeeKind.REFUNDED: "fees_refunded",
     FeeKind.COMPENSATED: "compensated",
     FeeKind.GAS_SPENT: "gas_spent",
+    FeeKind.RECOVERED: "recovered",
 }
 
 
@@ -212,17 +225,9 @@ def expected_lines(ledger: Ledger, group_by: Sequence[str]) -> dict[tuple[Any, .
             line[f"{measure}_usd_micros"] += row.usd_micros or 0
         if row.kind is FeeKind.CHARGED:
             line["cases"] += 1
-            gas = next(r for r in by_case[row.case_id] if r.kind is FeeKind.GAS_CHARGED)
-            paid_out = ledger.credits.get(row.case_id, 0) + ledger.refunds.get(row.case_id, 0)
-            line["recovered"] += paid_out + row.amount + gas.amount
-            paid_out_usd = 0
-            if row.price_usd is not None and row.decimals is not None:
-                paid_out_usd = usd_micros_of(paid_out, decimals=row.decimals, price_usd=Decimal(row.price_usd))
-            line["recovered_usd_micros"] += paid_out_usd + (row.usd_micros or 0) + (gas.usd_micros or 0)
             opened = ledger.cases[row.case_id].created_at
             line.setdefault("durations", []).append((row.booked_at - opened) // timedelta(seconds=1))
-            manual = row.route is Route.MANUAL or (row.route is None and row.case_id in ledger.handled)
-            line["manual" if manual else "automatic"] += 1
+            line["manual" if row.route is Route.MANUAL else "automatic"] += 1  # no route: automatic
             status = ledger.recon.get(row.case_id)
             line[f"recon_{status.value if status else 'unchecked'}"] += 1
     for rows in by_case.values():

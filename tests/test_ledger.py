@@ -181,3 +181,29 @@ def test_ledger_usd_values_are_exact_for_256_bit_amounts() -> None:
     assert fee_ledger.join_limbs([row.usd_l0, row.usd_l1], row.usd_hi or 0) == row.usd_micros
     assert fee_ledger.join_limbs([row.amount_l0, row.amount_l1, row.amount_l2], row.amount_hi or 0) == huge
     assert fee_ledger.to_micros(Decimal("0.0000025")) == 2 and fee_ledger.to_micros(Decimal("0.0000035")) == 4
+
+
+def test_open_quotes_follow_the_ledger(db_session: Session) -> None:
+    """The latest quote of a case stays open until the case is charged; a quote after the charge opens none."""
+    ref = fee_ledger.CaseRef(case_id="case-1", user_id="alice", chain="bsc", pattern=None, route=None)
+
+    def quote(step: str, fee: int) -> bool:
+        row = fee_ledger.entry(
+            ref, kind=FeeKind.QUOTED, key=f"case-1:quoted:{step}", asset="USDT", decimals=18, amount=fee, price_usd=None
+        )
+        added = fee_ledger.add_once(db_session, row)
+        db_session.commit()
+        return added
+
+    def open_key() -> str | None:
+        row = db_session.get(fee_ledger.FeeOpenQuote, "case-1")
+        return None if row is None else row.entry_key
+
+    new_case(db_session)
+    assert quote("classified", 5) and open_key() == "case-1:quoted:classified"
+    assert quote("approved", 7) and open_key() == "case-1:quoted:approved"
+    assert not quote("approved", 7) and open_key() == "case-1:quoted:approved"  # a retry books nothing
+    assert settle(db_session) is True
+    db_session.expire_all()
+    assert open_key() is None
+    assert quote("rerun", 9) and open_key() is None

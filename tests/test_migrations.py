@@ -138,13 +138,20 @@ def test_landed_database_with_data_reaches_head_and_loses_nothing(empty_engine: 
         assert case.amount == 98_990_000_000_000_000_000
         rows = session.exec(select(FeeLedgerEntry).order_by(FeeLedgerEntry.id)).all()  # type: ignore[arg-type]
         got = [(r.case_id, r.kind, r.amount, r.usd_micros, r.pattern, r.route, r.chain, r.asset) for r in rows]
+        auto, manual = (
+            ("WRONG_NETWORK_SAME_KEY", "automatic", "bsc", "USDT"),
+            ("UNLISTED_TOKEN", "manual", "ethereum", "TOK"),
+        )
         assert got == [
-            ("case-auto", "charged", 10**18, 1_000_000, "WRONG_NETWORK_SAME_KEY", "automatic", "bsc", "USDT"),
-            ("case-auto", "gas_charged", 10**16, None, "WRONG_NETWORK_SAME_KEY", "automatic", "bsc", "USDT"),
-            ("case-manual", "charged", huge_fee, 250_500_000, "UNLISTED_TOKEN", "manual", "ethereum", "TOK"),
-            ("case-manual", "gas_charged", 7, None, "UNLISTED_TOKEN", "manual", "ethereum", "TOK"),
+            ("case-auto", "charged", 10**18, 1_000_000, *auto),
+            ("case-auto", "gas_charged", 10**16, None, *auto),
+            ("case-auto", "recovered", 100 * 10**18, None, *auto),  # credited + fee + gas
+            ("case-manual", "charged", huge_fee, 250_500_000, *manual),
+            ("case-manual", "gas_charged", 7, None, *manual),
+            ("case-manual", "recovered", huge_fee + 7, None, *manual),  # no credit: fee + gas
         ]
-        huge_row = rows[2]
+        assert [r.resolution_s for r in rows if r.kind == "charged"] == [300, 3600]
+        huge_row = rows[3]
         assert huge_row.booked_at == datetime(2026, 11, 2, 11, 0, tzinfo=UTC)
         limbs = [huge_row.amount_l0, huge_row.amount_l1, huge_row.amount_l2]
         assert fee_ledger.join_limbs(limbs, huge_row.amount_hi or 0) == huge_fee

@@ -495,3 +495,12 @@ def test_dates_are_utc_midnights_and_datetimes_keep_their_zone() -> None:
         datetime(2026, 1, 2, 4, tzinfo=UTC),
     )
     assert period(None, None) == (None, None)
+
+
+def test_a_recovered_row_that_disagrees_with_its_parts_is_a_mismatch() -> None:
+    """The ledger against itself: the settlement's ``recovered`` row is credited + refunded + fee + gas."""
+    credit_only, no_gas = ChainView(txs={}), {"credits": (AMOUNT - FEE,), "gas_charged": 0}
+    assert compare(books(recovered=AMOUNT, **no_gas), credit_only, hot_wallet=HOT).status is ReconStatus.OK
+    wrong = compare(books(recovered=AMOUNT + 7, **no_gas), credit_only, hot_wallet=HOT)
+    assert wrong.status is ReconStatus.MISMATCH
+    assert any("`recovered` row says" in p and "off by -7 base units" in p for p in wrong.problems), wrong.problems

@@ -1,10 +1,12 @@
 """The append-only fee ledger (store/fee_ledger.py) replaces fee_entries.
 
-Every fee_entries row (one per settled deposit: fee and gas charged) becomes two ledger rows, ``charged``
-and ``gas_charged``, keyed ``<case_id>:charged`` and ``<case_id>:gas_charged`` as the settlement now books
-them, with the case's pattern and route; the fee's USD value is the one recorded at quote time, the price is
-unknown (it was not recorded). Then fee_entries is dropped. The database refuses UPDATE and DELETE on the
-ledger (and TRUNCATE on PostgreSQL), and a second ``charged`` row for a case (a partial unique index).
+Every fee_entries row (one per settled deposit: fee and gas charged) becomes three ledger rows, ``charged``
+(with the seconds from the case's opening), ``gas_charged`` and ``recovered`` (credited or refunded + fee +
+gas), keyed ``<case_id>:<kind>`` as the settlement now books them, with the case's pattern and route; the
+fee's USD value is the one recorded at quote time, the price is unknown (it was not recorded). Then
+fee_entries is dropped. ``fee_open_quotes`` starts empty (no quote was booked before the ledger). The
+database refuses UPDATE and DELETE on the ledger (and TRUNCATE on PostgreSQL), and a second ``charged`` row
+for a case (a partial unique index).
 
 Revision ID: 0002
 Revises: 0001
@@ -12,6 +14,7 @@ Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import sqlalchemy as sa
@@ -74,11 +77,15 @@ def _ledger_table() -> sa.Table:
         sa.column("pattern", sa.String),
         sa.column("route", sa.String),
         sa.column("note", sa.Text),
+        sa.column("resolution_s", sa.BigInteger),
         sa.column("booked_at", store.db.UTCDateTime()),
     )
 
 
 def _row(old: sa.Row, kind: str, amount: int, usd_micros: int | None) -> dict[str, object]:
+    resolution = None
+    if kind == "charged" and old.opened_at is not None:
+        resolution = max(0, int((_aware(old.created_at) - _aware(old.opened_at)).total_seconds()))
     limbs, hi = _limbs(amount, 3)
     usd_limbs, usd_hi = _limbs(usd_micros or 0, 2)
     return {
@@ -101,8 +108,13 @@ def _row(old: sa.Row, kind: str, amount: int, usd_micros: int | None) -> dict[st
         "pattern": old.pattern,
         "route": "manual" if old.manual else "automatic",
         "note": "migrated from fee_entries (revision 0002)",
+        "resolution_s": resolution,
         "booked_at": old.created_at,
     }
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def upgrade() -> None:
@@ -132,6 +144,7 @@ def upgrade() -> None:
         sa.Column("gas_used", store.db.Amount(), nullable=True),
         sa.Column("gas_price", store.db.Amount(), nullable=True),
         sa.Column("incident_id", sa.Integer(), nullable=True),
+        sa.Column("resolution_s", sa.BigInteger(), nullable=True),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("booked_at", store.db.UTCDateTime(), nullable=False),
@@ -147,6 +160,30 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text("kind = 'charged'"),
         postgresql_where=sa.text("kind = 'charged'"),
+    )
+    op.create_index(
+        "ix_fee_ledger_charges",
+        "fee_ledger",
+        ["booked_at", "chain", "asset", "pattern", "route", "resolution_s", "case_id"],
+        unique=False,
+        sqlite_where=sa.text("kind = 'charged'"),
+        postgresql_where=sa.text("kind = 'charged'"),
+    )
+    op.create_index(
+        "ix_fee_ledger_huge",
+        "fee_ledger",
+        ["booked_at"],
+        unique=False,
+        sqlite_where=sa.text("amount_hi IS NOT NULL OR usd_hi IS NOT NULL"),
+        postgresql_where=sa.text("amount_hi IS NOT NULL OR usd_hi IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_fee_ledger_unpriced",
+        "fee_ledger",
+        ["booked_at", "chain", "asset", "kind", "pattern"],
+        unique=False,
+        sqlite_where=sa.text("usd_micros IS NULL"),
+        postgresql_where=sa.text("usd_micros IS NULL"),
     )
 
     bind = op.get_bind()
@@ -170,6 +207,23 @@ def upgrade() -> None:
             .where(sa.text("cases.case_id = fee_entries.case_id"))
             .scalar_subquery()
             .label("decimals"),
+            sa.select(sa.column("created_at", store.db.UTCDateTime()))
+            .select_from(sa.table("cases"))
+            .where(sa.text("cases.case_id = fee_entries.case_id"))
+            .scalar_subquery()
+            .label("opened_at"),
+            sa.select(sa.column("amount", store.db.Amount()))
+            .select_from(sa.table("ledger_credits"))
+            .where(sa.text("ledger_credits.case_id = fee_entries.case_id"))
+            .limit(1)
+            .scalar_subquery()
+            .label("credited"),
+            sa.select(sa.column("amount", store.db.Amount()))
+            .select_from(sa.table("ledger_refunds"))
+            .where(sa.text("ledger_refunds.case_id = fee_entries.case_id"))
+            .limit(1)
+            .scalar_subquery()
+            .label("refunded"),
             sa.exists()
             .select_from(sa.table("case_handling"))
             .where(sa.text("case_handling.case_id = fee_entries.case_id"))
@@ -183,8 +237,30 @@ def upgrade() -> None:
         fee_usd = int((Decimal(old.fee_usd) * 10**6).to_integral_value(rounding=ROUND_HALF_EVEN))
         rows.append(_row(old, "charged", old.fee, fee_usd))
         rows.append(_row(old, "gas_charged", old.gas, None))
+        recovered = int(old.credited or 0) + int(old.refunded or 0) + old.fee + old.gas
+        rows.append(_row(old, "recovered", recovered, None))
     if rows:
         op.bulk_insert(_ledger_table(), rows)
+    op.create_table(
+        "fee_open_quotes",
+        sa.Column("case_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("entry_key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("chain", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("asset", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("decimals", sa.Integer(), nullable=True),
+        sa.Column("pattern", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("booked_at", store.db.UTCDateTime(), nullable=False),
+        sa.Column("amount", store.db.Amount(), nullable=False),
+        sa.Column("amount_l0", sa.BigInteger(), nullable=False),
+        sa.Column("amount_l1", sa.BigInteger(), nullable=False),
+        sa.Column("amount_l2", sa.BigInteger(), nullable=False),
+        sa.Column("amount_hi", store.db.Amount(), nullable=True),
+        sa.Column("usd_micros", store.db.Amount(), nullable=True),
+        sa.Column("usd_l0", sa.BigInteger(), nullable=False),
+        sa.Column("usd_l1", sa.BigInteger(), nullable=False),
+        sa.Column("usd_hi", store.db.Amount(), nullable=True),
+        sa.PrimaryKeyConstraint("case_id"),
+    )
     op.drop_index("ix_fee_entries_created_at", table_name="fee_entries")
     op.drop_index("ix_fee_entries_case_id", table_name="fee_entries")
     op.drop_table("fee_entries")
