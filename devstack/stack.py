@@ -19,6 +19,7 @@ import ctypes
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -105,10 +106,25 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel considers free right now (for tests: there is a small race)."""
+    """A port free right now, chosen below the kernel's ephemeral range: a port from that range (what binding
+    port 0 returns) can be taken by any process's next outgoing connection before our server binds it, which
+    happened to the Temporal UI's port in CI. A small race with other listeners remains."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 16384), low)
+        if port not in DEFAULT_PORTS and port_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 DEFAULT_PORTS = frozenset({7233, 8233, 8000, 8545, 8546, 8547})
