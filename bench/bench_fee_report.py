@@ -31,7 +31,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +39,6 @@ from decimal import Decimal
 from pathlib import Path
 from statistics import median
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session
@@ -48,7 +46,8 @@ from sqlmodel import Session
 from bench.args import positive_int
 from bench.terminal import BenchError, console, progress
 from services.fee_report import fee_report
-from store.db import make_engine
+from store import fee_ledger
+from store.db import make_engine, private_schema
 from store.fee_ledger import AMOUNT_LIMBS, USD_LIMBS, split_limbs
 from store.schema import init_db
 
@@ -210,29 +209,13 @@ EXPECTED = Expected()
 OPEN_QUOTES: list[Row] = []
 """The quote rows of the generated cases without a charge: ``fee_open_quotes`` as the engine keeps them
 (store.fee_ledger.add)."""
-OPEN_QUOTE_COLUMNS = (
-    "case_id",
-    "entry_key",
-    "chain",
-    "asset",
-    "decimals",
-    "pattern",
-    "booked_at",
-    "amount",
-    "amount_l0",
-    "amount_l1",
-    "amount_l2",
-    "amount_hi",
-    "usd_micros",
-    "usd_l0",
-    "usd_l1",
-    "usd_hi",
-)
+OPEN_QUOTE_COLUMNS = ("entry_key", *fee_ledger.OPEN_QUOTE_COLUMNS)
+_FROM_LEDGER = {"entry_key": "idempotency_key"}
 
 
 def open_quote(r: Row) -> Row:
     """A generated ledger row (COLUMNS order) as its open-quote row (OPEN_QUOTE_COLUMNS order)."""
-    return (r[1], r[0], r[4], r[5], r[6], r[17], r[20], *r[7:16])
+    return tuple(r[COLUMNS.index(_FROM_LEDGER.get(name, name))] for name in OPEN_QUOTE_COLUMNS)
 
 
 def sqlite_values(values: Row) -> Row:
@@ -420,20 +403,9 @@ def sqlite_ratio(args: argparse.Namespace) -> Decimal:
 
 
 def postgres_ratio(args: argparse.Namespace, url: str) -> Decimal:
-    admin = make_engine(url)
-    schema = f"bench_fees_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    engine = make_engine(f"{url}{separator}options={quote(f'-csearch_path={schema}')}")
-    try:
+    with private_schema(url, prefix="bench_fees") as engine:
         init_db(engine)
         return measure(engine, args, "PostgreSQL")
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def run(args: argparse.Namespace) -> str:

@@ -9,14 +9,17 @@ commit). Functions that only *add* to a session (no commit) say so: their caller
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from sqlalchemy import DateTime, Engine, Numeric, String, Text, create_engine, event
+from sqlalchemy import DateTime, Engine, Numeric, String, Text, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -219,3 +222,22 @@ async def run_in_session(engine: Engine, fn: Callable[..., T], /, **kwargs: Any)
             return fn(session, **kwargs)
 
     return await asyncio.to_thread(run)
+
+
+@contextmanager
+def private_schema(url: str, *, prefix: str) -> Iterator[Engine]:
+    """An engine on a new PostgreSQL schema of its own (through ``search_path``), dropped with everything in it
+    afterwards: for tests and benchmarks that share one database server."""
+    admin = make_engine(url)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    engine = make_engine(f"{url}{separator}options={quote(f'-csearch_path={schema}')}")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

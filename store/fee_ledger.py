@@ -25,7 +25,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, delete, text
+from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, delete, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from store.db import Amount, StrEnumType, UTCDateTime, utcnow
@@ -101,7 +101,23 @@ HUGE_CONDITION = "amount_hi IS NOT NULL OR usd_hi IS NOT NULL"
 their high parts in Python, found through a partial index."""
 
 
-class FeeLedgerEntry(SQLModel, table=True):
+class Money(SQLModel):
+    """An exact amount with its limbs, and its USD value with its limbs (see the module's docstring): the
+    columns the report sums, in the ledger and in its open-quotes projection alike."""
+
+    amount: int = Field(sa_type=Amount)
+    amount_l0: int = Field(sa_type=BigInteger)
+    amount_l1: int = Field(sa_type=BigInteger)
+    amount_l2: int = Field(sa_type=BigInteger)
+    amount_hi: int | None = Field(default=None, sa_type=Amount)
+    usd_micros: int | None = Field(default=None, sa_type=Amount)
+    """The amount's USD value in micro-dollars at the row's price; None when there was no price."""
+    usd_l0: int = Field(default=0, sa_type=BigInteger)
+    usd_l1: int = Field(default=0, sa_type=BigInteger)
+    usd_hi: int | None = Field(default=None, sa_type=Amount)
+
+
+class FeeLedgerEntry(Money, table=True):
     __tablename__ = "fee_ledger"  # type: ignore[assignment]
     __table_args__ = (
         UniqueConstraint("idempotency_key", name="uq_fee_ledger_idempotency_key"),
@@ -147,16 +163,6 @@ class FeeLedgerEntry(SQLModel, table=True):
     asset: str = Field(max_length=128)
     """The asset ``amount`` is in: the deposit's asset, or the chain's native coin for ``gas_spent``."""
     decimals: int | None = None
-    amount: int = Field(sa_type=Amount)
-    amount_l0: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_l1: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_l2: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_hi: int | None = Field(default=None, sa_type=Amount)
-    usd_micros: int | None = Field(default=None, sa_type=Amount)
-    """The amount's USD value in micro-dollars at ``price_usd``; None when there was no price."""
-    usd_l0: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    usd_l1: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    usd_hi: int | None = Field(default=None, sa_type=Amount)
     price_usd: str | None = Field(default=None, max_length=64)
     """USD per whole unit of ``asset`` used for ``usd_micros`` (a Decimal as text)."""
     pattern: str | None = Field(default=None, max_length=40)
@@ -165,7 +171,7 @@ class FeeLedgerEntry(SQLModel, table=True):
     gas_used: int | None = Field(default=None, sa_type=Amount)
     gas_price: int | None = Field(default=None, sa_type=Amount)
     incident_id: int | None = None
-    resolution_s: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    resolution_s: int | None = Field(default=None, sa_type=BigInteger)
     """On a ``charged`` row: whole seconds from the case's opening to this settlement."""
     actor: str | None = Field(default=None, max_length=128)
     note: str | None = Field(default=None, sa_type=Text)
@@ -236,7 +242,7 @@ def has_key(session: Session, key: str) -> bool:
     return found is not None
 
 
-class FeeOpenQuote(SQLModel, table=True):
+class FeeOpenQuote(Money, table=True):
     """The latest quote of each case not charged yet (a projection of the ledger, kept by :func:`add_once` in
     the same transaction as the rows): the report's quoted-but-not-charged reads these few rows instead of
     searching the whole ledger for quotes without a later quote or a charge."""
@@ -251,38 +257,14 @@ class FeeOpenQuote(SQLModel, table=True):
     decimals: int | None = None
     pattern: str | None = Field(default=None, max_length=40)
     booked_at: datetime = Field(sa_type=UTCDateTime)
-    amount: int = Field(sa_type=Amount)
-    amount_l0: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_l1: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_l2: int = Field(sa_column=Column(BigInteger, nullable=False))
-    amount_hi: int | None = Field(default=None, sa_type=Amount)
-    usd_micros: int | None = Field(default=None, sa_type=Amount)
-    usd_l0: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    usd_l1: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    usd_hi: int | None = Field(default=None, sa_type=Amount)
 
     @classmethod
     def of(cls, row: FeeLedgerEntry) -> FeeOpenQuote:
-        return cls(entry_key=row.idempotency_key, **row.model_dump(include=OPEN_QUOTE_COLUMNS))
+        return cls(entry_key=row.idempotency_key, **row.model_dump(include=set(OPEN_QUOTE_COLUMNS)))
 
 
-OPEN_QUOTE_COLUMNS = {
-    "case_id",
-    "chain",
-    "asset",
-    "decimals",
-    "pattern",
-    "booked_at",
-    "amount",
-    "amount_l0",
-    "amount_l1",
-    "amount_l2",
-    "amount_hi",
-    "usd_micros",
-    "usd_l0",
-    "usd_l1",
-    "usd_hi",
-}
+OPEN_QUOTE_COLUMNS = ("case_id", "chain", "asset", "decimals", "pattern", "booked_at", *Money.model_fields)
+"""What an open quote copies from its ledger row (and ``entry_key``, the row's idempotency key)."""
 
 
 def add(session: Session, row: FeeLedgerEntry) -> None:

@@ -8,18 +8,16 @@ PostgreSQL parameter always runs: an unreachable server is a failure, not a skip
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from eth_account import Account
 from sqlalchemy import Engine, text
 from sqlmodel import Session, SQLModel
 
-from store.db import make_engine
+from store.db import make_engine, private_schema
 from store.schema import init_db
 
 __all__ = [
@@ -71,20 +69,9 @@ def postgres_engine() -> Iterator[Engine]:
     """An engine on a schema private to this test session; the schema is dropped at the end."""
     if POSTGRES_URL is None:
         raise RuntimeError("TEST_POSTGRES_URL is not set")
-    admin = make_engine(POSTGRES_URL)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    engine = make_engine(f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}")
-    try:
+    with private_schema(POSTGRES_URL, prefix="test") as engine:
         init_db(engine)
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _empty_postgres(engine: Engine) -> None:

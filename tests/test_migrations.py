@@ -4,12 +4,10 @@ head, nothing is lost, and the models agree with what the migrations built. Both
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from store import audit, fee_ledger, ledger, migrate
-from store.db import make_engine
+from store.db import make_engine, private_schema
 from store.fee_ledger import CaseRef, FeeKind, FeeLedgerEntry, Route
 from store.schema import init_db
 from tests.db_fixtures import DB_BACKENDS, POSTGRES_URL
@@ -38,19 +36,8 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         engine.dispose()
         return
     assert POSTGRES_URL is not None
-    admin = make_engine(POSTGRES_URL)
-    schema = f"mig_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    engine = make_engine(f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}")
-    try:
+    with private_schema(POSTGRES_URL, prefix="mig") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 backends = pytest.mark.parametrize("empty_engine", DB_BACKENDS, indirect=True)
