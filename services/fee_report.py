@@ -46,14 +46,15 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, Rounded
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer
-from sqlalchemy import ColumnElement, Table, and_, func, literal_column, or_, select, true
+from sqlalchemy import ColumnElement, Engine, Table, and_, func, literal_column, or_, select, true
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -499,7 +500,8 @@ def _case_facts(
     facts: dict[LineKey, _CaseFacts] = defaultdict(_CaseFacts)
     times: dict[LineKey, list[int]] = defaultdict(list)
     postgres = session.get_bind().dialect.name == "postgresql"
-    gathered = func.array_agg(T.resolution_s) if postgres else func.group_concat(T.resolution_s)
+    timed = T.resolution_s.is_not(None)
+    gathered = func.array_agg(T.resolution_s).filter(timed) if postgres else func.group_concat(T.resolution_s)
     charged = _charges(start, end)
     statement = select(*keys, T.route, func.count(), gathered).where(charged).group_by(*keys, T.route)
     for row in session.execute(statement):
@@ -510,8 +512,8 @@ def _case_facts(
         else:
             fact.automatic += int(row[n + 1])
         values = row[n + 2]
-        if postgres:
-            durations = [int(v) for v in values or () if v is not None]
+        if postgres:  # a list of ints already (NULLs filtered out in SQL), or None for none
+            durations = values or []
         else:  # group_concat skips NULLs
             durations = list(map(int, values.split(","))) if values else []
         fact.resolution += _Resolution(sum(durations), len(durations))
@@ -535,26 +537,30 @@ def _p90_levels(
     times: Mapping[LineKey, list[int]],
 ) -> tuple[dict[LineKey, int], dict[GroupKey, int], dict[GroupKey, int], dict[GroupKey, int]]:
     """From every line's times: the nearest-rank p90 of each line, each group, each (chain, asset) and all.
-    Each line's times are sorted once; the levels above join sorted runs, which sorting merges in linear time."""
-    by_group: dict[GroupKey, list[int]] = defaultdict(list)
-    by_asset: dict[GroupKey, list[int]] = defaultdict(list)
-    everything: list[int] = []
-    lines: dict[LineKey, int] = {}
-    for key, unsorted in times.items():
-        values = sorted(unsorted)
-        group, chain, asset = key
-        by_group[group].extend(values)
-        by_asset[(chain, asset)].extend(values)
-        everything.extend(values)
-        p90 = nearest_rank(values, 90)
-        if p90 is not None:
-            lines[key] = p90
+    Each line's times are sorted once; a level made of one line takes that line's p90, and a level of several
+    sorts the joined sorted runs, which Python's sort merges in linear time."""
+    ordered = {key: sorted(values) for key, values in times.items() if values}
+    lines = {key: _p90_sorted(values) for key, values in ordered.items()}
 
-    def p90s(found: Mapping[GroupKey, list[int]]) -> dict[GroupKey, int]:
-        return {k: p for k, v in found.items() if (p := nearest_rank(v, 90)) is not None}
+    def level(of: Callable[[LineKey], GroupKey]) -> dict[GroupKey, int]:
+        members: dict[GroupKey, list[LineKey]] = defaultdict(list)
+        for key in ordered:
+            members[of(key)].append(key)
+        out = {}
+        for name, keys in members.items():
+            if len(keys) == 1:
+                out[name] = lines[keys[0]]
+            else:
+                out[name] = _p90_sorted(sorted(v for key in keys for v in ordered[key]))
+        return out
 
-    total = nearest_rank(everything, 90)
-    return lines, p90s(by_group), p90s(by_asset), {} if total is None else {(): total}
+    return lines, level(lambda k: k[0]), level(lambda k: (k[1], k[2])), level(lambda k: ())
+
+
+def _p90_sorted(values: Sequence[int]) -> int:
+    found = nearest_rank(values, 90, presorted=True)
+    assert found is not None  # a level has at least one value
+    return found
 
 
 def _aware(value: Any) -> datetime:
@@ -707,6 +713,43 @@ def _merge_total(
     return out
 
 
+_SideFigures = tuple[
+    dict[tuple[LineKey, FeeKind | None], _Sum],
+    dict[LineKey, _CaseFacts],
+    tuple[dict[LineKey, int], dict[GroupKey, int], dict[GroupKey, int], dict[GroupKey, int]],
+]
+
+
+def _side_figures_in(
+    session: Session, group_by: Sequence[str], start: datetime | None, end: datetime | None
+) -> _SideFigures:
+    """Everything but the money pass: quoted but not charged, the case-level figures and every level's p90."""
+    quoted = _ledger_sums(
+        session, group_by=group_by, where=_in_period(start, end, table=OPEN_QUOTES), by_kind=False, table=OPEN_QUOTES
+    )
+    facts, times = _case_facts(session, group_by=group_by, start=start, end=end)
+    return quoted, facts, _p90_levels(times)  # percentiles do not add up: each level has its own
+
+
+def _side_figures(
+    engine: Engine, *, group_by: Sequence[str], start: datetime | None, end: datetime | None
+) -> _SideFigures:
+    """:func:`_side_figures_in` on a connection of its own, run beside the money pass: the two read different
+    rows (the charges' index and the open quotes, the whole ledger), so on two cores they overlap. A settlement
+    committed between the two starts may show in one and not yet in the other, as between two statements of
+    one read-committed PostgreSQL transaction; the next report has both."""
+    with Session(engine) as session:
+        try:
+            return _side_figures_in(session, group_by, start, end)
+        finally:
+            session.commit()
+
+
+def _single_connection(engine: Engine) -> bool:
+    """An in-memory SQLite database lives in one connection, which two threads must not share."""
+    return engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+
+
 def fee_report(
     session: Session,
     *,
@@ -721,23 +764,20 @@ def fee_report(
             raise ReportError("the period's bounds must be aware datetimes (UTC)")
     if start is not None and end is not None and end <= start:
         raise ReportError(f"the period is empty: it ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-    try:
-        scan = _reads_most_rows(session, start, end)
-        sums = _ledger_sums(session, group_by=group_by, where=_in_period(start, end, scan=scan), by_kind=True)
-        quoted = _ledger_sums(
-            session,
-            group_by=group_by,
-            where=_in_period(start, end, table=OPEN_QUOTES),
-            by_kind=False,
-            table=OPEN_QUOTES,
-        )
-        facts, times = _case_facts(session, group_by=group_by, start=start, end=end)
-        # percentiles do not add up: each level (line, group, chain and asset, total) has its own
-        line_p90, group_p90, asset_p90, total_p90 = _p90_levels(times)
-        for key, p90 in line_p90.items():
-            facts[key].resolution.p90_s = p90
-    finally:
-        session.commit()  # hand the connection back (reads only)
+    engine = session.get_bind()
+    side: Future[_SideFigures] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fee-report") as pool:
+        if isinstance(engine, Engine) and not _single_connection(engine):
+            side = pool.submit(_side_figures, engine, group_by=group_by, start=start, end=end)
+        try:
+            scan = _reads_most_rows(session, start, end)
+            sums = _ledger_sums(session, group_by=group_by, where=_in_period(start, end, scan=scan), by_kind=True)
+            found = side.result() if side is not None else _side_figures_in(session, group_by, start, end)
+        finally:
+            session.commit()  # hand the connection back (reads only)
+    quoted, facts, (line_p90, group_p90, asset_p90, total_p90) = found
+    for key, p90 in line_p90.items():
+        facts[key].resolution.p90_s = p90
     lines = build_lines(sums, quoted, facts)
     by_group: dict[GroupKey, list[tuple[FeeLine, _Resolution]]] = defaultdict(list)
     for (group, _, _), item in lines.items():

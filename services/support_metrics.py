@@ -156,12 +156,12 @@ class SupportMetrics(BaseModel):
         return out
 
 
-def nearest_rank(values: Sequence[int], percent: int) -> int | None:
+def nearest_rank(values: Sequence[int], percent: int, *, presorted: bool = False) -> int | None:
     """The ``percent``-th percentile by nearest rank: the smallest value with at least ``percent``% of the
-    values at or below it. None for no values."""
+    values at or below it. None for no values. ``presorted``: ``values`` are in order already (not sorted again)."""
     if not values:
         return None
-    ordered = sorted(values)
+    ordered = values if presorted else sorted(values)
     rank = max(1, -(-percent * len(ordered) // 100))  # ceil(percent * n / 100), in integers
     return ordered[rank - 1]
 
