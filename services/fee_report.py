@@ -511,11 +511,7 @@ def _case_facts(
             fact.manual += int(row[n + 1])
         else:
             fact.automatic += int(row[n + 1])
-        values = row[n + 2]
-        if postgres:  # a list of ints already (NULLs filtered out in SQL), or None for none
-            durations = values or []
-        else:  # group_concat skips NULLs
-            durations = list(map(int, values.split(","))) if values else []
+        durations = _durations(row[n + 2])
         fact.resolution += _Resolution(sum(durations), len(durations))
         times[key].extend(durations)
 
@@ -531,6 +527,16 @@ def _case_facts(
         status = str(row[n])
         fact.recon[status] = fact.recon.get(status, 0) + int(row[n + 1])
     return facts, times
+
+
+def _durations(gathered: Any) -> list[int]:
+    """A line's times as the database gathered them: an int array (PostgreSQL, NULLs filtered out in SQL) or
+    comma-separated text (SQLite's ``group_concat``, which skips NULLs); None when there were none."""
+    if not gathered:
+        return []
+    if isinstance(gathered, str):
+        return list(map(int, gathered.split(",")))
+    return list(gathered)
 
 
 def _p90_levels(
