@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from cli.common import load_settings, open_engine
 from cli.reconcile import reconcile
+from recovery.units import duration_text
 from services.fee_report import (
     DIMENSIONS,
     FeeReport,
@@ -41,16 +42,6 @@ class Format(StrEnum):
 def _usage_error(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(USAGE_ERROR)
-
-
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {clock}" if days else clock
 
 
 def _print_table(report: FeeReport) -> None:
@@ -92,7 +83,7 @@ def _print_table(report: FeeReport) -> None:
             ),
             f"{group.quoted_not_charged_cases} ({group.quoted_not_charged_usd:,.2f})",
             f"{group.automatic_share_pct or 0}% / {group.manual_share_pct or 0}%",
-            f"{_duration(group.resolution_avg_s)} / {_duration(group.resolution_p90_s)}",
+            f"{duration_text(group.resolution_avg_s)} / {duration_text(group.resolution_p90_s)}",
             f"{group.recon_ok}/{group.recon_mismatch}/{group.recon_uncheckable}/{group.recon_unchecked}",
             style="bold" if is_total else None,
         )

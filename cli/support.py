@@ -13,6 +13,7 @@ import typer
 from sqlmodel import Session
 
 from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+from recovery.units import duration_text
 from services.support_metrics import SupportMetrics, support_metrics
 
 app = typer.Typer(
@@ -54,17 +55,6 @@ def period(from_day: str, to_day: str, timezone: str) -> tuple[datetime, datetim
     return datetime.combine(start, time(), zone), datetime.combine(end, time(), zone)
 
 
-def _duration(seconds: str) -> str:
-    """Whole seconds as ``3d 04:05:06`` (the table only; JSON and CSV keep seconds)."""
-    if not seconds:
-        return "-"
-    days, rest = divmod(int(seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {clock}" if days else clock
-
-
 def _table(metrics: SupportMetrics) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -78,7 +68,7 @@ def _table(metrics: SupportMetrics) -> None:
         if name.startswith("period_"):
             continue
         if name.endswith("_s"):
-            table.add_row(name.removesuffix("_s"), _duration(value))
+            table.add_row(name.removesuffix("_s"), duration_text(value))
         else:
             table.add_row(name, value or "-")
     Console().print(table)

@@ -39,3 +39,14 @@ def amount_text(amount: int, decimals: int | None, label: str | None = None) -> 
     if decimals is None:
         return f"{amount} base units" + (f" of {label}" if label else "")
     return format_units(amount, decimals) + (f" {label}" if label else "")
+
+
+def duration_text(seconds: int | str | None) -> str:
+    """Whole seconds as ``3d 04:05:06`` (``04:05:06`` under a day); ``-`` for none."""
+    if seconds is None or seconds == "":
+        return "-"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {clock}" if days else clock

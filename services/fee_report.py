@@ -65,7 +65,6 @@ from store.reconciliation import CaseReconciliation, ReconStatus
 
 DIMENSIONS = ("chain", "asset", "pattern", "day", "week", "month")
 """What a report can be grouped by, in any combination."""
-TIME_DIMENSIONS = ("day", "week", "month")
 
 MEASURES: dict[str, FeeKind | None] = {
     "recovered": FeeKind.RECOVERED,
@@ -237,19 +236,9 @@ class _Sum:
 
 
 @dataclass
-class _CaseFacts:
-    """What the report needs of the settled cases of a line (or of a group: see :class:`_Resolution`)."""
-
-    recon: dict[str, int] = field(default_factory=dict)
-    manual: int = 0
-    automatic: int = 0
-    resolution: _Resolution = field(default_factory=lambda: _Resolution())
-
-
-@dataclass
 class _Resolution:
     """Times to resolution: their exact sum and count (averages add up from these) and the p90, which does not
-    add up: the database computes it for each line, each group and the total."""
+    add up: it is taken from the times themselves for each line, each group and the total (:func:`_p90_levels`)."""
 
     total_s: int = 0
     count: int = 0
@@ -261,6 +250,16 @@ class _Resolution:
 
     def __add__(self, other: _Resolution) -> _Resolution:
         return _Resolution(self.total_s + other.total_s, self.count + other.count)
+
+
+@dataclass
+class _CaseFacts:
+    """What the report needs of the settled cases of a line ."""
+
+    recon: dict[str, int] = field(default_factory=dict)
+    manual: int = 0
+    automatic: int = 0
+    resolution: _Resolution = field(default_factory=_Resolution)
 
 
 LEDGER: Table = FeeLedgerEntry.__table__  # type: ignore[attr-defined]
@@ -656,7 +655,7 @@ def build_group(
     key: dict[str, str | None], members: Iterable[tuple[FeeLine, _Resolution]], p90_s: int | None
 ) -> FeeGroup:
     """A group from its lines: USD and counts added, the average time to resolution over all its cases, and
-    its p90 (computed by the database for the group: percentiles do not add up)."""
+    its own p90 (percentiles do not add up)."""
     items = list(members)
     lines = [line for line, _ in items]
     resolution = sum((r for _, r in items), _Resolution())
@@ -692,7 +691,7 @@ def _merge_total(
     lines: Mapping[LineKey, tuple[FeeLine, _Resolution]], p90: Mapping[GroupKey, int]
 ) -> list[tuple[FeeLine, _Resolution]]:
     """The period's lines per (chain, asset), across groups: base units of one asset only are added; ``p90``
-    per (chain, asset) from the database."""
+    is each (chain, asset)'s own."""
     merged: dict[tuple[str, str], tuple[dict[str, Any], _Resolution]] = {}
     for (_, chain, asset), (line, resolution) in lines.items():
         values, so_far = merged.get((chain, asset), ({}, _Resolution()))

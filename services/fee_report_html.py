@@ -10,6 +10,7 @@ from html import escape
 
 from sqlmodel import Session
 
+from recovery.units import duration_text
 from services.fee_report import FeeGroup, FeeReport, fee_report, sum_usd
 
 MONEY = (
@@ -95,14 +96,6 @@ def charts(report: FeeReport, by_day: FeeReport, by_pattern: FeeReport) -> list[
     ]
 
 
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days}d {hours:02d}h {rest // 60:02d}m" if days else f"{hours:02d}h {rest // 60:02d}m {rest % 60:02d}s"
-
-
 def key_cells(group: FeeGroup, group_by: Sequence[str], is_total: bool) -> list[str]:
     """A group's key as table cells; "total" for the period's total."""
     if is_total:
@@ -117,19 +110,15 @@ def _groups_table(report: FeeReport) -> str:
     rows = []
     for group in [*report.groups, report.total] if report.group_by else [report.total]:
         is_total = group is report.total
-        keys = (
-            ["total"] + [""] * (len(report.group_by) - 1)
-            if is_total
-            else [group.key[d] or "-" for d in report.group_by]
-        )
+        keys = key_cells(group, report.group_by, is_total)
         cells = [f'<td class="k">{escape(k)}</td>' for k in keys]
         values = [str(group.cases), *(f"{getattr(group, f'{m}_usd'):,.2f}" for m, _ in MONEY)]
         values += [
             str(group.quoted_not_charged_cases),
             f"{group.automatic} ({group.automatic_share_pct or 0}%)",
             f"{group.manual} ({group.manual_share_pct or 0}%)",
-            _duration(group.resolution_avg_s),
-            _duration(group.resolution_p90_s),
+            duration_text(group.resolution_avg_s),
+            duration_text(group.resolution_p90_s),
         ]
         values += [
             str(v)

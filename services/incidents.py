@@ -149,16 +149,10 @@ def _settled(session: Session, case: Case, ref: CaseRef, incident: Incident, app
             decimals=charged.decimals,
             amount=charged.amount,
             price_usd=None if charged.price_usd is None else Decimal(charged.price_usd),
+            usd_micros=charged.usd_micros,
             incident_id=incident.id,
             note=f"incident #{incident.id}: {incident.reason}",
         )
-        if charged.price_usd is None:
-            refund.usd_micros, refund.usd_l0, refund.usd_l1, refund.usd_hi = (
-                charged.usd_micros,
-                charged.usd_l0,
-                charged.usd_l1,
-                charged.usd_hi,
-            )
         if fee_ledger.add_once(session, refund):
             applied.fees_refunded += 1
     compensation = compensation_entry(ref, incident)

@@ -35,7 +35,7 @@ class Quoter:
         signer: Signer,
         prices: PricePort,
         chains: EvmChains,
-        engine: Engine | None = None,
+        engine: Engine,
     ) -> None:
         self._engine = engine
         self._settings = settings
@@ -99,7 +99,7 @@ class Quoter:
             )
         except CannotQuote as exc:
             raise PolicyIncomplete(f"{exc} (fee policy {name}, {asset} on {deposit.chain})") from None
-        if case_id is not None and self._engine is not None:
+        if case_id is not None:
             incident = await run_in_session(self._engine, incidents.covering, case_id=case_id)
             if incident is not None and incident.id is not None:
                 quoted = waive(quoted, incident_id=incident.id, reason=incident.reason)

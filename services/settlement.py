@@ -83,15 +83,14 @@ def settle_case(
     ref = case_ref(session, case, chain=chain)  # read before anything is added: no autoflush
     # an incident declared at any time before this commit waives the fee (services.incidents)
     incident = incidents.covering(session, chain=case.chain or chain, asset=case.asset, at=case.created_at)
-    fee_paid_back = 0
+    waived, paid_back = 0, 0
     if incident is not None:
-        if refund is None and settlement.fee > 0:
-            waived_fee = settlement.fee
+        waived = waived_fee  # a quote the incident waived already: the fee it would have charged
+        if refund is not None:
+            paid_back = settlement.fee  # already sent to the hot wallet with the refund: paid back
+        elif settlement.fee > 0:  # quoted before the incident was declared: waived now
+            waived = settlement.fee
             settlement = settlement.model_copy(update={"credited": settlement.credited + settlement.fee, "fee": 0})
-        elif refund is not None:
-            fee_paid_back = settlement.fee  # already sent to the hot wallet with the refund: paid back
-    else:
-        waived_fee = 0
     note = "" if incident is None else f"; {waived_message(incident)}"
 
     # the case first (its completion reads the timeline), then the ledger entries: nothing is flushed
@@ -132,8 +131,8 @@ def settle_case(
             asset=asset,
             decimals=case.decimals,
             price_usd=price_usd,
-            waived=waived_fee,
-            paid_back=fee_paid_back,
+            waived=waived,
+            paid_back=paid_back,
         )
     try:
         session.commit()

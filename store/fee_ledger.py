@@ -199,15 +199,16 @@ def entry(
     amount: int,
     price_usd: Decimal | None,
     booked_at: datetime | None = None,
+    usd_micros: int | None = None,
     **extra: Any,
 ) -> FeeLedgerEntry:
-    """A new row (not added): limbs and the USD value computed from ``amount`` and ``price_usd``."""
+    """A new row (not added): limbs and the USD value computed from ``amount`` and ``price_usd``; without a
+    price, ``usd_micros`` is the USD value when one is known otherwise (a quote's own USD figure)."""
     limbs, hi = split_limbs(amount, AMOUNT_LIMBS)
-    usd = None
-    usd_limbs, usd_hi = [0] * USD_LIMBS, None
+    usd = usd_micros
     if price_usd is not None and decimals is not None:
         usd = usd_micros_of(amount, decimals=decimals, price_usd=price_usd)
-        usd_limbs, usd_hi = split_limbs(usd, USD_LIMBS)
+    usd_limbs, usd_hi = ([0] * USD_LIMBS, None) if usd is None else split_limbs(usd, USD_LIMBS)
     return FeeLedgerEntry(
         idempotency_key=key,
         case_id=ref.case_id,
@@ -243,8 +244,8 @@ def has_key(session: Session, key: str) -> bool:
 
 
 class FeeOpenQuote(Money, table=True):
-    """The latest quote of each case not charged yet (a projection of the ledger, kept by :func:`add_once` in
-    the same transaction as the rows): the report's quoted-but-not-charged reads these few rows instead of
+    """The latest quote of each case not charged yet (a projection of the ledger, kept by :func:`add` in the
+    same transaction as the rows): the report's quoted-but-not-charged reads these few rows instead of
     searching the whole ledger for quotes without a later quote or a charge."""
 
     __tablename__ = "fee_open_quotes"  # type: ignore[assignment]
@@ -280,14 +281,7 @@ def add(session: Session, row: FeeLedgerEntry) -> None:
         elif row.kind is FeeKind.QUOTED:
             charged = any(o.kind is FeeKind.CHARGED for o in pending)
             if not charged and one(session, case_id=row.case_id, kind=FeeKind.CHARGED) is None:
-                fresh = FeeOpenQuote.of(row)
-                open_quote = session.get(FeeOpenQuote, row.case_id)
-                if open_quote is None:
-                    open_quote = fresh
-                else:  # the case's newer quote replaces its older one
-                    for name in (*OPEN_QUOTE_COLUMNS, "entry_key"):
-                        setattr(open_quote, name, getattr(fresh, name))
-                session.add(open_quote)
+                session.merge(FeeOpenQuote.of(row))  # the case's newer quote replaces its older one
 
 
 def add_once(session: Session, row: FeeLedgerEntry) -> bool:

@@ -19,7 +19,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from recovery.models import Refund, Settlement
 from store import fee_ledger
 from store.db import Amount, UTCDateTime, utcnow
-from store.fee_ledger import USD_LIMBS, CaseRef, FeeKind, GasSpent
+from store.fee_ledger import CaseRef, FeeKind, GasSpent
 
 
 def credit_key(deposit_key: str) -> str:
@@ -112,11 +112,9 @@ def add_entries(
         amount=settlement.fee,
         price_usd=price_usd,
         booked_at=now,
+        usd_micros=fee_ledger.to_micros(fee_usd),  # without a price: the quote's own USD figure of the fee
         resolution_s=None if opened_at is None else max(0, (now - opened_at) // timedelta(seconds=1)),
     )
-    if price_usd is None:  # no price: the quote's own USD figure (the fee is then all that is known)
-        charged.usd_micros = fee_ledger.to_micros(fee_usd)
-        [charged.usd_l0, charged.usd_l1], charged.usd_hi = fee_ledger.split_limbs(charged.usd_micros, USD_LIMBS)
     fee_ledger.add(session, charged)
     for kind, amount in ((FeeKind.GAS_CHARGED, settlement.gas), (FeeKind.RECOVERED, settlement.recovered)):
         fee_ledger.add(

@@ -80,10 +80,6 @@ def finish_run(session: Session, *, run_id: int, cases_checked: int, mismatches:
     session.commit()
 
 
-def latest_run(session: Session) -> ReconciliationRun | None:
-    return session.exec(select(ReconciliationRun).order_by(col(ReconciliationRun.id).desc())).first()
-
-
 def findings(session: Session, *, case_ids: list[str] | None = None) -> dict[str, CaseReconciliation]:
     statement = select(CaseReconciliation)
     if case_ids is not None:
@@ -108,9 +104,3 @@ def completed_case_ids(session: Session, *, since: datetime | None, until: datet
         if until is not None:
             statement = statement.where(col(FeeLedgerEntry.booked_at) < until)
     return sorted(set(session.exec(statement).all()))
-
-
-def run_findings(session: Session, *, run_id: int) -> list[CaseReconciliation]:
-    """The findings a run wrote (those a later run replaced are no longer its own)."""
-    statement = select(CaseReconciliation).where(CaseReconciliation.run_id == run_id)
-    return list(session.exec(statement.order_by(col(CaseReconciliation.case_id))).all())
