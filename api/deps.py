@@ -17,10 +17,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 
+from api.rate_limits import Budget, client_address, limiter_of, user_budget
 from api.staff_actions import attester_for
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig, Settings
 from services.attesting import Attester
+from store.api_tokens import TokenExpired
+from store.staff import authenticate_staff
 from store.users import User, authenticate
 from workflows.case_messages import CaseInput
 
@@ -31,6 +34,7 @@ TOKEN_HELP = (
     "send your API token as 'Authorization: Bearer <token>'; "
     "an operator issues one with `recovery users create --user-id <your id>`"
 )
+TOKEN_RENEWAL = "ask for a new one (an operator runs `recovery users token rotate <your id>`)"
 
 
 # --- database and settings ------------------------------------------------------------------------
@@ -63,27 +67,50 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # --- the caller -----------------------------------------------------------------------------------
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `recovery users create`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+"""The bearer token as sent, unchecked (for routes that check it themselves, in one query with their own)."""
 
 
-def get_current_user(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
+def get_current_user(request: Request, session: SessionDep, credentials: BearerDep) -> User:
+    """The caller, by their API token; each request spends the caller's rate-limit budget (a request
+    without a valid token spends its client address's)."""
+    limiter = limiter_of(request)
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail=f"missing API token: {TOKEN_HELP}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    user = authenticate(session, token=credentials.credentials)
+        limiter.spend(Budget.ANONYMOUS, client_address(request))
+        raise unauthorized(f"missing API token: {TOKEN_HELP}")
+    try:
+        user = authenticate(session, token=credentials.credentials)
+    except TokenExpired as exc:
+        session.commit()
+        limiter.spend(Budget.ANONYMOUS, client_address(request))
+        raise unauthorized(f"{exc}: {TOKEN_RENEWAL}") from None
     session.commit()  # hand the connection back to the pool before the handler awaits chains or Temporal
     if user is None:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail=f"invalid API token: {TOKEN_HELP}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        limiter.spend(Budget.ANONYMOUS, client_address(request))
+        if _is_staff_token(session, credentials.credentials):
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail="this is a staff API token: these routes are a user's own and take that user's token; "
+                "staff read cases at /v1/staff/cases",
+            )
+        raise unauthorized(f"invalid API token: {TOKEN_HELP}")
+    limiter.spend(user_budget(request), f"user:{user.user_id}")
     return user
+
+
+def _is_staff_token(session: Session, token: str) -> bool:
+    try:
+        found = authenticate_staff(session, token=token) is not None
+    except TokenExpired:
+        found = True
+    session.commit()
+    return found
+
+
+def unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

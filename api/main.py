@@ -7,25 +7,30 @@ first request and Temporal on the first claim.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TemporalConnector, temporal_connector
+from api.docs import add_offline_docs
+from api.errors import document_errors, error_response, http_error, unexpected_error, validation_error
+from api.query import known_query_parameters
 from api.routes import cases, feedback, finance, ownership, quotes, staff
+from api.schemas import ErrorOut
+from api.security import SecurityHeadersMiddleware
 from chains.endpoints import EndpointHealth
+from recovery.redaction import Redactor, install_log_redaction
 from recovery.settings import Settings, get_settings
 from store.db import make_engine
 from store.schema import init_db
@@ -107,62 +112,12 @@ class BodySizeLimitMiddleware:
             send,
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"request body too large: the limit is {self.max_body_bytes} bytes; "
-            'send only {"tx_hash": ..., "chain": ...}',
+            "send only the fields the operation documents (see /docs)",
         )
 
 
 async def _error(scope: Scope, receive: Receive, send: Send, code: int, detail: str) -> None:
-    await JSONResponse(status_code=code, content={"detail": detail})(scope, receive, send)
-
-
-# --- error bodies: always {"detail": "..."} ------------------------------------------------------
-
-JSON_HELP = 'send a JSON object such as {"tx_hash": "0x<64 hex characters>", "chain": "bsc"}'
-
-
-def _describe_validation(exc: RequestValidationError, request: Request) -> str:
-    errors = exc.errors()
-    content_type = request.headers.get("content-type", "")
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return f"the request body is not valid JSON: {JSON_HELP} with Content-Type: application/json"
-    parts: list[str] = []
-    for error in errors:
-        loc = [str(p) for p in error.get("loc", ())]
-        kind = error.get("type", "")
-        if loc == ["body"]:
-            if kind == "missing":
-                parts.append(f"the request body is missing: {JSON_HELP}")
-            elif "json" not in content_type.lower():
-                parts.append(f"the request body must be JSON with Content-Type: application/json: {JSON_HELP}")
-            else:
-                parts.append(f"the request body must be a JSON object: {JSON_HELP}")
-            continue
-        where = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)
-        if kind == "extra_forbidden":
-            parts.append(f"unknown field {where!r}: remove it")
-        elif kind == "missing":
-            parts.append(f"{where} is required")
-        else:
-            message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-            parts.append(f"{where}: {message}")
-    return "invalid request: " + "; ".join(parts)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": _describe_validation(exc, request)},
-    )
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    incident = uuid.uuid4().hex[:12]
-    log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
-    return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content={"detail": f"internal error (incident {incident}); try again later or contact support"},
-    )
+    await error_response(code, detail)(scope, receive, send)
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -177,7 +132,7 @@ class ChainHealth(BaseModel):
 def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
+    @router.get("/healthz", responses={503: {"model": ErrorOut, "description": "The database is unreachable"}})
     def healthz(request: Request) -> dict[str, str]:
         """Liveness and database reachability."""
         try:
@@ -196,8 +151,16 @@ def _health_router() -> APIRouter:
         from chains.endpoints import EndpointPool
 
         settings: Settings = request.app.state.settings
+        redactor: Redactor = request.app.state.redactor
         return [
-            ChainHealth(name=c.name, family=c.family, endpoints=EndpointPool.from_config(c).health())
+            ChainHealth(
+                name=c.name,
+                family=c.family,
+                endpoints=[
+                    e.model_copy(update={"last_error": redactor.redact(e.last_error or "") or None})
+                    for e in EndpointPool.from_config(c).health()
+                ],
+            )
             for c in settings.chains
         ]
 
@@ -215,9 +178,13 @@ def create_app(
     settings = settings or get_settings()
     owns_engine = engine is None
     engine = engine or make_engine(settings.database_url or "")
+    redactor = Redactor.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Under uvicorn, logging is configured before the app starts: the configured secrets (RPC keys,
+        # passwords, the seed) are redacted from every handler from here on (api.log in the dev stack).
+        install_log_redaction(redactor)
         await run_in_threadpool(init_db, engine)
         yield
         if owns_engine:
@@ -228,16 +195,23 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
         openapi_url="/openapi.json",
+        redirect_slashes=False,  # a redirect would copy the Host header into Location; api.errors says what to fix
+        dependencies=[Depends(known_query_parameters)],
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.redactor = redactor
     app.state.temporal_client = temporal_client or temporal_connector(settings)
 
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost of ours: its headers are on every answer
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+    add_offline_docs(app)
 
     v1 = APIRouter(prefix="/v1")
     v1.include_router(cases.router)
@@ -248,7 +222,35 @@ def create_app(
     v1.include_router(quotes.router)
     app.include_router(v1)
     app.include_router(_health_router())
+    _document_errors_in_openapi(app, settings)
     return app
+
+
+def _document_errors_in_openapi(app: FastAPI, settings: Settings) -> None:
+    """The spec FastAPI generates, with every operation's 4xx documented as ``ErrorOut`` (api.errors) and
+    a claim's fields as this deployment accepts them."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _claims_as_configured(document_errors(FastAPI.openapi(app)), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _claims_as_configured(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A claim's ``tx_hash`` in the formats of the configured chain families, its ``chain`` one of their names."""
+    from chains.registry import tx_hash_pattern
+
+    claim = spec.get("components", {}).get("schemas", {}).get("CaseCreate")
+    if claim is None:
+        return spec
+    claim["properties"]["tx_hash"]["pattern"] = tx_hash_pattern(settings.chains)
+    claim["properties"]["chain"]["anyOf"] = [
+        {"type": "string", "enum": [c.name for c in settings.chains]},
+        {"type": "null"},
+    ]
+    return spec
 
 
 app = create_app()

@@ -4,15 +4,35 @@ precision beyond 2**53; 100 USDT at 18 decimals is 1e20)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from types import SimpleNamespace
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Row
 
 from recovery.models import CaseHandling, CaseStatus, Pattern, Quote, SlaState
 from recovery.units import format_units
+from services.claim_preview import (
+    ClaimPreview,
+    ClaimRoute,
+    ConfirmationOutlook,
+    FeeOutlook,
+    SlaOutlook,
+    UserStepKind,
+)
 from store.cases import Case, CaseEvent
 from store.ledger import RefundEntry
 from store.ownership import OwnershipRequirement
+
+CaseRecord = Case | SimpleNamespace
+"""A case as the ORM loads it, or its columns as the fast read path reads them (``store.case_views``)."""
+EventRecord = CaseEvent | Row[Any]
+OwnershipRecord = OwnershipRequirement | SimpleNamespace
+RefundRecord = RefundEntry | SimpleNamespace
 
 TX_HASH_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
@@ -27,7 +47,8 @@ class CaseCreate(BaseModel):
 
     tx_hash: str = Field(
         description="The transaction id: 0x and 64 hexadecimal characters on EVM chains, 64 hexadecimal "
-        "characters on Bitcoin, Tron and the XRP Ledger"
+        "characters on Bitcoin, Tron and the XRP Ledger",
+        json_schema_extra={"pattern": TX_HASH_RE.pattern},
     )
     chain: str | None = Field(
         default=None, description="A configured chain name; omit it to search every configured chain"
@@ -61,9 +82,156 @@ class MessageAccepted(BaseModel):
     status: CaseStatus = Field(description="AWAITING_APPROVAL: the answer is on the case, an engineer continues")
 
 
+class ConfirmationsOut(BaseModel):
+    """How deep the deposit's transaction is, and when it will be deep enough for the engine to act."""
+
+    chain: str = Field(description="The chain the transaction is on")
+    have: int = Field(description="Confirmations the transaction has now")
+    need: int = Field(description="Confirmations the chain's configuration requires before the engine acts")
+    remaining: int = Field(description="Confirmations still to come (0: enough)")
+    block_time_ms: int = Field(description="The chain's block time, in milliseconds, the expectation is based on")
+    expected_at: datetime | None = Field(
+        description="When the last needed confirmation is expected: now + remaining × block time (UTC); null "
+        "while the transaction is not in a block"
+    )
+
+    @classmethod
+    def of(cls, outlook: ConfirmationOutlook | None) -> ConfirmationsOut | None:
+        return None if outlook is None else cls.model_validate(outlook.model_dump())
+
+
+class SlaOutlookOut(BaseModel):
+    """When an engineer is expected to have decided (a case for an engineer), in working days from when the case
+    is expected to start waiting for one (once the deposit is confirmed)."""
+
+    starts_at: datetime = Field(description="When the case is expected to start waiting for an engineer")
+    target_at: datetime = Field(description="The target date of the decision")
+    deadline_at: datetime = Field(description="The latest date of the decision")
+    target_working_days: int = Field(description="Working days from starts_at to target_at")
+    deadline_working_days: int = Field(description="Working days from starts_at to deadline_at")
+    tier: str = Field(description="The desk that takes the case first: first_line, or vip for a VIP account")
+    approvals_needed: int = Field(description="Engineers who must approve (2 above the four-eyes threshold)")
+
+    @classmethod
+    def of(cls, outlook: SlaOutlook | None) -> SlaOutlookOut | None:
+        return None if outlook is None else cls.model_validate(outlook.model_dump())
+
+
+class FeeOutlookOut(BaseModel):
+    """The fee policy that applies, and an estimate of its fee; the engine's quote (with the network cost) is
+    final and shows under the case's ``fees``."""
+
+    policy: str = Field(description="The fee policy: the pattern's own, or default")
+    basis: str = Field(description="How the fee is worked out, in words")
+    network_cost: str = Field(
+        description="passed: the network cost of the recovery is charged to you; absorbed: the exchange pays it"
+    )
+    value_usd: str | None = Field(description="The deposit's value in USD at the engine's prices; null if unpriced")
+    estimated_fee: AmountOut | None = Field(
+        description="The policy's fee in the deposit's asset, without the network cost; null if it cannot be estimated"
+    )
+    estimated_fee_usd: str | None = Field(description="The same in USD; null if it cannot be estimated")
+    asset: str | None = Field(description="The asset the fee is taken in (an unlisted token as <chain>:<address>)")
+    acceptance_above_usd: str | None = Field(
+        description="Above this USD value you must accept the quote before anything is signed; null: never"
+    )
+    acceptance_required: bool | None = Field(
+        description="Whether this deposit's value is above that threshold (expected_steps says whether you will be "
+        "asked: a recovery an engineer carries out by hand is not offered for acceptance); null when the value is "
+        "unknown"
+    )
+    eligible_from_usd: str | None = Field(
+        description="Work that needs an engineer is done only for deposits worth more than this (USD); null: no floor"
+    )
+    not_estimated: str | None = Field(description="Why there is no estimate, in plain words; null when there is one")
+
+    @classmethod
+    def of(cls, outlook: FeeOutlook | None) -> FeeOutlookOut | None:
+        if outlook is None:
+            return None
+        return cls(
+            policy=outlook.policy,
+            basis=outlook.basis,
+            network_cost=outlook.network_cost,
+            value_usd=_text(outlook.value_usd),
+            estimated_fee=AmountOut.of(outlook.fee, outlook.decimals),
+            estimated_fee_usd=_text(outlook.fee_usd),
+            asset=outlook.asset,
+            acceptance_above_usd=_text(outlook.acceptance_above_usd),
+            acceptance_required=outlook.acceptance_required,
+            eligible_from_usd=_text(outlook.eligible_from_usd),
+            not_estimated=outlook.not_estimated,
+        )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class ExpectedStep(BaseModel):
+    """Something you will be asked to do before the recovery can finish."""
+
+    action: UserStepKind = Field(
+        description="prove_ownership: prove that you control the sending address; accept_fee: accept the quote"
+    )
+    text: str = Field(description="What it is and how to do it, in plain words")
+
+
+class ClaimAnswer(BaseModel):
+    """What the engine expects to do with the claim, worked out at claim time from the same facts, classifier and
+    fee policy the case's workflow uses. Provisional: the workflow decides once the deposit is confirmed."""
+
+    available: bool = Field(
+        description="False when the claim-time checks could not be made (a chain did not answer in time); the "
+        "claim is filed all the same and GET /v1/cases/{case_id} follows it"
+    )
+    unavailable_reason: str | None = Field(description="Why there is no answer yet, in plain words; null if there is")
+    provisional: bool = Field(
+        default=True, description="Always true: the workflow decides once the deposit has its confirmations"
+    )
+    pattern: Pattern | None = Field(
+        description="The pattern the deposit looks like (e.g. WRONG_NETWORK_SAME_KEY); null if not known yet"
+    )
+    reason: str | None = Field(description="Why, in plain words (the reason the case will show)")
+    route: ClaimRoute | None = Field(
+        description="automatic: the engine recovers it by itself; engineer: a recovery engineer decides (the "
+        "pattern needs one, the value is above the automatic limit, or no fee can be quoted); rejected: the case "
+        "will be closed without moving anything, see reason; undecided: the transaction is not in a block yet"
+    )
+    confirmations: ConfirmationsOut | None = Field(
+        description="Confirmations now and needed, and when the last is expected; null if the transaction was not found"
+    )
+    sla: SlaOutlookOut | None = Field(description="For the engineer route: when the decision is due")
+    fee: FeeOutlookOut | None = Field(description="The fee policy and an estimate of its fee; null when rejected")
+    expected_steps: list[ExpectedStep] = Field(
+        description="What you will be asked to do, in order; empty: nothing, the engine (or an engineer) does it all"
+    )
+    next: str = Field(description="What happens next and when, in plain words")
+    caveats: list[str] = Field(description="What could still change this answer")
+    as_of: datetime = Field(description="When this answer was worked out (UTC)")
+
+    @classmethod
+    def of(cls, preview: ClaimPreview) -> ClaimAnswer:
+        return cls(
+            available=preview.available,
+            unavailable_reason=preview.unavailable_reason,
+            pattern=preview.pattern,
+            reason=preview.reason,
+            route=preview.route,
+            confirmations=ConfirmationsOut.of(preview.confirmations),
+            sla=SlaOutlookOut.of(preview.sla),
+            fee=FeeOutlookOut.of(preview.fee),
+            expected_steps=[ExpectedStep(action=s.kind, text=s.text) for s in preview.user_steps],
+            next=preview.next,
+            caveats=list(preview.caveats),
+            as_of=preview.as_of,
+        )
+
+
 class CaseCreated(BaseModel):
-    case_id: str
-    status: CaseStatus
+    case_id: str = Field(description="The case's id; follow it at GET /v1/cases/{case_id}")
+    status: CaseStatus = Field(description="RECEIVED: the case is filed and its workflow started")
+    answer: ClaimAnswer = Field(description="What the engine expects to do with the claim, and what you must do")
 
 
 class AmountOut(BaseModel):
@@ -99,6 +267,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     status: CaseStatus
     message: str
+    due_at: datetime | None = Field(default=None, description="By when you must act on this entry, if it asks")
 
 
 class SlaOut(BaseModel):
@@ -136,7 +305,7 @@ class CaseSummary(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, case: Case) -> CaseSummary:
+    def of(cls, case: CaseRecord) -> CaseSummary:
         return cls(
             case_id=case.case_id,
             status=case.status,
@@ -156,7 +325,7 @@ class RefundOut(BaseModel):
     tx_hash: str = Field(description="The refund transaction on the deposit's chain")
 
     @classmethod
-    def of(cls, refund: RefundEntry | None, decimals: int | None) -> RefundOut | None:
+    def of(cls, refund: RefundRecord | None, decimals: int | None) -> RefundOut | None:
         amount = None if refund is None else AmountOut.of(refund.amount, decimals)
         if refund is None or amount is None:
             return None
@@ -177,17 +346,17 @@ class CaseDetail(CaseSummary):
     topup_tx_hash: str | None
     sweep_tx_hash: str | None
     sla: SlaOut | None = Field(description="Service levels, once the case waits for an engineer")
-    next_action: str | None = Field(description="What the case waits for from you, if anything, and how to give it")
+    next_action: NextActionOut = Field(description="What the case waits for from you, if anything, and how to give it")
     timeline: list[TimelineEntry]
 
     @classmethod
     def build(
         cls,
-        case: Case,
-        events: list[CaseEvent],
+        case: CaseRecord,
+        events: Sequence[EventRecord],
         handling: CaseHandling | None = None,
-        ownership: OwnershipRequirement | None = None,
-        refund: RefundEntry | None = None,
+        ownership: OwnershipRecord | None = None,
+        refund: RefundRecord | None = None,
     ) -> CaseDetail:
         quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
@@ -218,12 +387,12 @@ class CaseDetail(CaseSummary):
             topup_tx_hash=case.topup_tx_hash,
             sweep_tx_hash=case.sweep_tx_hash,
             sla=SlaOut.of(handling),
-            next_action=next_action(case, events, ownership),
-            timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message) for e in events],
+            next_action=next_action(case, events, ownership, handling),
+            timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message, due_at=e.due_at) for e in events],
         )
 
 
-def _acceptance(quote: Quote | None, events: list[CaseEvent], case: Case) -> str | None:
+def _acceptance(quote: Quote | None, events: Sequence[EventRecord], case: CaseRecord) -> str | None:
     keys = {e.key for e in events}
     if "quote-accepted" in keys:
         return "accepted"
@@ -232,40 +401,104 @@ def _acceptance(quote: Quote | None, events: list[CaseEvent], case: Case) -> str
     return "required" if quote is not None and quote.acceptance_required and not case.status.terminal else None
 
 
-def next_action(case: Case, events: list[CaseEvent], ownership: OwnershipRequirement | None) -> str | None:
-    """What the case waits for from its user, said plainly; None when nothing is expected of them."""
+class NextAction(StrEnum):
+    NONE = "none"
+    ACCEPT_FEE = "accept_fee"
+    PROVE_OWNERSHIP = "prove_ownership"
+    ANSWER_QUESTION = "answer_question"
+    WAIT = "wait"
+
+
+class NextActionOut(BaseModel):
+    """What the case waits for from you, in plain words."""
+
+    action: NextAction = Field(
+        description="none: the case is closed; wait: nothing to do, the engine or an engineer works on it; "
+        "accept_fee, prove_ownership, answer_question: the case waits for you"
+    )
+    text: str = Field(description="What to do (or why there is nothing to do), in plain words")
+    due_at: datetime | None = Field(
+        default=None,
+        description="By when you must act (after it the case expires); while you wait, when an engineer's "
+        "decision is due",
+    )
+    request: str | None = Field(default=None, description="The API call that does it, if the action is yours")
+
+
+CLOSED_TEXT = {
+    CaseStatus.COMPLETED: "Nothing: your case is closed and the funds were credited (or refunded) as shown.",
+    CaseStatus.REJECTED: "Nothing: your case is closed; the reason is on the timeline.",
+    CaseStatus.EXPIRED: "Nothing: your case expired without moving any funds; file a new claim to have it looked "
+    "at again.",
+    CaseStatus.CANCELLED: "Nothing: you declined the quote, so the case is closed and nothing was moved.",
+}
+
+
+def next_action(
+    case: CaseRecord,
+    events: Sequence[EventRecord],
+    ownership: OwnershipRecord | None,
+    handling: CaseHandling | None = None,
+) -> NextActionOut:
+    """What the case waits for from its user, said plainly (``none`` once it is closed)."""
     if case.status.terminal:
-        return None
-    latest = events[-1].key if events else ""
-    if case.status is CaseStatus.AWAITING_USER and latest == "quote-offered":
-        return (
-            "Accept or decline the quote (fees): POST /v1/cases/"
-            f'{case.case_id}/fee-acceptance {{"accept": true}} or {{"accept": false}}'
+        return NextActionOut(action=NextAction.NONE, text=CLOSED_TEXT[case.status])
+    latest = events[-1] if events else None
+    key = latest.key if latest is not None else ""
+    due_at = latest.due_at if latest is not None else None
+    if case.status is CaseStatus.AWAITING_USER and key == "quote-offered":
+        return NextActionOut(
+            action=NextAction.ACCEPT_FEE,
+            text="Accept or decline the quote (see fees): nothing is signed before you accept.",
+            due_at=due_at,
+            request=f'POST /v1/cases/{case.case_id}/fee-acceptance {{"accept": true}} or {{"accept": false}}',
         )
-    if case.status is CaseStatus.AWAITING_USER and latest.startswith("info-request"):
-        return f'Answer the recovery engineer\'s question: POST /v1/cases/{case.case_id}/messages {{"text": "..."}}'
+    if case.status is CaseStatus.AWAITING_USER and key.startswith("info-request"):
+        return NextActionOut(
+            action=NextAction.ANSWER_QUESTION,
+            text="Answer the recovery engineer's question (the last timeline entry).",
+            due_at=due_at,
+            request=f'POST /v1/cases/{case.case_id}/messages {{"text": "..."}}',
+        )
     if ownership is not None and ownership.proven_at is None:
-        proof = f"/v1/cases/{case.case_id}/ownership-proof"
-        deposit = (
-            f"send a new small transfer of the chain's own coin from {ownership.address} to {ownership.recipient} "
-            "(with your own destination tag, on a shared address) "
-            f'and, once it is final, POST {{"verification_tx_hash": "..."}} to {proof}'
+        return _prove_ownership(case, ownership, due_at=_latest_due(events))
+    if case.status is CaseStatus.AWAITING_APPROVAL:
+        return NextActionOut(
+            action=NextAction.WAIT,
+            text="Nothing: a recovery engineer is reviewing your case.",
+            due_at=handling.sla_target_at if handling is not None else None,
         )
-        start = f"Prove that you control {ownership.address}: GET /v1/cases/{case.case_id}/ownership-challenge, then "
-        if not ownership.address.startswith("0x"):  # only EVM wallets sign with personal_sign
-            return start + deposit
-        return (
+    return NextActionOut(action=NextAction.WAIT, text="Nothing: the recovery is under way; this page shows each step.")
+
+
+def _latest_due(events: Sequence[EventRecord]) -> datetime | None:
+    return next((e.due_at for e in reversed(events) if e.due_at is not None), None)
+
+
+def _prove_ownership(case: CaseRecord, ownership: OwnershipRecord, *, due_at: datetime | None) -> NextActionOut:
+    proof = f"/v1/cases/{case.case_id}/ownership-proof"
+    deposit = (
+        f"send a new small transfer of the chain's own coin from {ownership.address} to {ownership.recipient} "
+        "(with your own destination tag, on a shared address) "
+        f'and, once it is final, POST {{"verification_tx_hash": "..."}} to {proof}'
+    )
+    start = f"Prove that you control {ownership.address}: GET /v1/cases/{case.case_id}/ownership-challenge, then "
+    if not ownership.address.startswith("0x"):  # only EVM wallets sign with personal_sign
+        text = start + deposit
+    else:
+        text = (
             start + "either sign its message with personal_sign from that wallet and POST "
             f'{{"signature": "0x..."}} to {proof}, or {deposit}'
         )
-    if case.status is CaseStatus.AWAITING_APPROVAL:
-        return "Nothing: a recovery engineer is reviewing your case."
-    return None
+    return NextActionOut(action=NextAction.PROVE_OWNERSHIP, text=text, due_at=due_at, request=f"POST {proof}")
 
 
 class CasesPublic(BaseModel):
     data: list[CaseSummary]
-    count: int
+    count: int = Field(description="How many of your cases match the filters, on every page")
+    next_cursor: str | None = Field(
+        default=None, description="Pass it as cursor for the next page; null on the last page"
+    )
 
 
 class ErrorOut(BaseModel):

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, unauthorized
+from api.rate_limits import Budget, client_address, limiter_of, user_budget
+from store.api_tokens import TokenExpired
 from store.staff import StaffMember, StaffRole, authenticate_staff
-from store.users import authenticate
+from store.users import User, authenticate
 
 STAFF_TOKEN_HELP = (
     "send a staff API token as 'Authorization: Bearer <token>'; an operator issues one with "
@@ -27,32 +29,39 @@ _staff_bearer = HTTPBearer(
 )
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(
-        status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
 def staff_with_role(*roles: StaffRole) -> Callable[..., StaffMember]:
-    """A dependency: the calling staff member, who must have one of ``roles``."""
+    """A dependency: the calling staff member, who must have one of ``roles``. Each request spends the
+    member's rate-limit budget (a request without a valid token spends its client address's)."""
     allowed = ", ".join(r.value for r in roles)
 
     def dependency(
+        request: Request,
         session: SessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
     ) -> StaffMember:
+        limiter = limiter_of(request)
         if credentials is None or not credentials.credentials:
-            raise _unauthorized(f"missing staff API token: {STAFF_TOKEN_HELP}")
-        member = authenticate_staff(session, token=credentials.credentials)
-        user = None if member is not None else authenticate(session, token=credentials.credentials)
+            limiter.spend(Budget.ANONYMOUS, client_address(request))
+            raise unauthorized(f"missing staff API token: {STAFF_TOKEN_HELP}")
+        user: User | None = None
+        try:
+            member = authenticate_staff(session, token=credentials.credentials)
+            user = None if member is not None else authenticate(session, token=credentials.credentials)
+        except TokenExpired as exc:
+            session.commit()
+            limiter.spend(Budget.ANONYMOUS, client_address(request))
+            raise unauthorized(f"{exc}: ask an admin for a new one (`recovery staff token rotate <name>`)") from None
         session.commit()  # hand the connection back before the handler awaits Temporal
         if user is not None:
+            limiter.spend(user_budget(request), f"user:{user.user_id}")
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
                 detail=f"this is a user's API token: staff routes need a staff token ({STAFF_TOKEN_HELP})",
             )
         if member is None:
-            raise _unauthorized(f"invalid staff API token: {STAFF_TOKEN_HELP}")
+            limiter.spend(Budget.ANONYMOUS, client_address(request))
+            raise unauthorized(f"invalid staff API token: {STAFF_TOKEN_HELP}")
+        limiter.spend(Budget.STAFF, f"staff:{member.id}")
         if member.role not in roles:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,

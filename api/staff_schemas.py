@@ -15,6 +15,9 @@ from store.audit import AuditEntry
 from workflows.case_messages import CaseEvidence
 from workflows.case_queries import CaseRow
 
+MAX_FEE_USD = Decimal("1000000")
+"""An engineer's fee override above this is a typo (the policies' maximum is hundreds of USD)."""
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,7 +28,10 @@ class ApproveBody(_Body):
 
     note: str = Field(default="", max_length=2000, description="A note for the timeline and the audit")
     fee_usd: Decimal | None = Field(
-        default=None, description="The fee in USD instead of the policy's percentage, within its minimum and maximum"
+        default=None,
+        ge=0,
+        le=MAX_FEE_USD,
+        description="The fee in USD instead of the policy's percentage, within its minimum and maximum",
     )
     action: RecoveryChoice | None = Field(
         default=None, description="sweep, credit or refund, where the case allows it (default: the classified action)"

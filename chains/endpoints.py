@@ -165,8 +165,13 @@ def scrub(text: str, url: str) -> str:
         u = httpx.URL(url)
     except Exception:
         return out
-    for secret in (u.query.decode(errors="replace"), u.userinfo.decode(errors="replace"), u.path.rstrip("/")):
-        if len(secret) > 1:
+    secrets = [u.query.decode(errors="replace"), u.userinfo.decode(errors="replace"), u.path.rstrip("/")]
+    # the parts alone too, as a node may echo them: API keys in path segments, query values, the password
+    secrets += [part for part in u.path.split("/") if len(part) >= 8]
+    secrets += [value for _name, value in u.params.multi_items()]
+    secrets += u.userinfo.decode(errors="replace").split(":")
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) > 3:
             out = out.replace(secret, "<redacted>")
     return out
 

@@ -15,7 +15,7 @@ from typing import Any, Unpack
 
 import httpx
 
-from chains.endpoints import EndpointFailed, EndpointPool, PooledClient, PoolOptions, RpcError, send
+from chains.endpoints import EndpointFailed, EndpointPool, PooledClient, PoolOptions, RpcError, scrub, send
 
 
 class JsonRpcClient(PooledClient):
@@ -83,9 +83,23 @@ class JsonRpcClient(PooledClient):
                 raise EndpointFailed(f"HTTP {resp.status_code}, unexpected JSON body")
             if resp.status_code >= 400 and not (isinstance(reply, list) or "error" in reply):
                 raise EndpointFailed(f"HTTP {resp.status_code}")
-            return reply
+            return _scrubbed(reply, url)
 
         return await self.pool.request(attempt)
+
+
+def _scrubbed(reply: Any, url: str) -> Any:
+    """The reply with the endpoint's URL and its secret parts taken out of every error a node echoed them into
+    (an error's text travels on: into logs, activity failures, a case's timeline)."""
+    for item in reply if isinstance(reply, list) else [reply]:
+        err = item.get("error") if isinstance(item, dict) else None
+        if isinstance(err, dict):
+            for field in ("message", "data"):
+                if isinstance(err.get(field), str):
+                    err[field] = scrub(err[field], url)
+        elif isinstance(err, str):
+            item["error"] = scrub(err, url)
+    return reply
 
 
 def _unwrap(item: dict[str, Any], method: str) -> Any:

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from chains import bitcoin, tron, xrpl
+from chains import bitcoin, evm, tron, xrpl
 from chains.bitcoin import BitcoinChain
 from chains.endpoints import RpcError, RpcUnavailable
 from chains.evm import EvmChain
@@ -26,6 +26,20 @@ FORMATS: dict[ChainFamily, str] = {
     "xrpl": xrpl.TX_HASH_FORMAT,
 }
 """What a transaction id looks like in each family (for error messages)."""
+
+PATTERNS: dict[ChainFamily, str] = {
+    "evm": evm.TX_HASH_RE.pattern,
+    "bitcoin": bitcoin.TXID_RE.pattern,
+    "tron": tron.TXID_RE.pattern,
+    "xrpl": xrpl.TX_HASH_RE.pattern,
+}
+"""The same as regular expressions (for the API's schema)."""
+
+
+def tx_hash_pattern(configs: Iterable[ChainConfig]) -> str:
+    """One regular expression matching a transaction id of any configured chain family."""
+    patterns = sorted({PATTERNS[c.family].removeprefix("^").removesuffix("$") for c in configs})
+    return "^(" + "|".join(patterns) + ")$" if patterns else "^$"
 
 
 class ChainAdapter(Protocol):

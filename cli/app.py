@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import typer
 
-from cli import cases, dev, fees, incidents, scan, staff, support, users
+from cli import cases, dev, fees, incidents, notifications, scan, staff, support, users
 from cli.common import exit_hard_after_temporal
 
 app = typer.Typer(
     name="recovery",
-    help="Mis-deposit recovery engine: users, cases, fees, incidents and dev tools.",
+    help="Mis-deposit recovery engine: users, cases, fees, incidents, notifications and dev tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -24,6 +24,7 @@ app.add_typer(fees.app, name="fees")
 app.add_typer(staff.app, name="staff")
 app.add_typer(support.app, name="support")
 app.add_typer(incidents.app, name="incidents")
+app.add_typer(notifications.app, name="notifications")
 app.command("scan")(scan.scan)
 
 

@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from recovery.redaction import Redactor
 from recovery.settings import ChainConfig, Settings, UnknownChain, get_settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -58,6 +61,14 @@ async def temporal_client(settings: Settings) -> Client:
         raise CliError(f"cannot reach Temporal at {settings.temporal_address}: {detail}") from None
 
 
+def _redacted(text: str) -> str:
+    """``text`` without the configured secrets (a node's error may echo the key in its URL)."""
+    try:
+        return Redactor.from_settings(get_settings()).redact(text)
+    except Exception:  # an invalid configuration has no secrets to know
+        return text
+
+
 def one_line_errors(fn: F) -> F:
     """Errors print one line on stderr and exit with status 1 (no stack traces)."""
 
@@ -74,10 +85,10 @@ def one_line_errors(fn: F) -> F:
         except typer.Abort:
             raise
         except CliError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(_redacted(f"error: {exc}"), err=True)
         except Exception as exc:
             message = str(exc).splitlines()[0] if str(exc) else ""
-            typer.echo(f"error: {type(exc).__name__}{': ' + message if message else ''}", err=True)
+            typer.echo(_redacted(f"error: {type(exc).__name__}{': ' + message if message else ''}"), err=True)
         finally:
             if _temporal_used and _exit_hard:
                 sys.stdout.flush()
@@ -109,6 +120,22 @@ def open_engine(settings: Settings) -> Engine:
     engine = make_engine(settings.database_url or "")
     init_db(engine)
     return engine
+
+
+def in_session(settings: Settings, work: Callable[[Session], T]) -> T:
+    """``work`` on a fresh session of the configured database; its ``ValueError`` is the command's error."""
+    engine = open_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            return work(session)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat(timespec="seconds")
 
 
 def print_json(data: Any) -> None:

@@ -1,4 +1,4 @@
-"""``recovery dev``: helpers for the local dev chains only."""
+"""``recovery dev``: helpers for the local dev chains, and a receiver of the notification webhooks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cli.common import CliError, load_settings, one_line_errors, print_json, req
 from recovery.settings import ChainConfig
 from recovery.units import parse_units
 
-app = typer.Typer(help="Development helpers (local chains only).", no_args_is_help=True)
+app = typer.Typer(help="Development helpers (local chains, a webhook receiver).", no_args_is_help=True)
 
 
 def _asset_decimals(chain: ChainConfig, asset: str) -> tuple[str, int]:
@@ -64,3 +64,38 @@ def dev_faucet(
             "tx_hash": tx_hash or None,
         }
     )
+
+
+@app.command("webhook-receiver")
+@one_line_errors
+def dev_webhook_receiver(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (make run uses 8099).")] = 8099,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            help="The whsec_... signing secret to verify with (default: notifications.secret of the settings, "
+            "else make run's dev secret).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each notification's whole body.")] = False,
+) -> None:
+    """Receive the engine's notification webhooks: check each signature (Standard Webhooks), drop duplicates
+    by webhook-id (saying so) and print one line per notification. For development only; Ctrl-C stops it.
+    Point the worker at it with RECOVERY_NOTIFICATIONS__URL=http://HOST:PORT/webhooks and the same secret."""
+    from standardwebhooks import Webhook
+
+    from devstack.webhook_receiver import DEV_SECRET, WebhookReceiver
+
+    configured = load_settings().notifications.secret
+    key = secret or (configured.get_secret_value() if configured is not None else DEV_SECRET)
+    try:
+        Webhook(key)
+    except Exception:
+        raise CliError("--secret: expected whsec_ followed by base64, e.g. the notifications.secret setting") from None
+    try:
+        receiver = WebhookReceiver(secret=key, host=host, port=port, out=lambda line: typer.echo(line), verbose=verbose)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another --port") from None
+    receiver.serve()

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from cli.common import CliError, load_settings, one_line_errors, open_engine, print_json
+from cli.common import CliError, in_session, iso, load_settings, one_line_errors, open_engine, print_json
+from recovery.locales import SUPPORTED
 
 app = typer.Typer(help="API users and their deposit addresses.", no_args_is_help=True)
 
@@ -19,6 +20,11 @@ FAMILIES = ("bitcoin", "tron", "xrpl", "evm")
 def users_create(
     user_id: Annotated[str, typer.Option("--user-id", help="The exchange's id of the user.")],
     vip: Annotated[bool, typer.Option("--vip", help="A VIP: manual cases start at the VIP desk.")] = False,
+    locale: Annotated[str, typer.Option("--locale", help=f"The user's language: {', '.join(SUPPORTED)}.")] = "en",
+    token_days: Annotated[
+        int | None,
+        typer.Option("--token-days", min=1, max=3650, help="Days the API token works (default: tokens.user_days)."),
+    ] = None,
 ) -> None:
     """Create a user: allocates a deposit address and prints a new API token (shown only once)."""
     from chains.signer import HDSigner, deposit_path
@@ -29,22 +35,78 @@ def users_create(
     engine = open_engine(settings)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            user, token = create_user(session, user_id=user_id, signer=signer, path_for=deposit_path)
+            user, token = create_user(
+                session,
+                user_id=user_id,
+                signer=signer,
+                path_for=deposit_path,
+                locale=locale,
+                token_days=token_days or settings.tokens.user_days,
+            )
             if vip:
                 set_vip(session, user_id=user_id, vip=True)
     except UserExists:
         raise CliError(f"user {user_id!r} already exists") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     finally:
         engine.dispose()
     print_json(
         {
             "user_id": user.user_id,
             "api_token": token,
+            "token_expires_at": iso(user.token_expires_at),
             "deposit_address": user.deposit_address,
             "deposit_index": user.deposit_index,
+            "locale": user.locale,
             "vip": vip,
         }
     )
+
+
+token_app = typer.Typer(help="A user's API token: rotate or revoke it.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("rotate")
+@one_line_errors
+def users_token_rotate(
+    user_id: Annotated[str, typer.Argument(help="The exchange's id of the user.")],
+    token_days: Annotated[
+        int | None,
+        typer.Option("--token-days", min=1, max=3650, help="Days the new token works (default: tokens.user_days)."),
+    ] = None,
+) -> None:
+    """Issue a new API token for a user and print it (shown only once); the old token stops working at once."""
+    from store.users import rotate_token
+
+    settings = load_settings()
+    days = token_days or settings.tokens.user_days
+    user, token = in_session(settings, lambda s: rotate_token(s, user_id=user_id, token_days=days))
+    print_json({"user_id": user.user_id, "api_token": token, "token_expires_at": iso(user.token_expires_at)})
+
+
+@token_app.command("revoke")
+@one_line_errors
+def users_token_revoke(user_id: Annotated[str, typer.Argument(help="The exchange's id of the user.")]) -> None:
+    """Make a user's API token stop working at once (`recovery users token rotate` issues a new one)."""
+    from store.users import revoke_token
+
+    user = in_session(load_settings(), lambda s: revoke_token(s, user_id=user_id))
+    print_json({"user_id": user.user_id, "revoked": True})
+
+
+@app.command("set-locale")
+@one_line_errors
+def users_set_locale(
+    user_id: Annotated[str, typer.Argument(help="The exchange's id of the user.")],
+    locale: Annotated[str, typer.Argument(help=f"The language: {', '.join(SUPPORTED)}.")],
+) -> None:
+    """Set the language a user reads texts and notifications in (when a request names none)."""
+    from store.users import set_locale
+
+    user = in_session(load_settings(), lambda s: set_locale(s, user_id=user_id, locale=locale))
+    print_json({"user_id": user.user_id, "locale": user.locale})
 
 
 @app.command("set-vip")

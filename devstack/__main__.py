@@ -11,13 +11,16 @@ import sys
 DESCRIPTION = """\
 Run the recovery dev stack in the foreground: the Temporal dev server (SQLite file in WAL mode,
 custom search attributes registered), one anvil per configured local chain (test USDT deployed
-at the real USDT address, hot and gas wallets funded), the worker and the API. Ctrl-C stops it.
+at the real USDT address, hot and gas wallets funded), a webhook receiver for the notifications,
+the worker and the API. Ctrl-C stops it.
 
 Ports and paths come from the settings (environment variables or recovery.toml):
   RECOVERY_TEMPORAL_ADDRESS  Temporal gRPC address          (default localhost:7233)
   RECOVERY_UI_PORT           Temporal Web UI port           (default 8233)
   RECOVERY_API_PORT          API port                       (default 8000)
   RECOVERY_CHAINS            chains as JSON; each anvil listens on its rpc_urls[0] port
+  RECOVERY_NOTIFICATIONS__DEV_RECEIVER_PORT  the dev webhook receiver's port (default 8099;
+                             not started when RECOVERY_NOTIFICATIONS__URL points elsewhere)
   RECOVERY_DATA_DIR          state and logs                 (default .data)
 
 Children's output goes to <data dir>/logs/<name>.log.

@@ -51,6 +51,11 @@ FAUCET_ADDRESS = "0x000000000000000000000000000000000000FA0c"
 """Impersonated sender of faucet mints, so mints never disturb the dev accounts' nonces."""
 
 
+def _private_files() -> None:
+    """anvil's ``preexec_fn``: what it writes (its ``--state`` file) is readable by its owner only."""
+    os.umask(0o077)
+
+
 def dev_account(index: int = 0) -> str:
     """Address of anvil dev account ``index`` (unlocked on anvil: ``eth_sendTransaction`` works)."""
     return DEV_ACCOUNTS[index]
@@ -158,6 +163,7 @@ class Anvil:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_private_files,  # the --state file is the chain's database: 0600
         )
         output: deque[str] = deque(maxlen=200)
         assert proc.stdout is not None

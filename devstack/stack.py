@@ -1,4 +1,5 @@
-"""The local dev stack behind ``make run``: Temporal dev server, one anvil per chain, worker and API.
+"""The local dev stack behind ``make run``: Temporal dev server, one anvil per chain, the dev webhook receiver,
+worker and API.
 
 Everything runs in the foreground under one supervisor. Children run in their own process
 groups (so a terminal Ctrl-C reaches only the supervisor, which then stops them in order) and
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from recovery.settings import ROOT, ChainConfig, Settings, dev_chains
+from recovery.redaction import Redactor, install_log_redaction
+from recovery.settings import ROOT, ChainConfig, NotificationsConfig, Settings, dev_chains
 from workflows.search_attributes import cli_flags, register_missing
 
 if TYPE_CHECKING:
@@ -44,6 +46,9 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 25
 RUN_MARKER = "====="
+PRIVATE_UMASK = 0o077
+"""Files the stack and its children create under the data dir (databases, logs, chain state) are 0600, its
+directories 0700, like the signer seed: they hold users, token hashes, the ledger and whatever a log says."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,19 +132,19 @@ def _ephemeral_low() -> int:
         return 32768
 
 
-DEFAULT_PORTS = frozenset({7233, 8233, 8000, 8545, 8546, 8547})
-"""The ``make run`` defaults (Temporal, its UI, the API, the dev chains' anvils)."""
+DEFAULT_PORTS = frozenset({7233, 8233, 8000, 8545, 8546, 8547, 8099})
+"""The ``make run`` defaults (Temporal, its UI, the API, the dev chains' anvils, the webhook receiver)."""
 
 
 def free_port_settings(data_dir: Path) -> Settings:
     """The dev configuration with state in ``data_dir`` and every port free and none of
     :data:`DEFAULT_PORTS`, so a second stack (a benchmark's, the screenshots') leaves ``make run`` alone."""
     ports: list[int] = []
-    while len(ports) < 3 + len(dev_chains()):
+    while len(ports) < 4 + len(dev_chains()):
         port = free_port()
         if port not in ports and port not in DEFAULT_PORTS:
             ports.append(port)
-    temporal, ui, api, *chain_ports = ports
+    temporal, ui, api, receiver, *chain_ports = ports
     chains = [
         c.model_copy(update={"rpc_urls": [f"http://127.0.0.1:{port}"]})
         for c, port in zip(dev_chains(), chain_ports, strict=True)
@@ -153,6 +158,7 @@ def free_port_settings(data_dir: Path) -> Settings:
         api_host="127.0.0.1",
         api_port=api,
         chains=chains,
+        notifications=NotificationsConfig(dev_receiver_port=receiver),
     )
 
 
@@ -212,8 +218,28 @@ def planned_ports(settings: Settings) -> list[PlannedPort]:
                 f"RECOVERY_CHAINS (rpc_urls[0] of chain {chain.name!r})",
             )
         )
+    if runs_webhook_receiver(settings):
+        ports.append(
+            PlannedPort(
+                settings.notifications.dev_receiver_port,
+                "127.0.0.1",
+                "webhook receiver",
+                "RECOVERY_NOTIFICATIONS__DEV_RECEIVER_PORT",
+            )
+        )
     ports.append(PlannedPort(settings.api_port, settings.api_host, "API", "RECOVERY_API_PORT"))
     return ports
+
+
+def runs_webhook_receiver(settings: Settings) -> bool:
+    """The stack runs the dev webhook receiver (and points the worker at it) unless notifications go elsewhere."""
+    return settings.notifications.url is None
+
+
+def webhook_receiver_url(settings: Settings) -> str:
+    from devstack.webhook_receiver import PATH
+
+    return f"http://127.0.0.1:{settings.notifications.dev_receiver_port}{PATH}"
 
 
 def check_ports(settings: Settings, *, with_api: bool = True) -> list[str]:
@@ -274,6 +300,34 @@ def _pdeathsig() -> Callable[[], None] | None:
     return preexec
 
 
+def _child_setup() -> Callable[[], None]:
+    """The children's ``preexec_fn``: files private (:data:`PRIVATE_UMASK`), SIGTERM when the supervisor dies."""
+    pdeathsig = _pdeathsig()
+
+    def preexec() -> None:
+        os.umask(PRIVATE_UMASK)
+        if pdeathsig is not None:
+            pdeathsig()
+
+    return preexec
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Take group and other permissions off the data dir and everything under it (files 0600, directories
+    0700): databases and logs written by an older stack, or by a program with a looser umask."""
+    if not data_dir.is_dir():
+        return
+    for path in [data_dir, *data_dir.rglob("*")]:
+        try:
+            if path.is_symlink():
+                continue
+            mode = path.stat().st_mode & 0o777
+            if mode & 0o077:
+                path.chmod(mode & 0o700)
+        except OSError:  # gone meanwhile, or not ours
+            continue
+
+
 @dataclass
 class Service:
     """Something the supervisor watches: a child process, or an anvil owned by ``devstack.devnet``."""
@@ -304,7 +358,8 @@ class Service:
         if self.log_path and output:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a", encoding="utf-8") as fh:
+            fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as fh:
                 fh.write(f"\n{RUN_MARKER} {stamp} devstack: last {len(output)} lines {self.name} printed\n")
                 fh.write("\n".join(output) + "\n")
 
@@ -328,10 +383,13 @@ async def spawn(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
 ) -> Service:
-    """Start ``argv`` in its own process group, stdout and stderr appended to ``log_dir/name.log``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    """Start ``argv`` in its own process group, stdout and stderr appended to ``log_dir/name.log`` (mode 0600;
+    the child runs with :data:`PRIVATE_UMASK`, so what it creates is private too)."""
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = log_dir / f"{name}.log"
-    with log_path.open("ab") as out:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # a log made by an older stack was 0644
+    with open(fd, "ab") as out:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         out.write(f"\n{RUN_MARKER} {stamp} devstack starts {name}: {' '.join(map(str, argv))}\n".encode())
         out.flush()
@@ -343,7 +401,7 @@ async def spawn(
             cwd=str(cwd),
             env=env,
             start_new_session=True,
-            preexec_fn=_pdeathsig(),
+            preexec_fn=_child_setup(),
         )
     log.debug("started %s (pid %d)", name, proc.pid)
     return Service(name=name, log_path=log_path, proc=proc)
@@ -533,6 +591,11 @@ def child_env(settings: Settings) -> dict[str, str]:
         env["RECOVERY_DATABASE_URL"] = settings.database_url
     if settings.seed_file:
         env["RECOVERY_SEED_FILE"] = str(settings.seed_file)
+    if runs_webhook_receiver(settings):  # the worker sends to the stack's receiver, signed with the dev secret
+        from devstack.webhook_receiver import DEV_SECRET
+
+        env["RECOVERY_NOTIFICATIONS__URL"] = webhook_receiver_url(settings)
+        env["RECOVERY_NOTIFICATIONS__SECRET"] = DEV_SECRET
     return env
 
 
@@ -611,7 +674,8 @@ class DevStack:
     async def start(self) -> None:
         """Start everything in order; raises :class:`StackError` (or ``TimeoutError``) on failure."""
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        secure_data_dir(s.data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = child_env(s)
         started = time.monotonic()
@@ -630,6 +694,13 @@ class DevStack:
 
         # Chains come up while Temporal boots.
         await self._guard(_first_failure([self._wait_temporal(started), self._start_chains()]))
+
+        if runs_webhook_receiver(s):
+            port = s.notifications.dev_receiver_port
+            log.info("starting the webhook receiver on %s", webhook_receiver_url(s))
+            receiver_argv = [sys.executable, "-m", "cli", "dev", "webhook-receiver", "--port", str(port)]
+            self._add_process(await spawn("webhook-receiver", receiver_argv, log_dir=self.log_dir, env=env))
+            await self._guard(wait_for_port(port, timeout=self.startup_timeout))
 
         steps: list[Awaitable[None]] = []
         if self.with_worker:
@@ -738,6 +809,7 @@ class DevStack:
         for rank in sorted(by_rank):
             await asyncio.gather(*(self._stop_one(s) for s in by_rank[rank]))
         self.services.clear()
+        secure_data_dir(self.settings.data_dir)  # state files the children wrote on their way out
 
     async def _stop_one(self, service: Service) -> None:
         try:
@@ -755,7 +827,10 @@ class DevStack:
     # -- banner --------------------------------------------------------------------------
 
     def banner(self) -> str:
+        """What the terminal shows once the stack is up; configured secrets (an RPC URL's key or password)
+        appear as ``***``."""
         s = self.settings
+        redactor = Redactor.from_settings(s)
         rows = [
             ("Temporal UI", self.ui_url),
             ("Temporal", f"{s.temporal_address}  (namespace {s.temporal_namespace}, task queue {s.task_queue})"),
@@ -763,9 +838,12 @@ class DevStack:
         if self.with_api:
             rows.append(("API", f"{self.api_url}   docs: {self.api_url}/docs"))
         for chain in s.chains:
-            rows.append((f"chain {chain.name}", f"{chain.rpc_urls[0]}  (chain id {chain.chain_id})"))
+            rows.append((f"chain {chain.name}", f"{redactor.redact(chain.rpc_urls[0])}  (chain id {chain.chain_id})"))
+        if runs_webhook_receiver(s):
+            rows.append(("webhooks", f"{webhook_receiver_url(s)}  (what it receives: logs/webhook-receiver.log)"))
         rows.append(("data", str(s.data_dir)))
         names = ["temporal", *(f"anvil-{c.name}" for c in local_chains(s))]
+        names += ["webhook-receiver"] if runs_webhook_receiver(s) else []
         names += ["worker"] if self.with_worker else []
         names += ["api"] if self.with_api else []
         rows.append(("logs", f"{self.log_dir}/<name>.log  (<name>: {', '.join(names)})"))
@@ -773,7 +851,7 @@ class DevStack:
         lines = ["", "Recovery dev stack is up. Ctrl-C stops everything.", ""]
         lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
         if not self.with_api:
-            return "\n".join([*lines, ""])
+            return redactor.redact("\n".join([*lines, ""]))
         demo_chain, asset = demo_mis_deposit(s)
         lines += [
             "",
@@ -785,7 +863,7 @@ class DevStack:
             f'-d \'{{"chain": "{demo_chain}", "tx_hash": "<tx_hash from the faucet>"}}\'',
             "",
         ]
-        return "\n".join(lines)
+        return redactor.redact("\n".join(lines))
 
 
 def demo_mis_deposit(settings: Settings) -> tuple[str, str]:
@@ -802,9 +880,10 @@ def demo_mis_deposit(settings: Settings) -> tuple[str, str]:
 
 
 def _print_failure(exc: BaseException, stack: DevStack | None = None) -> None:
-    print(f"devstack: {exc}", file=sys.stderr, flush=True)
+    redactor = Redactor.from_settings(stack.settings) if stack is not None else Redactor()
+    print(redactor.redact(f"devstack: {exc}"), file=sys.stderr, flush=True)
     if isinstance(exc, ChildExited):
-        tail = exc.service.tail()
+        tail = redactor.redact(exc.service.tail())
         where = exc.service.log_path if exc.service.proc is not None else f"{exc.service.name}'s output"
         if tail:
             print(f"---- last lines of {where} ----", file=sys.stderr)
@@ -824,6 +903,8 @@ async def run_stack(
     with_api: bool = True,
 ) -> int:
     """Run the stack in the foreground until SIGINT/SIGTERM (exit 0) or a child dies (exit 1)."""
+    os.umask(PRIVATE_UMASK)  # this process is the supervisor only: everything it and its children create is private
+    install_log_redaction(Redactor.from_settings(settings))
     problems = check_ports(settings, with_api=with_api)
     if problems:
         for line in problems:
@@ -866,7 +947,7 @@ async def run_stack(
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(stop_wait), 0.5)
             if death_task in done and not stop_requested.is_set():
-                _print_failure(death_task.result())
+                _print_failure(death_task.result(), stack)
                 print("devstack: stopping the rest of the stack", file=sys.stderr, flush=True)
                 code = 1
             else:

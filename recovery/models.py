@@ -338,6 +338,8 @@ class TimelineEvent(BaseModel):
     key: str
     status: CaseStatus
     message: str
+    due_at: datetime | None = None
+    """When the case stops waiting for what the event asks of the user (an answer, a proof, an acceptance)."""
 
 
 class SlaState(StrEnum):

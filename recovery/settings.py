@@ -262,6 +262,109 @@ class SlaConfig(BaseModel):
         return self
 
 
+class RateLimitConfig(BaseModel):
+    """Requests allowed per API token (per client address for requests without a valid token), in the
+    ``limits`` notation: ``"10/minute;100/day"`` is both at once. Counted in each API process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    claims: str = "10/minute;200/day"
+    """``POST /v1/cases`` per user token: each claim traces a transaction and may start a workflow."""
+    writes: str = "30/minute"
+    """Other writes per user token (answers, proofs, fee acceptance, feedback)."""
+    reads: str = "600/minute"
+    """Reads per user token."""
+    staff: str = "1200/minute"
+    """Any request per staff token."""
+    anonymous: str = "60/minute"
+    """Requests without a valid token, per client address (the gateway's, behind one)."""
+
+    @field_validator("claims", "writes", "reads", "staff", "anonymous")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit: write e.g. '10/minute' or '10/minute;200/day'") from None
+        return value
+
+
+class TokenLifetimes(BaseModel):
+    """How long a newly issued API token works, in days (None: until rotated or revoked)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_days: int | None = Field(default=365, ge=1, le=3650)
+    staff_days: int | None = Field(default=90, ge=1, le=3650)
+
+
+class NotificationsConfig(BaseModel):
+    """Webhooks to the exchange's notification service, one per timeline event of a case (docs/notifications.md).
+    The outbox is always written; without ``url`` nothing is sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    """Where to POST them (``https://notify.example/hooks/recovery``); None: delivery is off (``make run`` sets
+    its dev receiver's)."""
+    secret: SecretStr | None = None
+    """The Standard Webhooks signing secret, ``whsec_`` and base64. Read by the delivery activity only: never
+    logged, stored or put in a workflow's payloads."""
+    backoff_base_seconds: float = Field(default=10.0, gt=0)
+    """The longest wait after the first failure; it doubles with each failure (full jitter below it)."""
+    backoff_cap_seconds: float = Field(default=1800.0, gt=0)
+    """The longest wait between two attempts (a receiver back after an outage is tried within this)."""
+    give_up_after_hours: float = Field(default=72.0, gt=0)
+    """A notification failing this long after it was written (or redelivered) is dead; the ones after it of the
+    same case with it (order per case). ``recovery notifications redeliver`` revives them."""
+    poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often the dispatcher looks for due notifications."""
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    """Cases taken per pass."""
+    concurrency: int = Field(default=16, ge=1, le=256)
+    """Cases delivered at once (each case's notifications one after the other, in order)."""
+    dev_receiver_port: int = Field(default=8099, ge=1, le=65535)
+    """``make run`` only: the port of its dev receiver (``recovery dev webhook-receiver``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("notifications.url must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _url_needs_secret(self) -> NotificationsConfig:
+        if self.url is not None and self.secret is None:
+            raise ValueError("notifications.url is set but notifications.secret is not: set both (whsec_...)")
+        return self
+
+    def secret_problem(self) -> str | None:
+        """What is wrong with ``secret``, without its value (None: fine). Not a validator: pydantic's errors
+        echo the refused input, and this one is a secret; the worker checks it at start instead."""
+        if self.secret is None:
+            return None
+        return whsec_problem(self.secret.get_secret_value())
+
+
+def whsec_problem(value: str) -> str | None:
+    """Why ``value`` is no Standard Webhooks secret (``whsec_`` and the base64 of 16 bytes or more), or None."""
+    import base64
+    import binascii
+
+    encoded = value.removeprefix("whsec_")
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not value.startswith("whsec_") or len(decoded) < 16:
+        return "notifications.secret must be whsec_ followed by the base64 of at least 16 random bytes"
+    return None
+
+
 def dev_roster() -> list[Engineer]:
     return [
         Engineer(name="alice", tier=Tier.FIRST_LINE, approval_limit_usd=Decimal("1000")),
@@ -291,6 +394,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     ui_port: int = 8233
     max_body_bytes: int = 16_384
+    rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    tokens: TokenLifetimes = Field(default_factory=TokenLifetimes)
 
     chains: list[ChainConfig] = Field(default_factory=dev_chains)
     prices_usd: dict[str, Decimal] = Field(
@@ -320,6 +425,7 @@ class Settings(BaseSettings):
     """How long an ownership challenge's message may be signed."""
     sla: SlaConfig = Field(default_factory=SlaConfig)
     reconciliation: ReconciliationConfig = Field(default_factory=ReconciliationConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     unattested_approvals: UnattestedRule = "single"
     """Where an approval typed into the Temporal UI (no attestation) counts: ``single`` (cases needing one
     approval) or ``never``."""

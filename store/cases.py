@@ -7,12 +7,15 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Index, Text, UniqueConstraint, func
+from sqlalchemy import Index, Text, UniqueConstraint, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, Pattern, Settlement, Transfer
+from recovery.notifications import RERUN_TYPE, CaseOut, EventOut
+from store import notifications
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
 
 
@@ -43,6 +46,8 @@ class Case(CaseBase, table=True):
     sweep_tx_hash: str | None = Field(default=None, max_length=130)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    view_version: int = Field(default=0)
+    """Moves (by database triggers, migration 0005) whenever anything a case read shows changes."""
 
 
 Index("ix_cases_user_created", Case.__table__.c.user_id, Case.__table__.c.created_at)  # type: ignore[attr-defined]
@@ -60,6 +65,8 @@ class CaseEvent(SQLModel, table=True):
     status: CaseStatus = Field(sa_type=StrEnumType(CaseStatus))
     message: str = Field(default="", sa_type=Text)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Until when the case waits for what this event asks of the user, if it asks anything."""
 
 
 class CaseHandlingRow(SQLModel, table=True):
@@ -135,11 +142,9 @@ def create_case(
         case.decimals = deposit.decimals
         case.amount = deposit.amount
     session.add(case)
-    session.add(
-        CaseEvent(case_id=case_id, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now)
-    )
+    _add_event(session, case, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now)
     if note_key is not None:
-        session.add(CaseEvent(case_id=case_id, key=note_key, status=CaseStatus.RECEIVED, message=note, at=now))
+        _add_event(session, case, key=note_key, status=CaseStatus.RECEIVED, message=note, at=now)
     try:
         session.commit()
     except IntegrityError:
@@ -152,20 +157,53 @@ def create_case(
     return case
 
 
-def list_cases(session: Session, *, user_id: str, limit: int = 50, offset: int = 0) -> list[Case]:
-    """The user's cases, newest first."""
-    statement = (
-        select(Case)
-        .where(Case.user_id == user_id)
-        .order_by(col(Case.created_at).desc(), col(Case.case_id).desc())
-        .offset(offset)
-        .limit(limit)
-    )
+SelectT = TypeVar("SelectT", bound=Any)
+
+
+class CaseFilter(NamedTuple):
+    """Which of a user's cases a list shows: statuses (any, when empty) and a creation window [from, to)."""
+
+    statuses: tuple[CaseStatus, ...] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+ALL_CASES = CaseFilter()
+
+
+def list_cases(
+    session: Session,
+    *,
+    user_id: str,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
+    where: CaseFilter = ALL_CASES,
+) -> list[Case]:
+    """The user's cases, newest first; ``after`` the (created_at, case_id) of the last one of the previous
+    page (keyset paging: stable while cases are added, and as fast on the last page as on the first)."""
+    statement = _filtered(select(Case), user_id, where)
+    if after is not None:
+        at, case_id = after
+        statement = statement.where(
+            or_(col(Case.created_at) < at, and_(col(Case.created_at) == at, col(Case.case_id) < case_id))
+        )
+    statement = statement.order_by(col(Case.created_at).desc(), col(Case.case_id).desc()).limit(limit)
     return list(session.exec(statement).all())
 
 
-def count_cases(session: Session, *, user_id: str) -> int:
-    return session.exec(select(func.count()).select_from(Case).where(Case.user_id == user_id)).one()
+def count_cases(session: Session, *, user_id: str, where: CaseFilter = ALL_CASES) -> int:
+    return session.exec(_filtered(select(func.count()).select_from(Case), user_id, where)).one()
+
+
+def _filtered(statement: SelectT, user_id: str, where: CaseFilter) -> SelectT:
+    statement = statement.where(Case.user_id == user_id)
+    if where.statuses:
+        statement = statement.where(col(Case.status).in_(where.statuses))
+    if where.created_from is not None:
+        statement = statement.where(col(Case.created_at) >= where.created_from)
+    if where.created_to is not None:
+        statement = statement.where(col(Case.created_at) < where.created_to)
+    return statement
 
 
 def delete_case(session: Session, *, case_id: str) -> bool:
@@ -177,6 +215,7 @@ def delete_case(session: Session, *, case_id: str) -> bool:
         return False
     for ev in session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id)).all():
         session.delete(ev)
+    notifications.discard_undelivered(session, case_id=case_id)
     session.delete(case)
     session.commit()
     return True
@@ -211,7 +250,7 @@ def apply_case_update(
     writes it (:func:`add_completion`).
     """
     begin_write(session)
-    case = session.get(Case, update.case_id)
+    case = session.get(Case, update.case_id, with_for_update=True)  # PostgreSQL: one writer of a case at a time
     if case is None:
         session.rollback()
         raise CaseNotFound(update.case_id)
@@ -225,15 +264,15 @@ def apply_case_update(
     now = utcnow()
     if case.status.terminal:
         # final: a re-run (a Reset in the Web UI, say) rewrites nothing; its step is on the timeline as such
-        session.add(
-            CaseEvent(
-                case_id=update.case_id,
-                key=update.event.key,
-                status=case.status,
-                message=f"After the case was closed as {case.status}, a re-run reported ({update.event.status}): "
-                f"{update.event.message}. The case is unchanged.",
-                at=now,
-            )
+        _add_event(
+            session,
+            case,
+            key=update.event.key,
+            status=case.status,
+            message=f"After the case was closed as {case.status}, a re-run reported ({update.event.status}): "
+            f"{update.event.message}. The case is unchanged.",
+            at=now,
+            kind=RERUN_TYPE,
         )
     else:
         if also is not None:  # before anything is added: its reads must not flush this update early
@@ -251,14 +290,14 @@ def apply_case_update(
         case.status = CaseStatus(update.event.status)
         case.updated_at = now
         session.add(case)
-        session.add(
-            CaseEvent(
-                case_id=update.case_id,
-                key=update.event.key,
-                status=update.event.status,
-                message=update.event.message,
-                at=now,
-            )
+        _add_event(
+            session,
+            case,
+            key=update.event.key,
+            status=update.event.status,
+            message=update.event.message,
+            at=now,
+            due_at=update.event.due_at,
         )
     try:
         session.commit()
@@ -296,7 +335,7 @@ def add_note(session: Session, *, case_id: str, key: str, message: str) -> bool:
         raise CaseNotFound(case_id)
     if has_event(session, case_id=case_id, key=key):
         return False
-    session.add(CaseEvent(case_id=case_id, key=key, status=case.status, message=message, at=utcnow()))
+    _add_event(session, case, key=key, status=case.status, message=message, at=utcnow())
     return True
 
 
@@ -322,9 +361,45 @@ def add_completion(session: Session, *, case: Case, settlement: Settlement, fee_
     case.updated_at = now
     session.add(case)
     if not noted:
-        session.add(
-            CaseEvent(case_id=case.case_id, key=CREDITED_EVENT, status=CaseStatus.COMPLETED, message=message, at=now)
-        )
+        _add_event(session, case, key=CREDITED_EVENT, status=CaseStatus.COMPLETED, message=message, at=now)
+
+
+def _add_event(
+    session: Session,
+    case: Case,
+    *,
+    key: str,
+    status: CaseStatus,
+    message: str,
+    at: datetime,
+    kind: str | None = None,
+    due_at: datetime | None = None,
+) -> None:
+    """Append a timeline event and its notification to the session: every event the user sees is one webhook,
+    written in the event's transaction (``store.notifications``). The only writer of :class:`CaseEvent` rows."""
+    session.add(CaseEvent(case_id=case.case_id, key=key, status=status, message=message, at=at, due_at=due_at))
+    notifications.enqueue(
+        session,
+        case_id=case.case_id,
+        user_id=case.user_id,
+        event=EventOut(key=key, status=status, at=at, due_at=due_at),
+        message=message,
+        case=CaseOut(
+            status=case.status,
+            pattern=None if case.pattern is None else str(case.pattern),
+            chain=case.chain,
+            tx_hash=case.tx_hash,
+            log_index=case.log_index,
+            asset=case.asset,
+            token_address=case.token_address,
+            decimals=case.decimals,
+            amount=case.amount,
+            fee=case.fee,
+            gas=case.gas,
+            credited=case.credited,
+        ),
+        kind=kind,
+    )
 
 
 def timeline(session: Session, *, case_id: str) -> list[CaseEvent]:

@@ -9,6 +9,7 @@ commit). Functions that only *add* to a session (no commit) say so: their caller
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,6 +142,19 @@ _Row = TypeVar("_Row", bound=SQLModel)
 T = TypeVar("T")
 
 
+def _make_private(path: Path) -> None:
+    """Make the SQLite file and its ``-wal``/``-shm`` readable by their owner only (0600). SQLite creates the
+    file with the process's umask (0644 by default) although it holds users, token hashes and the ledger;
+    called on each new connection, before WAL mode is set (SQLite gives the ``-wal`` and ``-shm`` files the
+    database file's permissions), it also tightens files made before."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except (FileNotFoundError, PermissionError):  # not there yet; or another user's file: leave it
+            pass
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``sqlite:///path`` or ``postgresql://...`` (driven by psycopg 3). No I/O but mkdir."""
     if url.startswith("postgres://"):
@@ -173,6 +187,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not memory:
+            _make_private(Path(parsed.database or "").expanduser())
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")

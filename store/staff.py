@@ -1,19 +1,18 @@
 """Staff of the recovery team and their API tokens: engineers act on cases, finance reads the fee report,
-admins do both. Tokens are hashed at rest exactly like users' tokens (:func:`store.users.hash_token`); the
+admins do both. Tokens are hashed at rest exactly like users' tokens (:func:`store.api_tokens.hash_token`); the
 token itself is shown once, when the member is created."""
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from store import api_tokens
+from store.api_tokens import hash_token
 from store.db import StrEnumType, UTCDateTime, begin_write, utcnow
-from store.users import hash_token
 
 
 class StaffRole(StrEnum):
@@ -31,6 +30,10 @@ class StaffMember(SQLModel, table=True):
     role: StaffRole = Field(sa_type=StrEnumType(StaffRole))
     token_hash: str = Field(unique=True, max_length=64)
     """sha256 hex of the API token; the token itself is never stored."""
+    token_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the token stops working; NULL: never."""
+    token_revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the token was revoked (its hash then belongs to a token nobody was given)."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -40,16 +43,19 @@ class StaffExists(Exception):
         self.name = name
 
 
-def create_staff(session: Session, *, name: str, role: StaffRole) -> tuple[StaffMember, str]:
-    """Add a staff member with a fresh API token; returns (member, token). Raises :class:`StaffExists`
-    when the name is taken: the database's unique constraint decides, so two concurrent creations of one
-    name cannot both succeed."""
+def create_staff(
+    session: Session, *, name: str, role: StaffRole, token_days: int | None = None
+) -> tuple[StaffMember, str]:
+    """Add a staff member with a fresh API token (valid ``token_days`` days; None: no expiry); returns
+    (member, token). Raises :class:`StaffExists` when the name is taken: the database's unique constraint
+    decides, so two concurrent creations of one name cannot both succeed."""
     name = name.strip()
     if not name:
         raise ValueError("the name must not be empty")
+    expires_at = api_tokens.expiry(token_days)
     begin_write(session)
-    token = secrets.token_urlsafe(32)
-    member = StaffMember(name=name, role=StaffRole(role), token_hash=hash_token(token))
+    token, token_hash = api_tokens.new_token()
+    member = StaffMember(name=name, role=StaffRole(role), token_hash=token_hash, token_expires_at=expires_at)
     session.add(member)
     try:
         session.commit()
@@ -61,12 +67,45 @@ def create_staff(session: Session, *, name: str, role: StaffRole) -> tuple[Staff
 
 
 def authenticate_staff(session: Session, *, token: str) -> StaffMember | None:
+    """The member whose live token this is; None for none (or revoked); raises
+    :class:`store.api_tokens.TokenExpired` for an expired one."""
     if not token:
         return None
-    wanted = hash_token(token)
-    member = session.exec(select(StaffMember).where(StaffMember.token_hash == wanted)).first()
-    if member is None or not hmac.compare_digest(member.token_hash, wanted):
+    member = session.exec(select(StaffMember).where(StaffMember.token_hash == hash_token(token))).first()
+    if member is None or not api_tokens.check(member, token=token):
         return None
+    return member
+
+
+def rotate_staff_token(session: Session, *, name: str, token_days: int | None = None) -> tuple[StaffMember, str]:
+    """A new token for ``name`` (valid ``token_days`` days; None: no expiry); the old one stops working in
+    the same transaction."""
+    api_tokens.expiry(token_days)  # a bad lifetime is refused before the transaction opens
+    begin_write(session)
+    member = _member(session, name)
+    token = api_tokens.reissue(member, days=token_days)
+    session.add(member)
+    session.commit()
+    session.refresh(member)
+    return member, token
+
+
+def revoke_staff_token(session: Session, *, name: str) -> StaffMember:
+    """Make ``name``'s token stop working at once (until a rotation issues a new one)."""
+    begin_write(session)
+    member = _member(session, name)
+    api_tokens.revoke(member)
+    session.add(member)
+    session.commit()
+    session.refresh(member)
+    return member
+
+
+def _member(session: Session, name: str) -> StaffMember:
+    member = session.exec(select(StaffMember).where(StaffMember.name == name)).first()
+    if member is None:
+        session.rollback()
+        raise ValueError(f"no staff member {name!r}; see them with `recovery staff list`")
     return member
 
 

@@ -11,6 +11,7 @@ from store import (
     incidents,
     ledger,
     manual_executions,
+    notifications,
     ownership,
     reconciliation,
     scan_cursors,
@@ -33,4 +34,5 @@ TABLE_MODULES = (
     ownership,
     incidents,
     reconciliation,
+    notifications,
 )

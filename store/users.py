@@ -3,9 +3,6 @@ transaction is a claimant's deposit."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple, Protocol
@@ -14,7 +11,10 @@ from sqlalchemy import Index, UniqueConstraint, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from recovery.locales import DEFAULT_LOCALE, normalize_locale
 from recovery.models import TraceResult, Transfer
+from store import api_tokens
+from store.api_tokens import hash_token
 from store.db import UTCDateTime, begin_write, norm_address, utcnow
 
 
@@ -29,6 +29,12 @@ class User(UserBase, table=True):
 
     token_hash: str = Field(unique=True, max_length=64)
     """sha256 hex of the API token; the token itself is shown once and never stored."""
+    token_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the token stops working; NULL: never."""
+    token_revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """When the token was revoked (its hash then belongs to a token nobody was given)."""
+    locale: str = Field(default=DEFAULT_LOCALE, max_length=16)
+    """The user's language for texts and notifications (a tag of ``recovery.locales.SUPPORTED``)."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -86,10 +92,6 @@ class AddressSigner(Protocol):
     def address(self, path: str) -> str: ...
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 _USER_INDEX_LOCK = 0x5245_4356  # "RECV": advisory lock id for deposit-index allocation
 
 
@@ -99,15 +101,20 @@ def create_user(
     user_id: str,
     signer: AddressSigner,
     path_for: Callable[[int], str],
+    locale: str = DEFAULT_LOCALE,
+    token_days: int | None = None,
 ) -> tuple[User, str]:
-    """Create a user with the next free deposit index and a fresh API token; returns (user, token).
+    """Create a user with the next free deposit index and a fresh API token (valid ``token_days`` days,
+    None: until rotated or revoked); returns (user, token).
 
     ``path_for`` maps a deposit index to the signer's derivation path (``chains.signer.deposit_path``).
-    Raises :class:`UserExists`.
+    Raises :class:`UserExists`, ``ValueError`` for an empty id, an unsupported locale or a bad lifetime.
     """
     user_id = user_id.strip()
     if not user_id:
         raise ValueError("user_id must not be empty")
+    locale = normalize_locale(locale)
+    expires_at = api_tokens.expiry(token_days)
     for _attempt in range(20):
         begin_write(session)
         if session.get_bind().dialect.name == "postgresql":
@@ -117,12 +124,14 @@ def create_user(
             session.rollback()
             raise UserExists(user_id)
         index = _next_deposit_index(session)
-        token = secrets.token_urlsafe(32)
+        token, token_hash = api_tokens.new_token()
         user = User(
             user_id=user_id,
             deposit_index=index,
             deposit_address=signer.address(path_for(index)),
-            token_hash=hash_token(token),
+            token_hash=token_hash,
+            token_expires_at=expires_at,
+            locale=locale,
         )
         session.add(user)
         try:
@@ -142,7 +151,7 @@ def set_vip(session: Session, *, user_id: str, vip: bool) -> bool:
     begin_write(session)
     if session.get(User, user_id) is None:
         session.rollback()
-        raise ValueError(f"no user {user_id!r}; create one with `recovery users create --user-id {user_id}`")
+        raise ValueError(_unknown_user(user_id))
     row = session.get(VipUser, user_id)
     if vip and row is None:
         session.add(VipUser(user_id=user_id))
@@ -157,13 +166,63 @@ def is_vip(session: Session, *, user_id: str) -> bool:
 
 
 def authenticate(session: Session, *, token: str) -> User | None:
+    """The user whose live token this is; None for no such token (or a revoked one). Raises
+    :class:`store.api_tokens.TokenExpired` for an expired one."""
     if not token:
         return None
-    wanted = hash_token(token)
-    user = session.exec(select(User).where(User.token_hash == wanted)).first()
-    if user is None or not hmac.compare_digest(user.token_hash, wanted):
+    user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+    if user is None or not api_tokens.check(user, token=token):
         return None
     return user
+
+
+def rotate_token(session: Session, *, user_id: str, token_days: int | None = None) -> tuple[User, str]:
+    """Give ``user_id`` a new API token (valid ``token_days`` days; None: no expiry); the old one stops
+    working in the same transaction. ``ValueError`` for an unknown user."""
+    api_tokens.expiry(token_days)  # a bad lifetime is refused before the transaction opens
+    begin_write(session)
+    user = session.get(User, user_id)
+    if user is None:
+        session.rollback()
+        raise ValueError(_unknown_user(user_id))
+    token = api_tokens.reissue(user, days=token_days)
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user, token
+
+
+def revoke_token(session: Session, *, user_id: str) -> User:
+    """Make ``user_id``'s API token stop working at once (until a rotation issues a new one)."""
+    begin_write(session)
+    user = session.get(User, user_id)
+    if user is None:
+        session.rollback()
+        raise ValueError(_unknown_user(user_id))
+    api_tokens.revoke(user)
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def set_locale(session: Session, *, user_id: str, locale: str) -> User:
+    """Store the language ``user_id`` reads (``ValueError`` for an unknown user or an unsupported language)."""
+    locale = normalize_locale(locale)
+    begin_write(session)
+    user = session.get(User, user_id)
+    if user is None:
+        session.rollback()
+        raise ValueError(_unknown_user(user_id))
+    user.locale = locale
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def _unknown_user(user_id: str) -> str:
+    return f"no user {user_id!r}; create one with `recovery users create --user-id {user_id}`"
 
 
 def get_user(session: Session, *, user_id: str) -> User | None:
@@ -277,7 +336,7 @@ def add_deposit_address(
     begin_write(session)
     if session.get(User, user_id) is None:
         session.rollback()
-        raise ValueError(f"no user {user_id!r}")
+        raise ValueError(_unknown_user(user_id))
     current = session.exec(select(User).where(func.lower(User.deposit_address) == address.lower())).first()
     if current is not None:
         session.rollback()
@@ -310,7 +369,7 @@ def rotate_deposit_address(
     user = session.get(User, user_id)
     if user is None:
         session.rollback()
-        raise ValueError(f"no user {user_id!r}")
+        raise ValueError(_unknown_user(user_id))
     index = _next_deposit_index(session)
     session.add(
         DepositAddress(

@@ -1,5 +1,6 @@
 """Shared fixtures: databases, local chains, Temporal servers and the assembled engine."""
 
+from tests.api_fixtures import *  # noqa: F403
 from tests.chain_fixtures import *  # noqa: F403
 from tests.db_fixtures import *  # noqa: F403
 from tests.stack_fixtures import *  # noqa: F403

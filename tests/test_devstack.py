@@ -30,7 +30,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _stack_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
-    temporal, ui, api, eth, bsc, polygon = _free_ports(6)
+    temporal, ui, api, eth, bsc, polygon, receiver = _free_ports(7)
     chains = []
     for chain, port in zip(dev_chains(), (eth, bsc, polygon), strict=True):
         chains.append(chain.model_copy(update={"rpc_urls": [f"http://127.0.0.1:{port}"]}).model_dump(mode="json"))
@@ -44,9 +44,11 @@ def _stack_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
             "RECOVERY_API_PORT": str(api),
             "RECOVERY_API_HOST": "127.0.0.1",
             "RECOVERY_CHAINS": json.dumps(chains),
+            "RECOVERY_NOTIFICATIONS__DEV_RECEIVER_PORT": str(receiver),
         }
     )
     ports = {"temporal": temporal, "ui": ui, "api": api, "ethereum": eth, "bsc": bsc, "polygon": polygon}
+    ports["webhook-receiver"] = receiver
     return env, ports
 
 
@@ -138,6 +140,29 @@ def _wait_until_up(proc: subprocess.Popen[bytes], ports: dict[str, int], out: Pa
     pytest.fail(f"stack not up after {STARTUP_TIMEOUT_S:.0f} s (healthz {healthy}, UI {ui_ok}):\n{out.read_text()}")
 
 
+def _a_case_change_reaches_the_webhook_receiver(data_dir: Path) -> None:
+    """The worker's dispatcher (started on boot) signs with the dev secret; the stack's receiver verifies it."""
+    from sqlmodel import Session
+
+    from store import cases
+    from store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{data_dir / 'recovery.db'}")
+    try:
+        with Session(engine) as session:
+            cases.create_case(
+                session, case_id="case-devstack-probe", user_id="nobody", chain="bsc", tx_hash="0x01", log_index=0
+            )
+    finally:
+        engine.dispose()
+    log = data_dir / "logs" / "webhook-receiver.log"
+    deadline = time.monotonic() + 60
+    while "case-devstack-probe #1" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, f"no webhook received: {log.read_text() if log.exists() else 'no log'}"
+        time.sleep(0.25)
+    assert "REJECTED" not in log.read_text()
+
+
 def test_stack_starts_serves_and_stops_cleanly_on_sigint(
     stack_proc: tuple[subprocess.Popen[bytes], dict[str, int], Path],
 ) -> None:
@@ -149,6 +174,8 @@ def test_stack_starts_serves_and_stops_cleanly_on_sigint(
     assert f"http://127.0.0.1:{ports['api']}/docs" in banner
     assert f"http://127.0.0.1:{ports['bsc']}" in banner
     assert "daily fee reconciliation schedule reconcile-fees: " in banner  # created, or already there
+    assert f"http://127.0.0.1:{ports['webhook-receiver']}/webhooks" in banner
+    _a_case_change_reaches_the_webhook_receiver(out.parent / "data")
 
     descendants = _children_of(proc.pid)
     assert len(descendants) >= 5, f"expected temporal, 2 anvils, worker and api, got {descendants}"

@@ -56,7 +56,9 @@ async def test_a_quote_above_the_threshold_waits_for_the_users_acceptance(accept
     fees = case["fees"]
     assert fees["acceptance"] == "required" and fees["policy"] == "default", fees
     assert fees["fee_usd"] == "250.00" and fees["basis"] == "5 % of the value (at least 10 USD, at most 500 USD)"
-    assert case["next_action"].startswith("Accept or decline the quote")
+    assert case["next_action"]["text"].startswith("Accept or decline the quote")
+    assert case["next_action"]["action"] == "accept_fee" and case["next_action"]["due_at"] is not None
+    assert case["next_action"]["request"].startswith(f"POST /v1/cases/{case['case_id']}/fee-acceptance")
     assert await bsc.token_balance(usdt.address, address) == 5000 * 10**18  # nothing moved yet
 
     # bad answers: refused with what to send, nothing changed
@@ -105,7 +107,11 @@ async def test_a_declined_quote_cancels_the_case_and_moves_nothing(accepting_sta
     code, body = await _answer(stack, token, case_id, {"accept": False})
     assert code == 200 and body["answer"] == "quote declined", body
     case = await stack.wait_for(token, case_id, "CANCELLED", "COMPLETED")
-    assert case["status"] == "CANCELLED" and case["fees"]["acceptance"] == "declined" and case["next_action"] is None
+    assert (
+        case["status"] == "CANCELLED"
+        and case["fees"]["acceptance"] == "declined"
+        and case["next_action"]["action"] == "none"
+    )
     assert case["credited"] is None
     assert await bsc.token_balance(usdt.address, address) == 2000 * 10**18
 

@@ -52,7 +52,9 @@ async def test_ownership_proof_by_signature(dev_stack: Stack) -> None:
     token, case_id = await _manual_case(stack)
     sender = Account.from_key(DEV_ACCOUNT_0_KEY).address.lower()
     case = await stack.case(token, case_id)
-    assert case["next_action"].startswith(f"Prove that you control {sender}")
+    assert case["next_action"]["text"].startswith(f"Prove that you control {sender}")
+    # asked before an engineer approved: the proof may come early, and no date runs out yet
+    assert case["next_action"]["action"] == "prove_ownership" and case["next_action"]["due_at"] is None
 
     challenge = await _challenge(stack, token, case_id)
     assert challenge["address"] == sender and case_id in challenge["message"] and sender in challenge["message"]
@@ -90,11 +92,14 @@ async def test_ownership_proof_by_signature(dev_stack: Stack) -> None:
     code, detail = await _post(stack, token, case_id, challenge["message"], DEV_ACCOUNT_0_KEY)
     assert code == 422 and detail.startswith("replayed:"), detail
     case = await stack.case(token, case_id)
-    assert case["next_action"] == "Nothing: a recovery engineer is reviewing your case."
+    assert (
+        case["next_action"]["action"] == "wait"
+        and case["next_action"]["text"] == "Nothing: a recovery engineer is reviewing your case."
+    )
 
     code, _, err = await run_cli(cli_env(stack), "case", "approve", case_id, "--engineer", "bob")
     assert code == 0, err
     case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "EXPIRED")
     assert case["status"] == "COMPLETED", case
     assert any("You proved that you control" in e["message"] for e in case["timeline"])
-    assert case["next_action"] is None
+    assert case["next_action"]["action"] == "none"

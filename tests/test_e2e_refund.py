@@ -58,7 +58,7 @@ async def test_an_unlisted_token_is_refunded_to_its_sender_after_the_ownership_p
         )
         assert code == 0, err
         case = await stack.wait_for(token, case_id, "AWAITING_USER", "COMPLETED")
-        assert case["status"] == "AWAITING_USER" and case["next_action"].startswith("Prove that you control")
+        assert case["status"] == "AWAITING_USER" and case["next_action"]["text"].startswith("Prove that you control")
         assert await chain.token_balance(token_address, address) == amount  # nothing moved before the proof
 
         proof = await stack.prove_ownership(token, case_id)

@@ -116,7 +116,10 @@ async def test_ownership_proof_by_verification_deposit(dev_stack: Stack) -> None
     assert name == "ownership_proven" and proof["method"] == "verification_deposit"
     assert proof["reference"] == good.lower() and proof["address"] == sender
     case = await stack.case(token, case_id)
-    assert case["next_action"] == "Nothing: a recovery engineer is reviewing your case."
+    assert (
+        case["next_action"]["action"] == "wait"
+        and case["next_action"]["text"] == "Nothing: a recovery engineer is reviewing your case."
+    )
     code, detail = await _verify(stack, token, case_id, good)
     assert code == 422 and detail.startswith("replayed: ownership for case"), detail
 
@@ -132,7 +135,7 @@ async def test_ownership_proof_by_verification_deposit(dev_stack: Stack) -> None
     case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "EXPIRED")
     assert case["status"] == "COMPLETED", case
     assert f"You proved that you control {sender} (verification_deposit)" in [e["message"] for e in case["timeline"]]
-    assert case["next_action"] is None
+    assert case["next_action"]["action"] == "none"
 
     # the sweep moved the deposit's amount only: the verification transfers stay at the deposit address
     chain, usdt_token = EvmChain(bsc), bsc.token_by_symbol("USDT")

@@ -237,3 +237,19 @@ async def test_from_config_uses_rpc_settings(fake_nodes: NodeFactory) -> None:  
     with pytest.raises(RpcUnavailable, match="tronx"):
         await rest.get_json("/x")
     assert node.hits() == 4  # 1 + rpc_retries rounds
+
+
+async def test_a_node_error_that_echoes_the_endpoints_key_loses_it(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    node = fake_nodes()
+    url = f"{node.url}/v3/SECRETPATHKEY?apikey=SECRETQUERY"
+    node.route(
+        "POST",
+        None,
+        {"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": f"rate limited for {url} (SECRETPATHKEY)"}},
+    )
+    rpc = JsonRpcClient([url], timeout=TIMEOUT, backoff=BACKOFF)
+    with pytest.raises(RpcError) as info:
+        await rpc.call("eth_blockNumber")
+    assert "rate limited for" in str(info.value) and "SECRET" not in str(info.value)
+    [item] = await rpc.batch([("eth_blockNumber", None)])
+    assert isinstance(item, RpcError) and "SECRET" not in str(item)

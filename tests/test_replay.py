@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.case_workflow import CaseWorkflow
+from workflows.notification_workflow import NotificationDispatcherWorkflow
 from workflows.reconcile_workflow import ReconcileWorkflow
 from workflows.scanner_workflow import ScannerWorkflow
 
@@ -27,12 +28,14 @@ def test_recorded_histories_exist() -> None:
     manual_actions |= {"ownership_proven_completed", "refund_completed", "fee_accepted_completed"}
     assert manual_actions <= names, names
     assert "reconcile_mismatch" in names, names
+    assert "notification_dispatcher" in names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[CaseWorkflow, ScannerWorkflow, ReconcileWorkflow], data_converter=pydantic_data_converter
+        workflows=[CaseWorkflow, ScannerWorkflow, ReconcileWorkflow, NotificationDispatcherWorkflow],
+        data_converter=pydantic_data_converter,
     )
     await replayer.replay_workflow(history)

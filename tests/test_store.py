@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -227,11 +228,19 @@ def test_list_count_and_delete_cases(db_session: Session) -> None:
     new_case(db_session, case_id="case-bob", user_id="bob")
     listed = cases.list_cases(db_session, user_id="alice")
     assert [c.case_id for c in listed] == [f"case-{i}" for i in reversed(range(5))]
-    assert [c.case_id for c in cases.list_cases(db_session, user_id="alice", limit=2, offset=1)] == [
-        "case-3",
+    first = cases.list_cases(db_session, user_id="alice", limit=2)
+    assert [c.case_id for c in first] == ["case-4", "case-3"]
+    after = (first[-1].created_at, first[-1].case_id)
+    assert [c.case_id for c in cases.list_cases(db_session, user_id="alice", limit=2, after=after)] == [
         "case-2",
+        "case-1",
     ]
     assert cases.count_cases(db_session, user_id="alice") == 5
+    received = cases.CaseFilter(statuses=(CaseStatus.RECEIVED,))
+    assert cases.count_cases(db_session, user_id="alice", where=received) == 5
+    assert cases.list_cases(db_session, user_id="alice", where=cases.CaseFilter(statuses=(CaseStatus.COMPLETED,))) == []
+    later = cases.CaseFilter(created_from=first[0].created_at + timedelta(microseconds=1))
+    assert cases.count_cases(db_session, user_id="alice", where=later) == 0
     assert cases.delete_case(db_session, case_id="case-4") is True
     assert cases.delete_case(db_session, case_id="case-4") is False
     assert cases.get_case(db_session, case_id="case-4") is None

@@ -611,12 +611,12 @@ class CaseWorkflow:
     async def _await_decision(self, verdict: Classification) -> bool:
         needed = self._state.approvals_needed()
         four_eyes = f"; it needs {needed} approvals by distinct engineers (four-eyes)" if needed > 1 else ""
-        handling: dict[str, object] = {}
+        handling: CaseHandling | None = None
         if self._sla_timers:
             if self._facts is not None and self._facts.claimant_vip:
                 self._state.tier = Tier.VIP  # a VIP's case skips first and second line
             await self._start_sla()
-            handling = {"handling": self._handling()}
+            handling = self._handling()
             assert self._state.sla is not None
             four_eyes += (
                 f". Target: {self._state.sla.target_at:%d %b %Y}, at the latest {self._state.sla.deadline_at:%d %b %Y}"
@@ -627,7 +627,7 @@ class CaseWorkflow:
             CaseStatus.AWAITING_APPROVAL,
             f"Waiting for a recovery engineer to approve or reject ({verdict.pattern}){four_eyes}",
             waiting="an engineer's approve or reject update",
-            **handling,
+            handling=handling,
         )
         if self._state.policy is None:
             await workflow.wait_condition(lambda: self._state.decision is not None)
@@ -739,6 +739,7 @@ class CaseWorkflow:
                 f"send a small verification deposit from that address (see the case's next_action), by "
                 f"{expires_at:%d %b %Y}.",
                 waiting="the user's ownership proof",
+                due_at=expires_at,
             )
             await self._wait_for_user(
                 lambda: self._state.ownership is not None,
@@ -800,6 +801,7 @@ class CaseWorkflow:
             f"{expires_at:%d %b %Y}: POST /v1/cases/{self._case.case_id}/fee-acceptance "
             '{"accept": true} (or false); nothing is signed before you accept.',
             waiting="the user's answer to the quote",
+            due_at=expires_at,
             quote=quote,
         )
         await self._wait_for_user(
@@ -960,6 +962,7 @@ class CaseWorkflow:
             f"A recovery engineer asks: {request.question} Please answer by {expires_at:%d %b %Y} "
             f"(POST /v1/cases/{self._case.case_id}/messages); until then your case waits for you.",
             waiting="the user's answer",
+            due_at=expires_at,
             handling=self._handling(),
         )
         await self._wait_for_user(
@@ -1434,7 +1437,14 @@ class CaseWorkflow:
         return CaseResult(case_id=self._case.case_id, status=CaseStatus.REJECTED, pattern=pattern, reason=reason)
 
     async def _save(
-        self, key: str, status: CaseStatus, message: str, *, waiting: str | None = None, **fields: object
+        self,
+        key: str,
+        status: CaseStatus,
+        message: str,
+        *,
+        waiting: str | None = None,
+        due_at: datetime | None = None,
+        **fields: object,
     ) -> None:
         assert self._case is not None
         self._state.status = status
@@ -1444,7 +1454,7 @@ class CaseWorkflow:
         update = CaseUpdate.model_validate(
             {
                 "case_id": self._case.case_id,
-                "event": TimelineEvent(key=key, status=status, message=message),
+                "event": TimelineEvent(key=key, status=status, message=message, due_at=due_at),
                 **fields,
             }
         )

@@ -1,5 +1,5 @@
-"""Starting a case workflow: one workflow per deposit, its id the case id; the scanners' workflows; and the
-daily fee reconciliation's Schedule."""
+"""Starting a case workflow: one workflow per deposit, its id the case id; the scanners' workflows; the
+notification dispatcher; and the daily fee reconciliation's Schedule."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ from services.case_opening import StartCase
 from workflows import search_attributes as sa
 from workflows.case_messages import CaseInput
 from workflows.case_workflow import CaseWorkflow
+from workflows.notification_workflow import NotificationDispatcherWorkflow
+from workflows.notify_messages import DISPATCHER_ID, DispatcherInput
 from workflows.reconcile_messages import ReconcileInput
 from workflows.reconcile_workflow import ReconcileWorkflow
 from workflows.scan_messages import ScannerInput
@@ -111,6 +113,26 @@ async def start_scanner(
 async def start_scanners(client: Client, settings: Settings) -> list[WorkflowHandle]:
     """One scanner per configured EVM chain (idempotent)."""
     return [await start_scanner(client, settings, c.name) for c in settings.chains if c.family == "evm"]
+
+
+async def start_notification_dispatcher(
+    client: Client, settings: Settings, *, params: DispatcherInput | None = None
+) -> WorkflowHandle:
+    """Start the notification dispatcher (``notification-dispatcher``) unless it runs: then that one is returned,
+    untouched. Its input holds no URL and no secret: its activity reads them from the worker's settings."""
+    return await client.start_workflow(
+        NotificationDispatcherWorkflow.run,
+        params or DispatcherInput(),
+        id=DISPATCHER_ID,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="Notification dispatcher: case changes to the exchange's notification service",
+        static_details=(
+            "Delivers the notification outbox as signed webhooks (Standard Webhooks), in order per case, retried "
+            "with backoff for days. Query `status`; `recovery notifications list --pending|--dead` lists them. "
+            "See docs/notifications.md."
+        ),
+    )
 
 
 RECONCILE_SCHEDULE_ID = "reconcile-fees"

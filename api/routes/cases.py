@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import logging
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BeforeValidator
+from sqlmodel import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from api.case_views import case_views_of
 from api.deps import (
+    TOKEN_HELP,
+    BearerDep,
     ChainUnreachable,
     CurrentUser,
     EngineDep,
@@ -23,13 +33,18 @@ from api.deps import (
     TemporalDep,
     TracerDep,
     TxHashFormatError,
+    get_current_user,
+    unauthorized,
 )
+from api.previews import ClaimPreviewerDep
+from api.rate_limits import Budget, limiter_of
 from api.schemas import (
     CaseCreate,
     CaseCreated,
     CaseDetail,
     CasesPublic,
     CaseSummary,
+    ClaimAnswer,
     ConflictOut,
     ErrorOut,
     MessageAccepted,
@@ -38,7 +53,8 @@ from api.schemas import (
 from recovery.models import CaseStatus, NewCase
 from recovery.settings import UnknownChain
 from services.case_opening import CaseOpener, Outcome
-from store import cases, ledger, ownership, users
+from services.facts import StoredFacts
+from store import cases, users
 from store.cases import Case
 from store.users import User
 from workflows.case_messages import UserMessage
@@ -78,11 +94,15 @@ def _must_be_yours(case: Case | None, user: User, case_id: str) -> Case:
     """The case, if it is the caller's; else 404, the same whether it exists or not (nobody learns of
     another user's case)."""
     if case is None or case.user_id != user.user_id:
-        raise HTTPException(
-            status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
-        )
+        raise _not_yours(case_id)
     return case
+
+
+def _not_yours(case_id: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_404_NOT_FOUND,
+        detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
+    )
 
 
 async def _connected(temporal: TemporalConnector) -> Client:
@@ -119,9 +139,11 @@ async def create_case(
     tracer: TracerDep,
     temporal: TemporalDep,
     start_case: StarterDep,
+    previewer: ClaimPreviewerDep,
 ) -> Any:
-    """File a claim for funds sent on the wrong network. Answers at once; the recovery runs in the
-    background and its progress shows at ``GET /v1/cases/{case_id}``."""
+    """File a claim for funds sent on the wrong network. Answers at once with what the engine expects to do
+    (``answer``: the provisional pattern, the route, what happens next and when, the fee policy, what you will
+    be asked to do); the recovery runs in the background and its progress shows at ``GET /v1/cases/{case_id}``."""
     config = None
     if body.chain is not None:
         wanted = body.chain.strip().lower()
@@ -149,74 +171,182 @@ async def create_case(
             detail=f"{where} unreachable, try again later",
         ) from None
 
-    deposit, foreign_only = await run_in_threadpool(users.claimant_deposit, session, user_id=user.user_id, trace=trace)
-    if foreign_only:
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=FOREIGN_DEPOSIT)
-    new_case = NewCase.of(
-        user_id=user.user_id,
-        tx_hash=body.tx_hash,
-        deposit=deposit,
-        chain=trace.chain or (config.name if config else None),
-    )
-    case_id = new_case.case_id
+    chain_name = trace.chain or (config.name if config else None)
 
-    existing = await run_in_threadpool(cases.get_case, session, case_id=case_id)
-    await run_in_threadpool(session.commit)  # release the connection while Temporal is reached
+    def look_up() -> tuple[NewCase | None, Case | None, StoredFacts | None]:
+        """The claimant's deposit in the transaction, its case if filed already, and what the answer needs from
+        the database: one thread hop, one session."""
+        deposit, foreign_only = users.claimant_deposit(session, user_id=user.user_id, trace=trace)
+        if foreign_only:
+            return None, None, None
+        new_case = NewCase.of(user_id=user.user_id, tx_hash=body.tx_hash, deposit=deposit, chain=chain_name)
+        existing = cases.get_case(session, case_id=new_case.case_id)
+        stored = None if existing else previewer.stored(session, user_id=user.user_id, deposit=deposit)
+        session.commit()  # release the connection while chains and Temporal are reached
+        return new_case, existing, stored
+
+    new_case, existing, stored = await run_in_threadpool(look_up)
+    if new_case is None:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=FOREIGN_DEPOSIT)
     if existing is not None:
         return _existing_case_response(existing, user)
+    case_id = new_case.case_id
 
-    client = await _connected(temporal)
-
-    opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue, start=start_case))
+    # the answer's own lookups run while the claim is filed; they never fail it (the preview never raises)
+    preview = asyncio.ensure_future(
+        previewer.preview(case_id=case_id, user_id=user.user_id, trace=trace, deposit=new_case.deposit, stored=stored)
+    )
     try:
-        opened = await opener.open(new_case, undo_on_failure=True)
-    except Exception as exc:
-        log.error("could not start the workflow of %s: %r", case_id, exc)
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="could not start processing your claim; nothing was recorded, try again later",
-        ) from None
-    if opened.outcome is Outcome.EXISTS:  # a concurrent request for the same deposit won
-        assert opened.existing is not None
-        return _existing_case_response(opened.existing, user)
-    if opened.outcome is Outcome.ALREADY_STARTED:
-        # the workflow exists (its row was lost or is being recreated): it keeps the row up to date
-        return _conflict(case_id)
+        client = await _connected(temporal)
 
-    response.headers["Location"] = f"/v1/cases/{case_id}"
-    return CaseCreated(case_id=case_id, status=CaseStatus.RECEIVED)
+        opener = CaseOpener(engine=engine, start=case_starter(client, task_queue=settings.task_queue, start=start_case))
+        try:
+            opened = await opener.open(new_case, undo_on_failure=True)
+        except Exception as exc:
+            log.error("could not start the workflow of %s: %r", case_id, exc)
+            raise HTTPException(
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail="could not start processing your claim; nothing was recorded, try again later",
+            ) from None
+        if opened.outcome is Outcome.EXISTS:  # a concurrent request for the same deposit won
+            assert opened.existing is not None
+            return _existing_case_response(opened.existing, user)
+        if opened.outcome is Outcome.ALREADY_STARTED:
+            # the workflow exists (its row was lost or is being recreated): it keeps the row up to date
+            return _conflict(case_id)
+
+        response.headers["Location"] = f"/v1/cases/{case_id}"
+        return CaseCreated(case_id=case_id, status=CaseStatus.RECEIVED, answer=ClaimAnswer.of(await preview))
+    finally:
+        preview.cancel()  # a claim answered otherwise (409, 403, 503) does not wait for it
 
 
-@router.get("", response_model=CasesPublic)
+def _iso_datetime(value: object) -> object:
+    """Only an ISO 8601 text is a time here (pydantic would also take a number as seconds since 1970)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date-time such as 2026-03-01T00:00:00Z") from None
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+
+
+@router.get(
+    "",
+    response_model=CasesPublic,
+    responses={422: {"model": ErrorOut, "description": "A bad cursor, status or date"}},
+)
 def list_cases(
     session: SessionDep,
     user: CurrentUser,
-    limit: int = Query(default=20, ge=1, le=100),
-    offset: int = Query(default=0, ge=0),
+    limit: Annotated[int, Query(ge=1, le=100, description="Cases per page")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="next_cursor of the previous page; omit it for the first page"),
+    ] = None,
+    status_in: Annotated[
+        list[CaseStatus] | None,
+        Query(alias="status", max_length=len(CaseStatus), description="Only cases in these statuses (repeatable)"),
+    ] = None,
+    created_from: Annotated[
+        IsoDateTime | None, Query(description="Only cases filed at or after this time (ISO 8601; UTC if no zone)")
+    ] = None,
+    created_to: Annotated[
+        IsoDateTime | None, Query(description="Only cases filed before this time (ISO 8601; UTC if no zone)")
+    ] = None,
 ) -> Any:
-    """Your cases, newest first."""
-    found = cases.list_cases(session, user_id=user.user_id, limit=limit, offset=offset)
-    return CasesPublic(
-        data=[CaseSummary.of(c) for c in found],
-        count=cases.count_cases(session, user_id=user.user_id),
+    """Your cases, newest first, a page at a time: follow ``next_cursor`` until it is null. A window whose
+    ``created_to`` is not after its ``created_from`` holds no case."""
+    where = cases.CaseFilter(
+        statuses=tuple(dict.fromkeys(status_in or ())),
+        created_from=_utc(created_from),
+        created_to=_utc(created_to),
     )
+    found = cases.list_cases(session, user_id=user.user_id, limit=limit + 1, after=_decode_cursor(cursor), where=where)
+    page, more = found[:limit], len(found) > limit
+    return CasesPublic(
+        data=[CaseSummary.of(c) for c in page],
+        count=cases.count_cases(session, user_id=user.user_id, where=where),
+        next_cursor=_encode_cursor(page[-1]) if more else None,
+    )
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return None if at is None else _aware(at)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _encode_cursor(case: Case) -> str:
+    raw = json.dumps([case.created_at.isoformat(), case.case_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        at, case_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return _aware(datetime.fromisoformat(at)), str(case_id)
+    except (ValueError, TypeError):
+        raise HTTPException(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="cursor is not one this API gave: pass next_cursor from the previous page as it is, "
+            "or omit cursor for the first page",
+        ) from None
 
 
 @router.get(
     "/{case_id}",
     response_model=CaseDetail,
-    responses={404: {"model": ErrorOut, "description": "No such case among yours"}},
+    responses={
+        304: {"description": "Unchanged since the ETag sent in If-None-Match"},
+        404: {"model": ErrorOut, "description": "No such case among yours"},
+    },
 )
-def read_case(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
-    """A case's status, amounts, fees and timeline."""
-    case = _must_be_yours(cases.get_case(session, case_id=case_id), user, case_id)
-    return CaseDetail.build(
-        case,
-        cases.timeline(session, case_id=case_id),
-        cases.get_handling(session, case_id=case_id),
-        ownership.requirement(session, case_id=case_id),
-        ledger.refund_of(session, case_id=case_id),
-    )
+async def read_case(
+    request: Request,
+    case_id: Annotated[str, Path(max_length=255)],
+    credentials: BearerDep,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Any:
+    """A case's status, amounts, fees and timeline. The answer carries an ``ETag``: send it back in
+    ``If-None-Match`` and an unchanged case answers ``304 Not Modified`` with no body."""
+    views = case_views_of(request)
+    token = credentials.credentials if credentials is not None else ""
+    if not token:
+        found, rendered = None, None
+    elif views.inline:
+        found, rendered = views.read(token=token, case_id=case_id)
+    else:
+        found, rendered = await run_in_threadpool(views.read, token=token, case_id=case_id)
+    if found is None or not found.live:
+        await run_in_threadpool(_refuse, request, credentials)  # the same answers as every user route
+        raise AssertionError("unreachable: _refuse raises")
+    limiter_of(request).spend(Budget.READS, f"user:{found.user_id}")
+    if rendered is None:
+        raise _not_yours(case_id)
+    if if_none_match is not None and _matches(if_none_match, rendered.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": rendered.etag})
+    return Response(content=rendered.body, media_type="application/json", headers={"ETag": rendered.etag})
+
+
+def _refuse(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Answer a read whose token is missing, unknown, expired or revoked as ``get_current_user`` does."""
+    with Session(request.app.state.engine) as session:
+        get_current_user(request, session, credentials)
+    raise unauthorized(f"invalid API token: {TOKEN_HELP}")
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` with our (strong) ``etag``."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 @router.post(

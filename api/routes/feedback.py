@@ -37,14 +37,20 @@ class FeedbackCreate(BaseModel):
         json_schema_extra={"examples": [{"rating": 5, "comment": "Quick and clear, thank you."}]},
     )
 
-    rating: int = Field(description=f"How happy you are with the handling of your case: {RATING_HELP}")
+    rating: int = Field(
+        ge=MIN_RATING, le=MAX_RATING, description=f"How happy you are with the handling of your case: {RATING_HELP}"
+    )
     comment: str | None = Field(
-        default=None, description=f"Anything you want to tell us, up to {MAX_COMMENT_CHARS} characters"
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description=f"Anything you want to tell us, up to {MAX_COMMENT_CHARS} characters",
     )
 
     @field_validator("rating", mode="before")
     @classmethod
     def _rating(cls, value: object) -> int:
+        if isinstance(value, float) and value.is_integer():  # JSON's 4.0 is the integer 4
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not MIN_RATING <= value <= MAX_RATING:
             raise ValueError(f"must be {RATING_HELP}, got {value!r}")
         return value

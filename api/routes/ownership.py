@@ -44,11 +44,20 @@ class ChallengeOut(BaseModel):
     expires_at: datetime = Field(description="Sign and send the proof before this moment (UTC)")
 
 
+def _exactly_one_proof(schema: dict[str, Any]) -> None:
+    """Say in the spec what the handler checks: exactly one of the two proofs, neither of them null."""
+    for name in ("signature", "verification_tx_hash"):
+        field = schema["properties"][name]
+        field.pop("default", None)
+        kinds = [k for k in field.pop("anyOf", []) if k.get("type") != "null"]
+        if kinds:
+            field.update(kinds[0])
+    schema["oneOf"] = [{"required": ["signature"]}, {"required": ["verification_tx_hash"]}]
+    schema["examples"] = [{"signature": "0x…"}, {"verification_tx_hash": "0x…"}]
+
+
 class ProofCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"signature": "0x…"}, {"verification_tx_hash": "0x…"}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_proof)
 
     signature: str | None = Field(
         default=None,

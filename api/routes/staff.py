@@ -90,7 +90,7 @@ async def list_staff_cases(
     tier: Annotated[str | None, Query(description="Only cases of this tier: first_line, engineering, ...")] = None,
     sla_breached: Annotated[bool, Query(description="Only cases past their SLA deadline")] = False,
     due_within_days: Annotated[
-        int | None, Query(ge=0, description="Only cases whose SLA deadline is within this many days")
+        int | None, Query(ge=0, le=3650, description="Only cases whose SLA deadline is within this many days")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many cases")] = 100,
 ) -> Any:

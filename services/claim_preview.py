@@ -1,0 +1,599 @@
+"""The answer at claim time: what the engine expects to do with a claimed deposit, before its workflow runs.
+
+The status API calls :meth:`ClaimPreviewer.preview` with the trace it already made. It gathers the facts the
+case workflow will gather (:class:`~services.facts.FactGatherer`, its independent lookups at once), classifies
+them with the workflow's own classifier, prices the deposit with the worker's price source under the fee
+policy of the pattern, and follows the workflow's route (``workflows.case_workflow``: the automatic limit,
+the eligibility floor of work for engineers, the ownership proof, the fee acceptance) to say what happens next
+and when: the confirmations still needed and when the last is expected, the SLA dates of a case for an
+engineer, the fee policy and an estimate of its fee, and what the user will be asked to do.
+
+The answer is provisional: the workflow decides once the deposit has its confirmations (facts can change
+meanwhile, and its quote adds the network cost). This process never loads a key: what the facts need of the
+exchange's keys comes from the stored deposit addresses (:class:`StoredCustody`), and the exchange's own
+wallets are not known here, so no deposit is recognised as the exchange's own transfer (the worker checks).
+The preview never raises: a chain that does not answer in time gives an answer that says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from chains.endpoints import RpcError, RpcUnavailable, redact_url
+from fees.policy import CannotQuote, fee_basis
+from fees.policy import quote as policy_quote
+from fees.prices import PricePort, StaticPrices
+from recovery.classify import classify
+from recovery.errors import PermanentError
+from recovery.models import Action, DepositFacts, Pattern, Quote, Route, TraceResult, Transfer
+from recovery.roster import ApprovalPolicy, Tier
+from recovery.settings import ChainConfig, Settings
+from recovery.units import format_units
+from recovery.working_days import SlaTerms, plan_sla
+from services.calendar import SlaCalendar
+from services.evm_chains import EvmChains
+from services.facts import FactGatherer, StoredFacts, stored_facts
+from store.users import AddressOwner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET = timedelta(seconds=5)
+"""The longest the preview's own lookups may take; past it the claim is answered without them."""
+PENDING_LIMIT_DAYS = 3
+"""How long the workflow waits for an unmined transaction (``workflows.case_workflow.PENDING_LIMIT``; a test
+keeps the two equal)."""
+STAND_IN_SWEEP_DESTINATION = "0x000000000000000000000000000000000000C1A1"
+"""The unlisted-token dry run's recipient where the hot wallet is not known (EVM hot wallets come from the
+signer): an address with no code and no special meaning; the worker dry-runs to the real hot wallet."""
+
+
+class StoredCustody:
+    """The status API's answers about keys, from the stored deposit addresses: it loads none. An address stored
+    with its derivation index was derived by the signer, so the exchange holds its key. The exchange's own
+    wallets are not known here: no deposit counts as the exchange's own transfer (the worker checks it)."""
+
+    def own_wallets(self) -> frozenset[str] | None:
+        return None
+
+    def holds_key(self, owner: AddressOwner, recipient: str) -> bool:
+        return owner.deposit_index is not None
+
+    def sweep_destination(self, chain: ChainConfig) -> str:
+        return chain.hot_wallet or STAND_IN_SWEEP_DESTINATION
+
+
+class ClaimRoute(StrEnum):
+    AUTOMATIC = "automatic"
+    """The engine recovers the deposit by itself."""
+    ENGINEER = "engineer"
+    """A recovery engineer decides (the pattern needs one, the value is above the automatic limit, or there
+    is no price to quote a fee with)."""
+    REJECTED = "rejected"
+    """The case will be closed without moving anything, for the reason given."""
+    UNDECIDED = "undecided"
+    """The transaction is not in a block yet: nothing can be said until it is."""
+
+
+class UserStepKind(StrEnum):
+    """What the user will be asked to do (the values of the case's ``next_action.action``)."""
+
+    PROVE_OWNERSHIP = "prove_ownership"
+    ACCEPT_FEE = "accept_fee"
+
+
+class ConfirmationOutlook(BaseModel):
+    chain: str
+    have: int
+    need: int
+    remaining: int
+    block_time_ms: int
+    expected_at: datetime | None
+    """now + remaining × block time; None when the transaction is not in a block yet."""
+
+
+class SlaOutlook(BaseModel):
+    starts_at: datetime
+    target_at: datetime
+    deadline_at: datetime
+    target_working_days: int
+    deadline_working_days: int
+    tier: Tier
+    approvals_needed: int
+
+
+class FeeOutlook(BaseModel):
+    policy: str
+    basis: str
+    network_cost: str
+    asset: str | None = None
+    decimals: int | None = None
+    value_usd: Decimal | None = None
+    fee: int | None = None
+    """The policy's fee in base units of the asset, without the network cost; None when it cannot be estimated."""
+    fee_usd: Decimal | None = None
+    acceptance_above_usd: Decimal | None = None
+    acceptance_required: bool | None = None
+    """None: unknown (no value to compare with the threshold)."""
+    eligible_from_usd: Decimal | None = None
+    not_estimated: str | None = None
+    """Why there is no estimate (no price, no decimals, a policy figure missing), in plain words."""
+
+
+class UserStep(BaseModel):
+    kind: UserStepKind
+    text: str
+
+
+class ClaimPreview(BaseModel):
+    available: bool
+    unavailable_reason: str | None = None
+    pattern: Pattern | None = None
+    reason: str | None = None
+    route: ClaimRoute | None = None
+    confirmations: ConfirmationOutlook | None = None
+    sla: SlaOutlook | None = None
+    fee: FeeOutlook | None = None
+    user_steps: list[UserStep] = Field(default_factory=list)
+    next: str
+    caveats: list[str] = Field(default_factory=list)
+    as_of: datetime
+
+    @classmethod
+    def unavailable(cls, *, why: str, case_id: str, as_of: datetime) -> ClaimPreview:
+        return cls(
+            available=False,
+            unavailable_reason=why,
+            next=f"Your claim is filed and the engine is checking it: follow it at GET /v1/cases/{case_id}.",
+            as_of=as_of,
+        )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def preview_approval_policy(settings: Settings) -> ApprovalPolicy:
+    """The approval rules as the worker reads them (``services.approvals``), without the attesters' keys (the
+    preview checks no attestation)."""
+    return ApprovalPolicy(
+        roster=list(settings.engineers),
+        four_eyes_usd=settings.four_eyes_usd,
+        auto_limit_usd=settings.auto_limit_usd,
+        ownership_proof_usd=settings.ownership_proof_usd,
+        unattested=settings.unattested_approvals,
+    )
+
+
+def quick_chains(settings: Settings) -> EvmChains:
+    """The chain clients of the preview: each endpoint tried once (failing over between endpoints), no retry
+    rounds with backoff, so that a chain that is down costs the claim's answer no time (the workflow, with
+    its retries, decides)."""
+    quick = [c.model_copy(update={"rpc_retries": 0}) for c in settings.chains]
+    return EvmChains(settings.model_copy(update={"chains": quick}))
+
+
+class ClaimPreviewer:
+    """``redact`` cleans every text of the answer (the API's secret redactor); ``budget`` bounds the preview's
+    lookups; ``clock`` is the current UTC time (tests)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        prices: PricePort | None = None,
+        chains: EvmChains | None = None,
+        budget: timedelta = DEFAULT_BUDGET,
+        redact: Callable[[str], str] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._settings = settings
+        self._prices = prices if prices is not None else StaticPrices(settings.prices_usd)
+        self._policy = preview_approval_policy(settings)
+        self._facts = FactGatherer(
+            settings=settings,
+            engine=engine,
+            prices=self._prices,
+            chains=chains if chains is not None else quick_chains(settings),
+            policy=self._policy,
+            keys=StoredCustody(),
+            code_elsewhere=False,
+        )
+        self._calendar = SlaCalendar(settings.sla)
+        self._terms: dict[date, SlaTerms] = {}
+        self._budget = budget
+        self._redact = redact or (lambda text: text)
+        self._scrub = _Scrubber(settings.chains)
+        self._clock = clock
+
+    def stored(self, session: Session, *, user_id: str, deposit: Transfer | None) -> StoredFacts | None:
+        """What the preview reads from the database, read in the caller's ``session`` (the claim's own lookups'
+        session: no thread hop or connection of the preview's own); None without a deposit."""
+        return None if deposit is None else stored_facts(session, user_id=user_id, deposit=deposit)
+
+    async def preview(
+        self,
+        *,
+        case_id: str,
+        user_id: str,
+        trace: TraceResult,
+        deposit: Transfer | None,
+        stored: StoredFacts | None = None,
+    ) -> ClaimPreview:
+        """What the engine expects to do with the claim of ``user_id`` (``deposit``: the claimant's transfer in
+        ``trace``, if the API found one; ``stored``: :meth:`stored` of it). Never raises (but for
+        cancellation)."""
+        now = self._clock()
+        try:
+            async with asyncio.timeout(self._budget.total_seconds()):
+                answer = await self._preview(case_id, user_id, trace, deposit, stored, now)
+        except TimeoutError:
+            seconds = f"{self._budget.total_seconds():g}"
+            answer = ClaimPreview.unavailable(
+                why=f"The checks on {trace.chain or 'the chains'} took longer than {seconds} s; the engine "
+                "continues them.",
+                case_id=case_id,
+                as_of=now,
+            )
+        except Exception as exc:
+            log.warning("claim preview of %s unavailable: %r", case_id, exc)
+            answer = ClaimPreview.unavailable(why=_plain_failure(exc, trace), case_id=case_id, as_of=now)
+        return self._cleaned(answer)
+
+    def _cleaned(self, answer: ClaimPreview) -> ClaimPreview:
+        """The answer with no endpoint URL and no secret in any of its texts."""
+        return _clean_texts(answer, lambda text: self._redact(self._scrub(text)))
+
+    # --- the workflow's route, followed ahead of time ------------------------------------------
+
+    async def _preview(
+        self,
+        case_id: str,
+        user_id: str,
+        trace: TraceResult,
+        deposit: Transfer | None,
+        stored: StoredFacts | None,
+        now: datetime,
+    ) -> ClaimPreview:
+        confirmations = self._confirmations(trace, now)
+        if trace.found and trace.succeeded is None:
+            return ClaimPreview(
+                available=True,
+                route=ClaimRoute.UNDECIDED,
+                reason=f"Transaction {trace.tx_hash} is known on {trace.chain} but not in a block yet.",
+                confirmations=confirmations,
+                next=f"Nothing to do yet: the engine waits up to {PENDING_LIMIT_DAYS} days for the transaction to "
+                "be mined and confirmed, then decides; if it never is, the case is closed and nothing moves.",
+                caveats=[_PROVISIONAL],
+                as_of=now,
+            )
+        facts = await self._facts.gather(
+            user_id=user_id,
+            trace=trace,
+            log_index=deposit.log_index if deposit is not None else None,
+            vanished_from_block=None,
+            stored=stored,
+        )
+        verdict = classify(facts)
+        if not verdict.recoverable or facts.deposit is None:
+            return self._rejected(verdict.pattern, verdict.reason, confirmations, now)
+        found = facts.deposit
+        off_engine = verdict.action is Action.OFF_ENGINE
+        # the workflow quotes nothing it cannot carry out (until an engineer books the recovery, without gas)
+        fee, quoted = self._fee(
+            found, verdict.pattern, facts, on_chain=not off_engine and verdict.action is Action.SWEEP
+        )
+        quote = None if off_engine else quoted
+        if quote is not None and quote.net_estimate <= 0:
+            return self._rejected(Pattern.TOO_SMALL, _too_small(quote), confirmations, now)
+        route, reason = verdict.route, verdict.reason
+        limit = self._policy.auto_limit_usd
+        if route is Route.AUTOMATIC and quote is not None and limit is not None and quote.amount_usd > limit:
+            route = Route.MANUAL
+            reason = (
+                f"{reason} It is worth {quote.amount_usd} USD, above the automatic limit of {limit} USD: "
+                "a recovery engineer approves it before anything moves."
+            )
+        ready_at = max(now, confirmations.expected_at) if confirmations and confirmations.expected_at else now
+        caveats = [_PROVISIONAL, _fee_caveat(fee)]
+        if route is Route.MANUAL or quote is None:
+            floor = quote.eligible_from_usd if quote is not None else None
+            if quote is not None and floor is not None and quote.amount_usd < floor:
+                return self._rejected(
+                    verdict.pattern,
+                    f"{reason} Recovering it takes an engineer's work, which the fee policy offers only for "
+                    f"deposits worth more than {floor} USD; this one is worth {quote.amount_usd} USD.",
+                    confirmations,
+                    now,
+                )
+            if quote is None and not off_engine:
+                reason = f"{reason} No fee can be quoted ({fee.not_estimated}), so an engineer decides."
+            sla = await self._sla(ready_at, facts, quote)
+            steps = self._engineer_steps(case_id, found, facts, quote, caveats)
+            text = _engineer_next(sla, off_engine, steps)
+            return ClaimPreview(
+                available=True,
+                pattern=verdict.pattern,
+                reason=reason,
+                route=ClaimRoute.ENGINEER,
+                confirmations=confirmations,
+                sla=sla,
+                fee=fee,
+                user_steps=steps,
+                next=_waiting_text(confirmations) + text,
+                caveats=caveats,
+                as_of=now,
+            )
+        steps = [_accept_step(case_id)] if quote.acceptance_required else []
+        then = (
+            "the engine quotes the fee with the network cost and waits for you to accept it; once you do, it "
+            if steps
+            else "the engine "
+        )
+        text = (
+            f"Then {then}recovers it automatically: {found.amount_text()} moves to the exchange and is credited "
+            "to you, less the fee and the network cost. Nothing for you to do"
+            + (" but accept the fee." if steps else ".")
+        )
+        return ClaimPreview(
+            available=True,
+            pattern=verdict.pattern,
+            reason=reason,
+            route=ClaimRoute.AUTOMATIC,
+            confirmations=confirmations,
+            fee=fee,
+            user_steps=steps,
+            next=_waiting_text(confirmations) + text,
+            caveats=caveats,
+            as_of=now,
+        )
+
+    def _rejected(
+        self, pattern: Pattern, reason: str, confirmations: ConfirmationOutlook | None, now: datetime
+    ) -> ClaimPreview:
+        return ClaimPreview(
+            available=True,
+            pattern=pattern,
+            reason=reason,
+            route=ClaimRoute.REJECTED,
+            confirmations=confirmations,
+            next="Nothing to do: the engine will close the case without moving anything, for the reason given.",
+            caveats=[_PROVISIONAL],
+            as_of=now,
+        )
+
+    def _confirmations(self, trace: TraceResult, now: datetime) -> ConfirmationOutlook | None:
+        if not trace.found or trace.chain is None:
+            return None
+        config = self._settings.require_chain(trace.chain)
+        need = trace.required_confirmations or config.confirmations
+        block_ms = trace.block_time_ms or config.block_time_ms
+        remaining = max(need - trace.confirmations, 0)
+        mined = trace.succeeded is not None
+        return ConfirmationOutlook(
+            chain=trace.chain,
+            have=trace.confirmations,
+            need=need,
+            remaining=remaining,
+            block_time_ms=block_ms,
+            expected_at=now + timedelta(milliseconds=remaining * block_ms) if mined else None,
+        )
+
+    # --- the fee ------------------------------------------------------------------------------
+
+    def _fee(
+        self, deposit: Transfer, pattern: Pattern, facts: DepositFacts, *, on_chain: bool
+    ) -> tuple[FeeOutlook, Quote | None]:
+        """The policy that applies and the quote the workflow would make without the network cost (which
+        needs chain calls the preview does not make), or None where the workflow could make none."""
+        name, policy = self._settings.fee_policy(pattern)
+        outlook = FeeOutlook(
+            policy=name,
+            basis=fee_basis(policy, vip=facts.claimant_vip),
+            network_cost=policy.network_cost,
+            asset=deposit.asset_key,
+            decimals=deposit.decimals,
+            acceptance_above_usd=policy.acceptance_above_usd,
+            eligible_from_usd=policy.eligible_from_usd,
+        )
+        config = self._settings.require_chain(deposit.chain)
+        price = self._prices.usd_price(deposit.asset_key)
+        native = self._prices.usd_price(config.native_symbol)
+        if deposit.decimals is None:
+            missing = f"the token {deposit.token_address} has no known decimals"
+        elif price is None or price <= 0:
+            missing = f"there is no USD price for {deposit.label}"
+        elif on_chain and (native is None or native <= 0):
+            missing = f"there is no USD price for {config.native_symbol}, which pays the network cost"
+        else:
+            missing = None
+        if missing is not None or deposit.decimals is None or price is None:
+            return outlook.model_copy(update={"not_estimated": missing}), None
+        withdrawal = config.withdrawal_fees.get(deposit.asset_key)
+        try:
+            quoted = policy_quote(
+                asset=deposit.asset_key,
+                amount=deposit.amount,
+                decimals=deposit.decimals,
+                price_usd=price,
+                gas_estimate=0,
+                policy=policy,
+                policy_name=name,
+                withdrawal_fee_usd=None if withdrawal is None else withdrawal * price,
+                vip=facts.claimant_vip,
+            )
+        except CannotQuote as exc:
+            return outlook.model_copy(update={"not_estimated": str(exc)}), None
+        return (
+            outlook.model_copy(
+                update={
+                    "value_usd": quoted.amount_usd,
+                    "fee": quoted.fee,
+                    "fee_usd": quoted.fee_usd,
+                    "acceptance_required": quoted.acceptance_required,
+                }
+            ),
+            quoted,
+        )
+
+    # --- the engineer's path ------------------------------------------------------------------
+
+    async def _sla(self, starts_at: datetime, facts: DepositFacts, quote: Quote | None) -> SlaOutlook:
+        terms = await self._sla_terms(starts_at.date())
+        plan = plan_sla(terms, starts_at)
+        return SlaOutlook(
+            starts_at=starts_at,
+            target_at=plan.target_at,
+            deadline_at=plan.deadline_at,
+            target_working_days=terms.target_days,
+            deadline_working_days=terms.deadline_days,
+            tier=Tier.VIP if facts.claimant_vip else Tier.FIRST_LINE,
+            approvals_needed=self._policy.approvals_needed(quote.amount_usd if quote is not None else None),
+        )
+
+    async def _sla_terms(self, start: date) -> SlaTerms:
+        """The working-day calendar as the worker computes it, once a day (``holidays`` reads files: in a
+        thread)."""
+        terms = self._terms.get(start)
+        if terms is None:
+            terms = await asyncio.to_thread(self._calendar.terms, start)
+            self._terms = {start: terms}  # only today's is ever asked for again
+        return terms
+
+    def _engineer_steps(
+        self, case_id: str, deposit: Transfer, facts: DepositFacts, quote: Quote | None, caveats: list[str]
+    ) -> list[UserStep]:
+        """The workflow's order: the ownership proof (it may come while engineers review), then, once approved,
+        the fee's acceptance."""
+        steps: list[UserStep] = []
+        threshold = self._policy.ownership_proof_usd
+        if threshold is not None and quote is not None and quote.amount_usd > threshold:
+            if facts.sender_is_contract:
+                caveats.append(
+                    f"The sender {deposit.sender} is a contract, which cannot sign an ownership proof: the "
+                    "engineers check who controls it from the evidence."
+                )
+            else:
+                steps.append(
+                    UserStep(
+                        kind=UserStepKind.PROVE_OWNERSHIP,
+                        text=f"Worth more than {threshold} USD: prove that you control the sender {deposit.sender} "
+                        f"(GET /v1/cases/{case_id}/ownership-challenge, sign its message with that wallet, POST "
+                        f"the signature to /v1/cases/{case_id}/ownership-proof), or send a small verification "
+                        "deposit from it; the case shows how in next_action.",
+                    )
+                )
+        if quote is not None and quote.acceptance_required:
+            steps.append(_accept_step(case_id))
+        return steps
+
+
+_PROVISIONAL = (
+    "Provisional: the engine decides once the deposit has its confirmations, on the facts it gathers then; "
+    "it also checks whether the sender is one of the exchange's own wallets, which this answer cannot."
+)
+
+
+def _fee_caveat(fee: FeeOutlook) -> str:
+    who = "charged to you" if fee.network_cost == "passed" else "paid by the exchange"
+    return (
+        f"The fee estimate leaves out the network cost ({who}); the engine's quote is final, and a deposit that "
+        "does not cover its fee and network cost is rejected."
+    )
+
+
+def _accept_step(case_id: str) -> UserStep:
+    return UserStep(
+        kind=UserStepKind.ACCEPT_FEE,
+        text="Accept the fee quote: the value is above the policy's acceptance threshold, so nothing is signed "
+        f'before you answer POST /v1/cases/{case_id}/fee-acceptance {{"accept": true}} (or false to decline).',
+    )
+
+
+def _waiting_text(confirmations: ConfirmationOutlook | None) -> str:
+    if confirmations is None or confirmations.remaining == 0:
+        return "Your deposit has its confirmations. "
+    expected = f" (expected by {confirmations.expected_at:%H:%M:%S} UTC)" if confirmations.expected_at else ""
+    return (
+        f"The deposit needs {confirmations.remaining} more confirmation(s) on {confirmations.chain}, "
+        f"{confirmations.have} of {confirmations.need} so far{expected}. "
+    )
+
+
+def _engineer_next(sla: SlaOutlook, off_engine: bool, steps: list[UserStep]) -> str:
+    text = (
+        f"Then a recovery engineer reviews the case: the decision is due by {sla.target_at:%d %b %Y}, at the "
+        f"latest {sla.deadline_at:%d %b %Y} ({sla.target_working_days} and {sla.deadline_working_days} working days)."
+    )
+    if off_engine:
+        text += " The engine cannot carry this recovery out itself: the engineer does it by hand (see the reason)."
+    kinds = {s.kind for s in steps}
+    if UserStepKind.PROVE_OWNERSHIP in kinds:
+        text += " Before anything moves you prove that you control the sending address."
+    if UserStepKind.ACCEPT_FEE in kinds:
+        text += " Once approved, you accept the fee quote before anything is signed."
+    if not kinds:
+        text += " Nothing for you to do unless the engineer asks you something."
+    return text
+
+
+def _too_small(quote: Quote) -> str:
+    fee = format_units(quote.fee, quote.decimals)
+    return (
+        f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the recovery "
+        f"fee of {fee} {quote.asset}, before the network cost; it cannot be recovered."
+    )
+
+
+def _plain_failure(exc: Exception, trace: TraceResult) -> str:
+    """Why the preview could not be made, in plain words (never the exception's text: it may carry a node's
+    answer or an endpoint)."""
+    where = trace.chain or "a chain"
+    if isinstance(exc, RpcUnavailable):
+        return f"A node the engine asks about this deposit ({where} or another configured chain) did not answer."
+    if isinstance(exc, RpcError):
+        return f"A node the engine asks about this deposit ({where} or another configured chain) refused a check."
+    if isinstance(exc, PermanentError):
+        return "The engine's configuration cannot answer this yet (an operator has been told in the logs)."
+    return "The engine could not check the deposit at claim time."
+
+
+class _Scrubber:
+    """Removes every configured endpoint URL from a text (the redactor removes secrets)."""
+
+    def __init__(self, chains: list[ChainConfig]) -> None:
+        self._urls = sorted({u for c in chains for u in c.rpc_urls}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for url in self._urls:
+            if url in text:
+                text = text.replace(url, redact_url(url))
+        return text
+
+
+def _clean_texts(answer: ClaimPreview, clean: Callable[[str], str]) -> ClaimPreview:
+    def opt(text: str | None) -> str | None:
+        return None if text is None else clean(text)
+
+    fee = answer.fee
+    if fee is not None:
+        fee = fee.model_copy(update={"basis": clean(fee.basis), "not_estimated": opt(fee.not_estimated)})
+    return answer.model_copy(
+        update={
+            "unavailable_reason": opt(answer.unavailable_reason),
+            "reason": opt(answer.reason),
+            "next": clean(answer.next),
+            "caveats": [clean(c) for c in answer.caveats],
+            "user_steps": [s.model_copy(update={"text": clean(s.text)}) for s in answer.user_steps],
+            "fee": fee,
+        }
+    )
