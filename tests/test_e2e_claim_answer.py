@@ -52,6 +52,9 @@ async def test_engineer_answer_matches_the_wait_for_an_engineer(stack: Stack) ->
     assert case["status"] == "AWAITING_APPROVAL", case
     assert case["pattern"] == answer["pattern"]
     assert case["next_action"]["action"] == "prove_ownership"
+    assert answer["sla"] is not None and case["sla"] is not None
+    if stack.env.supports_time_skipping:
+        return  # the workflow's clock jumps ahead there (its timers are skipped): its dates are not today's
     # the SLA the workflow started is the one the answer announced (same working days, same calendar)
     announced = datetime.fromisoformat(answer["sla"]["target_at"]).date()
     assert datetime.fromisoformat(case["sla"]["target_at"]).date() == announced
