@@ -1,12 +1,13 @@
 # Mis-deposit recovery engine: developer entry points. Needs only python3, npm and make.
 #
-#   make install   virtualenv in .venv with the package and its dev extras; anvil from npm
+#   make install   virtualenv in .venv with the package and its dev extras; anvil from npm; the compiled catalogs
 #   make run       the whole dev stack in the foreground (Temporal, anvils, worker, API)
 #   make test      pytest (extra arguments: make test PYTEST_ARGS='-k devstack -x')
 #   make bench     every bench/bench_*.py module, in order (extra arguments: BENCH_ARGS=...)
 #   make screenshots  the engineers' guide's screenshots of the Temporal Web UI into docs/img (needs chromium)
 #   make fee-report-screenshot  the finance guide's docs/img/fee-report.png (needs chromium)
 #   make lint      ruff and mypy
+#   make catalogs  re-extract the texts users read into messages.pot, update every language's .po, compile them
 #   make clean     caches and install stamps;  make distclean  also .venv, node_modules and .data
 
 PYTHON3 ?= python3
@@ -19,13 +20,23 @@ PYTEST_ARGS ?=
 BENCH_ARGS  ?=
 LINT_PATHS = $(wildcard recovery store fees chains services workflows api cli devstack bench worker.py)
 
+# Message catalogs (docs/i18n.md): the template is extracted from the code, each language's .po is its
+# translation (kept in git), each .mo is compiled from it at install (a build artifact, ignored by git).
+PYBABEL      := $(VENV)/bin/pybabel
+CATALOG_DIR  := recovery/catalogs
+POT_FILE     := $(CATALOG_DIR)/messages.pot
+PO_FILES     := $(wildcard $(CATALOG_DIR)/*/LC_MESSAGES/messages.po)
+MO_FILES     := $(PO_FILES:.po=.mo)
+I18N_SOURCES := $(wildcard recovery store fees chains services workflows api cli)
+EXTRACT_KEYWORDS := --no-default-keywords -k N_ -k Message -k translate:2
+
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench screenshots fee-report-screenshot lint clean distclean
+.PHONY: help install run test bench screenshots fee-report-screenshot lint catalogs clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
 
-install: $(PY_STAMP) $(NPM_STAMP)
+install: $(PY_STAMP) $(NPM_STAMP) $(MO_FILES)
 
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
@@ -43,6 +54,18 @@ $(NPM_STAMP): package.json $(LOCKFILE)
 		npm install --no-audit --no-fund; \
 	fi
 	@touch $@
+
+# A language's compiled catalog, remade when its .po changes (fuzzy entries are left out, as untranslated).
+$(CATALOG_DIR)/%/LC_MESSAGES/messages.mo: $(CATALOG_DIR)/%/LC_MESSAGES/messages.po | $(PY_STAMP)
+	$(PYBABEL) -q compile -i $< -o $@ -l $*
+
+catalogs: $(PY_STAMP)
+	$(PYBABEL) -q extract -F babel.cfg $(EXTRACT_KEYWORDS) --sort-output --add-location=file --width=120 \
+		--project=misdeposit-recovery --copyright-holder="misdeposit-recovery contributors" \
+		-o $(POT_FILE) $(I18N_SOURCES)
+	$(PYBABEL) -q update -i $(POT_FILE) -d $(CATALOG_DIR) -D messages --ignore-obsolete --width=120
+	$(MAKE) --no-print-directory $(MO_FILES)
+	@echo "catalogs updated: translate every empty or fuzzy entry in $(CATALOG_DIR)/*/LC_MESSAGES/messages.po"
 
 run: install
 	$(PY) -m devstack

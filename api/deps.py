@@ -17,8 +17,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 
+from api.languages import use_user_locale
 from api.rate_limits import Budget, client_address, limiter_of, user_budget
 from api.staff_actions import attester_for
+from recovery.i18n import Message
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig, Settings
 from services.attesting import Attester
@@ -30,11 +32,18 @@ from workflows.case_messages import CaseInput
 TemporalConnector = Callable[[], Awaitable[Client]]
 """Returns a connected Temporal client (connecting on first use)."""
 
-TOKEN_HELP = (
+TOKEN_HELP = Message(
     "send your API token as 'Authorization: Bearer <token>'; "
     "an operator issues one with `recovery users create --user-id <your id>`"
 )
-TOKEN_RENEWAL = "ask for a new one (an operator runs `recovery users token rotate <your id>`)"
+TOKEN_RENEWAL = Message("ask for a new one (an operator runs `recovery users token rotate <your id>`)")
+
+
+def token_expired(exc: TokenExpired, what_to_do: Message) -> Message:
+    """A token whose time is over: when it expired (for the reader's locale) and what to do."""
+    return Message(
+        "the API token expired at {expired_at}: {what_to_do}", expired_at=exc.expired_at, what_to_do=what_to_do
+    )
 
 
 # --- database and settings ------------------------------------------------------------------------
@@ -77,23 +86,26 @@ def get_current_user(request: Request, session: SessionDep, credentials: BearerD
     limiter = limiter_of(request)
     if credentials is None or not credentials.credentials:
         limiter.spend(Budget.ANONYMOUS, client_address(request))
-        raise unauthorized(f"missing API token: {TOKEN_HELP}")
+        raise unauthorized(Message("missing API token: {help}", help=TOKEN_HELP))
     try:
         user = authenticate(session, token=credentials.credentials)
     except TokenExpired as exc:
         session.commit()
         limiter.spend(Budget.ANONYMOUS, client_address(request))
-        raise unauthorized(f"{exc}: {TOKEN_RENEWAL}") from None
+        raise unauthorized(token_expired(exc, TOKEN_RENEWAL)) from None
     session.commit()  # hand the connection back to the pool before the handler awaits chains or Temporal
     if user is None:
         limiter.spend(Budget.ANONYMOUS, client_address(request))
         if _is_staff_token(session, credentials.credentials):
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
-                detail="this is a staff API token: these routes are a user's own and take that user's token; "
-                "staff read cases at /v1/staff/cases",
+                detail=Message(
+                    "this is a staff API token: these routes are a user's own and take that user's token; "
+                    "staff read cases at /v1/staff/cases"
+                ),
             )
-        raise unauthorized(f"invalid API token: {TOKEN_HELP}")
+        raise unauthorized(Message("invalid API token: {help}", help=TOKEN_HELP))
+    use_user_locale(request, user.locale)  # the user's language, unless Accept-Language names one
     limiter.spend(user_budget(request), f"user:{user.user_id}")
     return user
 
@@ -107,7 +119,7 @@ def _is_staff_token(session: Session, token: str) -> bool:
     return found
 
 
-def unauthorized(detail: str) -> HTTPException:
+def unauthorized(detail: Message) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )
@@ -198,7 +210,12 @@ class ChainTracer:
         adapter = adapter_for(chain)
         if not adapter.accepts(tx_hash):
             raise TxHashFormatError(
-                f"{tx_hash!r} is not a transaction id on {chain.name}: expected {accepted_formats([chain])}"
+                Message(
+                    "{tx_hash} is not a transaction id on {chain}: expected {formats}",
+                    tx_hash=repr(tx_hash),
+                    chain=chain.name,
+                    formats=accepted_formats([chain]),
+                )
             )
         return await self._guard([chain.name], adapter.trace(tx_hash, block_time=block_time))
 

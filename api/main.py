@@ -20,16 +20,25 @@ from sqlalchemy import Engine, text
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from api.deps import TemporalConnector, temporal_connector
 from api.docs import add_offline_docs
 from api.errors import document_errors, error_response, http_error, unexpected_error, validation_error
+from api.languages import (
+    LocaleMiddleware,
+    document_accept_language,
+    document_content_language,
+    request_locale,
+)
 from api.query import known_query_parameters
 from api.routes import cases, feedback, finance, ownership, quotes, staff
 from api.schemas import ErrorOut
 from api.security import SecurityHeadersMiddleware
 from chains.endpoints import EndpointHealth
+from recovery.i18n import Message
+from recovery.locales import SUPPORTED
 from recovery.redaction import Redactor, install_log_redaction
 from recovery.settings import Settings, get_settings
 from store.db import make_engine
@@ -45,7 +54,11 @@ Recover funds sent to your deposit address on the wrong network.
 3. Follow the case at `GET /v1/cases/{case_id}`: status, fee and a timeline of what happened.
 
 Amounts are strings of integers in the asset's smallest unit (`base_units`) with a `decimal` rendering.
-"""
+
+The API's own texts (errors' `detail`, `next_action`) are in the language of `Accept-Language` when it names one
+of LANGUAGES; otherwise in the user's stored language (`recovery users set-locale`), else English. Every answer
+says which in `Content-Language`.
+""".replace("LANGUAGES", ", ".join(SUPPORTED))
 
 try:
     __version__ = version("misdeposit-recovery")
@@ -72,7 +85,7 @@ class BodySizeLimitMiddleware:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
-                await _error(scope, receive, send, 400, "invalid Content-Length header")
+                await _error(scope, receive, send, 400, Message("invalid Content-Length header"))
                 return
             if int(declared) > self.max_body_bytes:
                 await self._too_large(scope, receive, send)
@@ -96,7 +109,7 @@ class BodySizeLimitMiddleware:
         body = b"".join(chunks)
         replayed = False
 
-        async def replay() -> Message:
+        async def replay() -> ASGIMessage:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -111,13 +124,16 @@ class BodySizeLimitMiddleware:
             receive,
             send,
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"request body too large: the limit is {self.max_body_bytes} bytes; "
-            "send only the fields the operation documents (see /docs)",
+            Message(
+                "request body too large: the limit is {limit} bytes; send only the fields the operation documents "
+                "(see /docs)",
+                limit=self.max_body_bytes,
+            ),
         )
 
 
-async def _error(scope: Scope, receive: Receive, send: Send, code: int, detail: str) -> None:
-    await error_response(code, detail)(scope, receive, send)
+async def _error(scope: Scope, receive: Receive, send: Send, code: int, detail: Message) -> None:
+    await error_response(code, detail, locale=request_locale(Request(scope)).tag)(scope, receive, send)
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -140,7 +156,7 @@ def _health_router() -> APIRouter:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             log.error("health check: database unreachable: %r", exc)
-            raise HTTPException(status_code=503, detail="database unreachable") from None
+            raise HTTPException(status_code=503, detail=Message("database unreachable")) from None
         return {"status": "ok"}
 
     @router.get("/healthz/chains", response_model=list[ChainHealth])
@@ -207,7 +223,8 @@ def create_app(
     app.state.temporal_client = temporal_client or temporal_connector(settings)
 
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost of ours: its headers are on every answer
+    app.add_middleware(SecurityHeadersMiddleware)  # its headers are on every answer
+    app.add_middleware(LocaleMiddleware)  # outermost of ours: every answer, the body limit's too, knows its language
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
@@ -227,12 +244,14 @@ def create_app(
 
 
 def _document_errors_in_openapi(app: FastAPI, settings: Settings) -> None:
-    """The spec FastAPI generates, with every operation's 4xx documented as ``ErrorOut`` (api.errors) and
-    a claim's fields as this deployment accepts them."""
+    """The spec FastAPI generates, with every operation's 4xx documented as ``ErrorOut`` (api.errors), its
+    ``Accept-Language`` and ``Content-Language`` (api.languages) and a claim's fields as this deployment accepts
+    them."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _claims_as_configured(document_errors(FastAPI.openapi(app)), settings)
+            spec = document_content_language(document_errors(document_accept_language(FastAPI.openapi(app))))
+            app.openapi_schema = _claims_as_configured(spec, settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

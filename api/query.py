@@ -7,6 +7,8 @@ from fastapi import HTTPException, Request, status
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from recovery.i18n import Message
+
 _taken: dict[int, frozenset[str]] = {}
 
 
@@ -33,8 +35,12 @@ def known_query_parameters(request: Request) -> None:
     taken = _names(route)
     unknown = sorted({name for name in request.query_params if name not in taken})
     if unknown:
-        takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
+        takes = Message("it takes {names}", names=", ".join(sorted(taken))) if taken else Message("it takes none")
         raise HTTPException(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"unknown query parameter(s) {', '.join(repr(n) for n in unknown)}: remove them ({takes})",
+            detail=Message(
+                "unknown query parameter(s) {names}: remove them ({takes})",
+                names=", ".join(repr(n) for n in unknown),
+                takes=takes,
+            ),
         )

@@ -18,6 +18,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from recovery.i18n import N_, Message
 from recovery.settings import RateLimitConfig
 
 
@@ -30,12 +31,24 @@ class Budget(StrEnum):
 
 
 WHAT = {
-    Budget.CLAIMS: "claims from this token",
-    Budget.WRITES: "changes from this token",
-    Budget.READS: "reads from this token",
-    Budget.STAFF: "requests from this staff token",
-    Budget.ANONYMOUS: "requests without a valid API token from your address",
+    Budget.CLAIMS: N_(
+        "too many claims from this token (the limit is {limit}); nothing was done: try again in {seconds} s"
+    ),
+    Budget.WRITES: N_(
+        "too many changes from this token (the limit is {limit}); nothing was done: try again in {seconds} s"
+    ),
+    Budget.READS: N_(
+        "too many reads from this token (the limit is {limit}); nothing was done: try again in {seconds} s"
+    ),
+    Budget.STAFF: N_(
+        "too many requests from this staff token (the limit is {limit}); nothing was done: try again in {seconds} s"
+    ),
+    Budget.ANONYMOUS: N_(
+        "too many requests without a valid API token from your address (the limit is {limit}); nothing was done: "
+        "try again in {seconds} s"
+    ),
 }
+"""Each budget's refusal: whole sentences, so that each language words them its own way."""
 
 
 class RateLimiter:
@@ -62,8 +75,7 @@ class RateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         return HTTPException(
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"too many {WHAT[budget]} (the limit is {self._text[budget]}); "
-            f"nothing was done: try again in {retry_after} s",
+            detail=Message(WHAT[budget], limit=self._text[budget], seconds=retry_after),
             headers={"Retry-After": str(retry_after)},
         )
 

@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Row
 
+from recovery.i18n import N_, Message, MessageError, translate
+from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling, CaseStatus, Pattern, Quote, SlaState
 from recovery.units import format_units
 from services.claim_preview import (
@@ -59,10 +61,12 @@ class CaseCreate(BaseModel):
     def _tx_hash(cls, value: object) -> str:
         value = value.strip() if isinstance(value, str) else value
         if not isinstance(value, str) or not TX_HASH_RE.fullmatch(value):
-            raise ValueError(
-                "must be a transaction id: 0x and 64 hexadecimal characters on EVM chains, or 64 "
-                "hexadecimal characters on Bitcoin, Tron and the XRP Ledger (copy it from your wallet or a "
-                "block explorer)"
+            raise MessageError(
+                Message(
+                    "must be a transaction id: 0x and 64 hexadecimal characters on EVM chains, or 64 "
+                    "hexadecimal characters on Bitcoin, Tron and the XRP Ledger (copy it from your wallet or a "
+                    "block explorer)"
+                )
             )
         return value.lower()
 
@@ -357,7 +361,10 @@ class CaseDetail(CaseSummary):
         handling: CaseHandling | None = None,
         ownership: OwnershipRecord | None = None,
         refund: RefundRecord | None = None,
+        *,
+        locale: str = DEFAULT_LOCALE,
     ) -> CaseDetail:
+        """The case as its reader sees it; the API's own texts (``next_action``) in ``locale``."""
         quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
         settled = case.credited is not None
@@ -387,7 +394,7 @@ class CaseDetail(CaseSummary):
             topup_tx_hash=case.topup_tx_hash,
             sweep_tx_hash=case.sweep_tx_hash,
             sla=SlaOut.of(handling),
-            next_action=next_action(case, events, ownership, handling),
+            next_action=next_action(case, events, ownership, handling, locale=locale),
             timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message, due_at=e.due_at) for e in events],
         )
 
@@ -426,12 +433,14 @@ class NextActionOut(BaseModel):
 
 
 CLOSED_TEXT = {
-    CaseStatus.COMPLETED: "Nothing: your case is closed and the funds were credited (or refunded) as shown.",
-    CaseStatus.REJECTED: "Nothing: your case is closed; the reason is on the timeline.",
-    CaseStatus.EXPIRED: "Nothing: your case expired without moving any funds; file a new claim to have it looked "
-    "at again.",
-    CaseStatus.CANCELLED: "Nothing: you declined the quote, so the case is closed and nothing was moved.",
+    CaseStatus.COMPLETED: N_("Nothing: your case is closed and the funds were credited (or refunded) as shown."),
+    CaseStatus.REJECTED: N_("Nothing: your case is closed; the reason is on the timeline."),
+    CaseStatus.EXPIRED: N_(
+        "Nothing: your case expired without moving any funds; file a new claim to have it looked at again."
+    ),
+    CaseStatus.CANCELLED: N_("Nothing: you declined the quote, so the case is closed and nothing was moved."),
 }
+"""Message ids: ``translate`` them into the reader's language."""
 
 
 def next_action(
@@ -439,56 +448,75 @@ def next_action(
     events: Sequence[EventRecord],
     ownership: OwnershipRecord | None,
     handling: CaseHandling | None = None,
+    *,
+    locale: str = DEFAULT_LOCALE,
 ) -> NextActionOut:
-    """What the case waits for from its user, said plainly (``none`` once it is closed)."""
+    """What the case waits for from its user, said plainly in ``locale`` (``none`` once it is closed)."""
     if case.status.terminal:
-        return NextActionOut(action=NextAction.NONE, text=CLOSED_TEXT[case.status])
+        return NextActionOut(action=NextAction.NONE, text=translate(locale, CLOSED_TEXT[case.status]))
     latest = events[-1] if events else None
     key = latest.key if latest is not None else ""
     due_at = latest.due_at if latest is not None else None
     if case.status is CaseStatus.AWAITING_USER and key == "quote-offered":
         return NextActionOut(
             action=NextAction.ACCEPT_FEE,
-            text="Accept or decline the quote (see fees): nothing is signed before you accept.",
+            text=translate(locale, "Accept or decline the quote (see fees): nothing is signed before you accept."),
             due_at=due_at,
             request=f'POST /v1/cases/{case.case_id}/fee-acceptance {{"accept": true}} or {{"accept": false}}',
         )
     if case.status is CaseStatus.AWAITING_USER and key.startswith("info-request"):
         return NextActionOut(
             action=NextAction.ANSWER_QUESTION,
-            text="Answer the recovery engineer's question (the last timeline entry).",
+            text=translate(locale, "Answer the recovery engineer's question (the last timeline entry)."),
             due_at=due_at,
             request=f'POST /v1/cases/{case.case_id}/messages {{"text": "..."}}',
         )
     if ownership is not None and ownership.proven_at is None:
-        return _prove_ownership(case, ownership, due_at=_latest_due(events))
+        return _prove_ownership(case, ownership, due_at=_latest_due(events), locale=locale)
     if case.status is CaseStatus.AWAITING_APPROVAL:
         return NextActionOut(
             action=NextAction.WAIT,
-            text="Nothing: a recovery engineer is reviewing your case.",
+            text=translate(locale, "Nothing: a recovery engineer is reviewing your case."),
             due_at=handling.sla_target_at if handling is not None else None,
         )
-    return NextActionOut(action=NextAction.WAIT, text="Nothing: the recovery is under way; this page shows each step.")
+    return NextActionOut(
+        action=NextAction.WAIT,
+        text=translate(locale, "Nothing: the recovery is under way; this page shows each step."),
+    )
 
 
 def _latest_due(events: Sequence[EventRecord]) -> datetime | None:
     return next((e.due_at for e in reversed(events) if e.due_at is not None), None)
 
 
-def _prove_ownership(case: CaseRecord, ownership: OwnershipRecord, *, due_at: datetime | None) -> NextActionOut:
+def _prove_ownership(
+    case: CaseRecord, ownership: OwnershipRecord, *, due_at: datetime | None, locale: str
+) -> NextActionOut:
     proof = f"/v1/cases/{case.case_id}/ownership-proof"
-    deposit = (
-        f"send a new small transfer of the chain's own coin from {ownership.address} to {ownership.recipient} "
-        "(with your own destination tag, on a shared address) "
-        f'and, once it is final, POST {{"verification_tx_hash": "..."}} to {proof}'
-    )
-    start = f"Prove that you control {ownership.address}: GET /v1/cases/{case.case_id}/ownership-challenge, then "
+    values = {
+        "address": ownership.address,
+        "recipient": ownership.recipient,
+        "challenge": f"/v1/cases/{case.case_id}/ownership-challenge",
+        "proof": proof,
+        "deposit_body": '{"verification_tx_hash": "..."}',
+        "signature_body": '{"signature": "0x..."}',
+    }
     if not ownership.address.startswith("0x"):  # only EVM wallets sign with personal_sign
-        text = start + deposit
+        text = translate(
+            locale,
+            "Prove that you control {address}: GET {challenge}, then send a new small transfer of the chain's own "
+            "coin from {address} to {recipient} (with your own destination tag, on a shared address) and, once it "
+            "is final, POST {deposit_body} to {proof}",
+            **values,
+        )
     else:
-        text = (
-            start + "either sign its message with personal_sign from that wallet and POST "
-            f'{{"signature": "0x..."}} to {proof}, or {deposit}'
+        text = translate(
+            locale,
+            "Prove that you control {address}: GET {challenge}, then either sign its message with personal_sign "
+            "from that wallet and POST {signature_body} to {proof}, or send a new small transfer of the chain's own "
+            "coin from {address} to {recipient} (with your own destination tag, on a shared address) and, once it "
+            "is final, POST {deposit_body} to {proof}",
+            **values,
         )
     return NextActionOut(action=NextAction.PROVE_OWNERSHIP, text=text, due_at=due_at, request=f"POST {proof}")
 

@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from recovery.i18n import Message
 from recovery.models import RecoveryChoice
 from recovery.settings import Settings
 from services.attesting import Attester, load_or_create_key
@@ -91,7 +92,8 @@ async def send_update(client: Client, case_id: str, name: str, payload: BaseMode
             raise CaseNotRunning(exc.message) from None
         raise ActionRefused(exc.message) from None
     except TimeoutError:
-        raise WorkflowBusy(f"the case's worker did not answer within {UPDATE_TIMEOUT}") from None
+        seconds = int(UPDATE_TIMEOUT.total_seconds())
+        raise WorkflowBusy(Message("the case's worker did not answer within {seconds} s", seconds=seconds)) from None
     return answer
 
 

@@ -13,13 +13,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import SessionDep, SettingsDep, unauthorized
+from api.deps import SessionDep, SettingsDep, token_expired, unauthorized
 from api.rate_limits import Budget, client_address, limiter_of, user_budget
+from recovery.i18n import Message
 from store.api_tokens import TokenExpired
 from store.staff import StaffMember, StaffRole, authenticate_staff
 from store.users import User, authenticate
 
-STAFF_TOKEN_HELP = (
+STAFF_TOKEN_HELP = Message(
     "send a staff API token as 'Authorization: Bearer <token>'; an operator issues one with "
     "`recovery staff create --name <name> --role engineer|finance|admin`"
 )
@@ -42,7 +43,7 @@ def staff_with_role(*roles: StaffRole) -> Callable[..., StaffMember]:
         limiter = limiter_of(request)
         if credentials is None or not credentials.credentials:
             limiter.spend(Budget.ANONYMOUS, client_address(request))
-            raise unauthorized(f"missing staff API token: {STAFF_TOKEN_HELP}")
+            raise unauthorized(Message("missing staff API token: {help}", help=STAFF_TOKEN_HELP))
         user: User | None = None
         try:
             member = authenticate_staff(session, token=credentials.credentials)
@@ -50,22 +51,30 @@ def staff_with_role(*roles: StaffRole) -> Callable[..., StaffMember]:
         except TokenExpired as exc:
             session.commit()
             limiter.spend(Budget.ANONYMOUS, client_address(request))
-            raise unauthorized(f"{exc}: ask an admin for a new one (`recovery staff token rotate <name>`)") from None
+            renewal = Message("ask an admin for a new one (`recovery staff token rotate <name>`)")
+            raise unauthorized(token_expired(exc, renewal)) from None
         session.commit()  # hand the connection back before the handler awaits Temporal
         if user is not None:
             limiter.spend(user_budget(request), f"user:{user.user_id}")
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
-                detail=f"this is a user's API token: staff routes need a staff token ({STAFF_TOKEN_HELP})",
+                detail=Message(
+                    "this is a user's API token: staff routes need a staff token ({help})", help=STAFF_TOKEN_HELP
+                ),
             )
         if member is None:
             limiter.spend(Budget.ANONYMOUS, client_address(request))
-            raise unauthorized(f"invalid staff API token: {STAFF_TOKEN_HELP}")
+            raise unauthorized(Message("invalid staff API token: {help}", help=STAFF_TOKEN_HELP))
         limiter.spend(Budget.STAFF, f"staff:{member.id}")
         if member.role not in roles:
             raise HTTPException(
                 status_code=status.HTTP_403_FORBIDDEN,
-                detail=f"{member.name} is {member.role.value}; this route is for {allowed} only",
+                detail=Message(
+                    "{name} is {role}; this route is for {allowed} only",
+                    name=member.name,
+                    role=member.role.value,
+                    allowed=allowed,
+                ),
             )
         return member
 
@@ -84,8 +93,12 @@ def acting_engineer(member: CaseStaff, settings: SettingsDep) -> StaffMember:
     if member.name not in roster:
         raise HTTPException(
             status_code=status.HTTP_403_FORBIDDEN,
-            detail=f"{member.name} is not on the roster of engineers ({', '.join(roster) or 'empty'}): only "
-            "engineers on the roster act on cases; add them to `engineers` in the configuration",
+            detail=Message(
+                "{name} is not on the roster of engineers ({roster}): only engineers on the roster act on cases; "
+                "add them to `engineers` in the configuration",
+                name=member.name,
+                roster=", ".join(roster) or Message("empty"),
+            ),
         )
     return member
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, Connection, Row, bindparam, select, text
 
+from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling
 from store.api_tokens import hash_token
 from store.cases import Case, CaseEvent, CaseHandlingRow
@@ -28,6 +29,8 @@ class CaseAccess(NamedTuple):
     case_owner: str | None
     """None: no such case."""
     view_version: int | None
+    locale: str = DEFAULT_LOCALE
+    """The user's stored language."""
 
     @property
     def live(self) -> bool:
@@ -36,17 +39,18 @@ class CaseAccess(NamedTuple):
 
 
 _ACCESS = text(
-    "SELECT u.user_id, u.token_expires_at, u.token_revoked_at IS NOT NULL, c.user_id, c.view_version "
+    "SELECT u.user_id, u.token_expires_at, u.token_revoked_at IS NOT NULL, c.user_id, c.view_version, u.locale "
     "FROM users u LEFT JOIN cases c ON c.case_id = :case_id WHERE u.token_hash = :token_hash"
 ).columns(token_expires_at=UTCDateTime())
 
 
 def case_access(connection: Connection, *, token: str, case_id: str) -> CaseAccess | None:
-    """The token's user and the case's owner and view version; None when no user has this token."""
+    """The token's user (and their language) and the case's owner and view version; None when no user has this
+    token."""
     row = connection.execute(_ACCESS, {"case_id": case_id, "token_hash": hash_token(token)}).first()
     if row is None:
         return None
-    return CaseAccess(row[0], row[1], bool(row[2]), row[3], row[4])
+    return CaseAccess(row[0], row[1], bool(row[2]), row[3], row[4], row[5] or DEFAULT_LOCALE)
 
 
 class CaseView(NamedTuple):

@@ -36,6 +36,7 @@ from api.deps import (
     get_current_user,
     unauthorized,
 )
+from api.languages import current_locale, request_locale, use_user_locale
 from api.previews import ClaimPreviewerDep
 from api.rate_limits import Budget, limiter_of
 from api.schemas import (
@@ -50,6 +51,7 @@ from api.schemas import (
     MessageAccepted,
     MessageCreate,
 )
+from recovery.i18n import N_, Listed, Message, MessageError, render
 from recovery.models import CaseStatus, NewCase
 from recovery.settings import UnknownChain
 from services.case_opening import CaseOpener, Outcome
@@ -65,22 +67,23 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
-FOREIGN_DEPOSIT = (
+FOREIGN_DEPOSIT = Message(
     "this deposit was made to an address that belongs to another account; "
     "claim it from that account, or contact support if you believe this is wrong"
 )
-CLAIMED_ELSEWHERE = (
+CLAIMED_ELSEWHERE = Message(
     "this transaction has already been claimed by another account; contact support if you sent it yourself"
 )
+NOTHING_CHANGED = N_("{reason}; nothing was changed")
 
 
 def _conflict(case_id: str) -> JSONResponse:
+    detail = Message(
+        "you already filed a claim for this deposit; follow it at GET /v1/cases/{case_id}", case_id=case_id
+    )
     return JSONResponse(
         status_code=status.HTTP_409_CONFLICT,
-        content={
-            "detail": f"you already filed a claim for this deposit; follow it at GET /v1/cases/{case_id}",
-            "case_id": case_id,
-        },
+        content={"detail": render(detail, current_locale()), "case_id": case_id},
     )
 
 
@@ -101,7 +104,7 @@ def _must_be_yours(case: Case | None, user: User, case_id: str) -> Case:
 def _not_yours(case_id: str) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_404_NOT_FOUND,
-        detail=f"no case {case_id!r} among yours; list your cases with GET /v1/cases",
+        detail=Message("no case {case_id} among yours; list your cases with GET /v1/cases", case_id=repr(case_id)),
     )
 
 
@@ -112,7 +115,7 @@ async def _connected(temporal: TemporalConnector) -> Client:
         log.error("cannot connect to Temporal: %r", exc)
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the case service is temporarily unavailable; nothing was recorded, try again later",
+            detail=Message("the case service is temporarily unavailable; nothing was recorded, try again later"),
         ) from None
 
 
@@ -153,7 +156,7 @@ async def create_case(
         except UnknownChain as exc:
             raise HTTPException(
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"{exc}, or omit chain to search them all",
+                detail=Message("{reason}, or omit chain to search them all", reason=str(exc)),
             ) from None
 
     try:
@@ -165,11 +168,12 @@ async def create_case(
         raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     except ChainUnreachable as exc:
         log.warning("tracing %s failed: %s", body.tx_hash, exc.__cause__ or exc)
-        where = f"chain {', '.join(exc.chains)}" if len(exc.chains) == 1 else f"chains {', '.join(exc.chains)}"
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"{where} unreachable, try again later",
-        ) from None
+        unreachable = (
+            Message("chain {chain} unreachable, try again later", chain=exc.chains[0])
+            if len(exc.chains) == 1
+            else Message("chains {chains} unreachable, try again later", chains=Listed(exc.chains))
+        )
+        raise HTTPException(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=unreachable) from None
 
     chain_name = trace.chain or (config.name if config else None)
 
@@ -206,7 +210,7 @@ async def create_case(
             log.error("could not start the workflow of %s: %r", case_id, exc)
             raise HTTPException(
                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail="could not start processing your claim; nothing was recorded, try again later",
+                detail=Message("could not start processing your claim; nothing was recorded, try again later"),
             ) from None
         if opened.outcome is Outcome.EXISTS:  # a concurrent request for the same deposit won
             assert opened.existing is not None
@@ -227,7 +231,9 @@ def _iso_datetime(value: object) -> object:
         try:
             return datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError("must be an ISO 8601 date-time such as 2026-03-01T00:00:00Z") from None
+            raise MessageError(
+                Message("must be an ISO 8601 date-time such as {example}", example="2026-03-01T00:00:00Z")
+            ) from None
     return value
 
 
@@ -296,8 +302,10 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     except (ValueError, TypeError):
         raise HTTPException(
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail="cursor is not one this API gave: pass next_cursor from the previous page as it is, "
-            "or omit cursor for the first page",
+            detail=Message(
+                "cursor is not one this API gave: pass next_cursor from the previous page as it is, "
+                "or omit cursor for the first page"
+            ),
         ) from None
 
 
@@ -319,15 +327,17 @@ async def read_case(
     ``If-None-Match`` and an unchanged case answers ``304 Not Modified`` with no body."""
     views = case_views_of(request)
     token = credentials.credentials if credentials is not None else ""
+    asked = request_locale(request).header  # Accept-Language first, else the user's stored locale
     if not token:
         found, rendered = None, None
     elif views.inline:
-        found, rendered = views.read(token=token, case_id=case_id)
+        found, rendered = views.read(token=token, case_id=case_id, locale=asked)
     else:
-        found, rendered = await run_in_threadpool(views.read, token=token, case_id=case_id)
+        found, rendered = await run_in_threadpool(views.read, token=token, case_id=case_id, locale=asked)
     if found is None or not found.live:
         await run_in_threadpool(_refuse, request, credentials)  # the same answers as every user route
         raise AssertionError("unreachable: _refuse raises")
+    use_user_locale(request, found.locale)
     limiter_of(request).spend(Budget.READS, f"user:{found.user_id}")
     if rendered is None:
         raise _not_yours(case_id)
@@ -340,7 +350,7 @@ def _refuse(request: Request, credentials: HTTPAuthorizationCredentials | None) 
     """Answer a read whose token is missing, unknown, expired or revoked as ``get_current_user`` does."""
     with Session(request.app.state.engine) as session:
         get_current_user(request, session, credentials)
-    raise unauthorized(f"invalid API token: {TOKEN_HELP}")
+    raise unauthorized(Message("invalid API token: {help}", help=TOKEN_HELP))
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -369,7 +379,10 @@ async def post_message(
     if case.status is not CaseStatus.AWAITING_USER:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
-            detail=f"nobody asked you anything on this case right now (it is {case.status}); nothing was changed",
+            detail=Message(
+                "nobody asked you anything on this case right now (it is {status}); nothing was changed",
+                status=case.status.value,
+            ),
         )
     client = await _connected(temporal)
     try:
@@ -379,12 +392,16 @@ async def post_message(
         log.info("answer to %s: %s", case_id, delivered)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
-        message = cause.message if isinstance(cause, ApplicationError) else "the case cannot take an answer now"
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=f"{message}; nothing was changed") from None
+        message = (
+            cause.message if isinstance(cause, ApplicationError) else Message("the case cannot take an answer now")
+        )
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT, detail=Message(NOTHING_CHANGED, reason=message)
+        ) from None
     except RPCError as exc:
         log.error("answer to %s not delivered: %r", case_id, exc)
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="your answer could not be delivered; nothing was recorded, try again later",
+            detail=Message("your answer could not be delivered; nothing was recorded, try again later"),
         ) from None
     return MessageAccepted(case_id=case_id, status=CaseStatus.AWAITING_APPROVAL)

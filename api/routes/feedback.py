@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from api.deps import CurrentUser, SessionDep
 from api.routes.cases import _must_be_yours
 from api.schemas import ErrorOut
+from recovery.i18n import Listed, Message, MessageError
 from store import cases
 from store.feedback import (
     MAX_COMMENT_CHARS,
@@ -26,7 +27,7 @@ from store.feedback import (
 
 router = APIRouter(prefix="/cases", tags=["feedback"])
 
-RATING_HELP = f"a whole number from {MIN_RATING} (very unhappy) to {MAX_RATING} (very happy)"
+RATING_HELP = Message("a whole number from {min} (very unhappy) to {max} (very happy)", min=MIN_RATING, max=MAX_RATING)
 
 
 class FeedbackCreate(BaseModel):
@@ -52,7 +53,7 @@ class FeedbackCreate(BaseModel):
         if isinstance(value, float) and value.is_integer():  # JSON's 4.0 is the integer 4
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not MIN_RATING <= value <= MAX_RATING:
-            raise ValueError(f"must be {RATING_HELP}, got {value!r}")
+            raise MessageError(Message("must be {help}, got {value}", help=RATING_HELP, value=repr(value)))
         return value
 
     @field_validator("comment", mode="before")
@@ -61,10 +62,14 @@ class FeedbackCreate(BaseModel):
         if value is None:
             return None
         if not isinstance(value, str):
-            raise ValueError("must be text (or leave it out)")
+            raise MessageError(Message("must be text (or leave it out)"))
         value = value.strip()
         if len(value) > MAX_COMMENT_CHARS:
-            raise ValueError(f"is {len(value)} characters long; shorten it to at most {MAX_COMMENT_CHARS}")
+            raise MessageError(
+                Message(
+                    "is {length} characters long; shorten it to at most {max}", length=len(value), max=MAX_COMMENT_CHARS
+                )
+            )
         return value or None
 
 
@@ -79,9 +84,9 @@ class FeedbackOut(BaseModel):
         return cls(case_id=row.case_id, rating=row.rating, comment=row.comment, created_at=row.created_at)
 
 
-def _closed_names() -> str:
-    names = [s.value for s in closing_statuses()]
-    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+def _closed_names() -> Listed:
+    """``COMPLETED, REJECTED or EXPIRED``, worded for the reader's language."""
+    return Listed([s.value for s in closing_statuses()], style="or")
 
 
 @router.post(
@@ -108,15 +113,25 @@ def rate_case(case_id: str, body: FeedbackCreate, session: SessionDep, user: Cur
     except CaseNotClosed as exc:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
-            detail=f"your case is {exc.status} and still being worked on; you can rate it once it is "
-            f"{_closed_names()} (follow it at GET /v1/cases/{case_id}); nothing was recorded",
+            detail=Message(
+                "your case is {status} and still being worked on; you can rate it once it is {closed} (follow it at "
+                "GET /v1/cases/{case_id}); nothing was recorded",
+                status=str(exc.status),
+                closed=_closed_names(),
+                case_id=case_id,
+            ),
         ) from None
     except FeedbackExists as exc:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
-            detail=f"you rated this case already ({exc.existing.rating} of {MAX_RATING}, on "
-            f"{exc.existing.created_at:%Y-%m-%d %H:%M} UTC); a case takes one rating, nothing was changed "
-            f"(see it at GET /v1/cases/{case_id}/feedback)",
+            detail=Message(
+                "you rated this case already ({rating} of {max}, on {rated_at}); a case takes one rating, nothing was "
+                "changed (see it at GET /v1/cases/{case_id}/feedback)",
+                rating=exc.existing.rating,
+                max=MAX_RATING,
+                rated_at=exc.existing.created_at,
+                case_id=case_id,
+            ),
         ) from None
     return FeedbackOut.of(row)
 
@@ -133,6 +148,9 @@ def read_feedback(case_id: str, session: SessionDep, user: CurrentUser) -> Any:
     if row is None:
         raise HTTPException(
             status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"you have not rated this case; rate it with POST /v1/cases/{case_id}/feedback once it has ended",
+            detail=Message(
+                "you have not rated this case; rate it with POST /v1/cases/{case_id}/feedback once it has ended",
+                case_id=case_id,
+            ),
         )
     return FeedbackOut.of(row)

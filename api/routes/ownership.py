@@ -24,9 +24,10 @@ from api.deps import (
     TracerDep,
     TxHashFormatError,
 )
-from api.routes.cases import _connected, _must_be_yours
+from api.routes.cases import NOTHING_CHANGED, _connected, _must_be_yours
 from api.schemas import ErrorOut
 from api.staff_actions import ActionRefused, CaseNotRunning, WorkflowBusy, send_update
+from recovery.i18n import Message
 from recovery.settings import Settings
 from services import ownership as proofs
 from store import cases
@@ -75,10 +76,12 @@ class ProofCreate(BaseModel):
     )
 
 
-ONE_PROOF = (
-    'send exactly one proof: {"signature": "0x..."} (the challenge\'s message signed with personal_sign) or '
-    '{"verification_tx_hash": "..."} (a new small transfer from the sender to the deposit address, made after '
-    "GET ownership-challenge)"
+ONE_PROOF = Message(
+    "send exactly one proof: {signature_body} (the challenge's message signed with personal_sign) or "
+    "{deposit_body} (a new small transfer from the sender to the deposit address, made after GET "
+    "ownership-challenge)",
+    signature_body='{"signature": "0x..."}',
+    deposit_body='{"verification_tx_hash": "..."}',
 )
 
 
@@ -129,7 +132,10 @@ async def ownership_proof(
     mined after you GET the challenge, and final). A proof that does not hold answers 422 saying why and
     what to do, and changes nothing."""
     if (body.signature is None) == (body.verification_tx_hash is None):
-        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"invalid request: {ONE_PROOF}")
+        raise HTTPException(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=Message("invalid request: {problems}", problems=ONE_PROOF),
+        )
     _must_be_yours(await run_in_threadpool(cases.get_case, session, case_id=case_id), user, case_id)
     try:
         if body.signature is not None:
@@ -157,10 +163,14 @@ async def ownership_proof(
         answer = await send_update(client, case_id, "ownership_proven", payload)
     except (ActionRefused, CaseNotRunning) as exc:
         await run_in_threadpool(proofs.release, session, proof)
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=f"{exc}; nothing was changed") from None
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT, detail=Message(NOTHING_CHANGED, reason=str(exc))
+        ) from None
     except WorkflowBusy as exc:
         await run_in_threadpool(proofs.release, session, proof)
-        raise HTTPException(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"{exc}; try again") from None
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=Message("{reason}; try again", reason=str(exc))
+        ) from None
     try:
         await run_in_threadpool(proofs.mark_proven, session, proof)
     except proofs.ProofRefused as exc:  # the case has it; a concurrent request got there first
@@ -177,11 +187,13 @@ async def _verification_proof(
     try:
         trace = await tracer.trace(target.chain, tx_hash, block_time=True)
     except TxHashFormatError as exc:
-        raise proofs.ProofRefused(f"{exc}; POST the hash of your verification deposit") from None
+        raise proofs.ProofRefused(
+            Message("{reason}; POST the hash of your verification deposit", reason=str(exc))
+        ) from None
     except ChainUnreachable as exc:
         log.warning("tracing %s failed: %s", tx_hash, exc.__cause__ or exc)
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"chain {target.chain.name} unreachable, nothing was recorded; try again later",
+            detail=Message("chain {chain} unreachable, nothing was recorded; try again later", chain=target.chain.name),
         ) from None
     return await run_in_threadpool(proofs.link_verification_deposit, session, target=target, trace=trace)

@@ -12,9 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import AttesterDep, CurrentUser, SessionDep, TemporalDep
-from api.routes.cases import _connected, _must_be_yours
+from api.routes.cases import NOTHING_CHANGED, _connected, _must_be_yours
 from api.schemas import ErrorOut
 from api.staff_actions import ActionRefused, CaseNotRunning, WorkflowBusy, send_update
+from recovery.i18n import Message
 from recovery.models import CaseStatus
 from store import cases
 from workflows.case_messages import QuoteAnswer
@@ -59,7 +60,10 @@ async def fee_acceptance(
     if case.status is not CaseStatus.AWAITING_USER:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
-            detail=f"this case is not waiting for your answer to a quote (it is {case.status}); nothing was changed",
+            detail=Message(
+                "this case is not waiting for your answer to a quote (it is {status}); nothing was changed",
+                status=case.status.value,
+            ),
         )
     attestation = attester.attest(
         case_id=case_id, engineer=OWNERSHIP_PROVER, action="fee_acceptance", now=datetime.now(UTC)
@@ -70,7 +74,11 @@ async def fee_acceptance(
             client, case_id, "fee_acceptance", QuoteAnswer(accept=body.accept, attestation=attestation)
         )
     except (ActionRefused, CaseNotRunning) as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=f"{exc}; nothing was changed") from None
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT, detail=Message(NOTHING_CHANGED, reason=str(exc))
+        ) from None
     except WorkflowBusy as exc:
-        raise HTTPException(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"{exc}; try again") from None
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=Message("{reason}; try again", reason=str(exc))
+        ) from None
     return FeeAcceptanceOut(case_id=case_id, accepted=body.accept, answer=answer)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from temporalio.client import Client
 
 from api.deps import AttesterDep, SessionDep, TemporalConnector, TemporalDep
+from api.languages import LocaleDep
 from api.schemas import AmountOut, CaseDetail, ErrorOut
 from api.staff_actions import (
     ActionRefused,
@@ -41,6 +42,7 @@ from api.staff_schemas import (
     StaffCaseList,
     WorkflowView,
 )
+from recovery.i18n import Message
 from recovery.models import RecoveryChoice
 from services import fee_report as fees
 from services.attesting import Attester
@@ -72,7 +74,7 @@ async def _connected(temporal: TemporalConnector) -> Client:
         log.error("cannot connect to Temporal: %r", exc)
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="the workflow engine is unreachable; nothing was changed, try again later",
+            detail=Message("the workflow engine is unreachable; nothing was changed, try again later"),
         ) from None
 
 
@@ -116,7 +118,9 @@ async def list_staff_cases(
     response_model=StaffCaseDetail,
     responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "No such case"}, 503: {"model": ErrorOut}},
 )
-async def read_staff_case(case_id: str, member: CaseStaff, session: SessionDep, temporal: TemporalDep) -> Any:
+async def read_staff_case(
+    case_id: str, member: CaseStaff, session: SessionDep, temporal: TemporalDep, locale: LocaleDep
+) -> Any:
     """A case's row and timeline, what its workflow answers (`status`, `evidence`), and its audit trail."""
 
     def from_database() -> tuple[CaseDetail | None, list[AuditOut]]:
@@ -126,7 +130,10 @@ async def read_staff_case(case_id: str, member: CaseStaff, session: SessionDep, 
                 None
                 if row is None
                 else CaseDetail.build(
-                    row, cases.timeline(session, case_id=case_id), cases.get_handling(session, case_id=case_id)
+                    row,
+                    cases.timeline(session, case_id=case_id),
+                    cases.get_handling(session, case_id=case_id),
+                    locale=locale,
                 )
             )
             return detail, [AuditOut.of(e) for e in audit.entries(session, case_id=case_id)]
@@ -138,7 +145,10 @@ async def read_staff_case(case_id: str, member: CaseStaff, session: SessionDep, 
     if detail is None and not queried.exists:
         raise HTTPException(
             status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"no case {case_id!r} in the database or in Temporal; list cases with GET /v1/staff/cases",
+            detail=Message(
+                "no case {case_id} in the database or in Temporal; list cases with GET /v1/staff/cases",
+                case_id=repr(case_id),
+            ),
         )
     workflow = (
         WorkflowView(status=queried.status, evidence=queried.evidence, error=queried.error) if queried.exists else None
@@ -156,15 +166,24 @@ async def _act(temporal: TemporalConnector, case_id: str, name: str, payload: Ba
     except CaseNotRunning:
         raise HTTPException(
             status_code=status.HTTP_404_NOT_FOUND,
-            detail=f"no running case {case_id!r}: check the id with GET /v1/staff/cases (a finished case takes "
-            "no more actions)",
+            detail=Message(
+                "no running case {case_id}: check the id with GET /v1/staff/cases (a finished case takes no more "
+                "actions)",
+                case_id=repr(case_id),
+            ),
         ) from None
     except ActionRefused as exc:
-        raise HTTPException(status_code=status.HTTP_409_CONFLICT, detail=f"refused: {exc}") from None
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT, detail=Message("refused: {reason}", reason=str(exc))
+        ) from None
     except WorkflowBusy as exc:
         raise HTTPException(
             status_code=status.HTTP_504_GATEWAY_TIMEOUT,
-            detail=f"{exc}; check the case with GET /v1/staff/cases/{case_id} before sending it again",
+            detail=Message(
+                "{reason}; check the case with GET /v1/staff/cases/{case_id} before sending it again",
+                reason=str(exc),
+                case_id=case_id,
+            ),
         ) from None
     log.info("%s on %s by %s: %s", name, case_id, engineer, answer)
     return ActionDone(
