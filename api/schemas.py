@@ -3,6 +3,7 @@ precision beyond 2**53; 100 USDT at 18 decimals is 1e20)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Row
 
-from recovery.i18n import N_, Message, MessageError, translate
+from recovery.i18n import N_, Message, MessageError, render_ref, translate
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling, CaseStatus, Pattern, Quote, SlaState
 from recovery.units import format_units
@@ -364,7 +365,8 @@ class CaseDetail(CaseSummary):
         *,
         locale: str = DEFAULT_LOCALE,
     ) -> CaseDetail:
-        """The case as its reader sees it; the API's own texts (``next_action``) in ``locale``."""
+        """The case as its reader sees it; the API's own texts (``next_action``), the timeline and the reason in
+        ``locale`` (rendered from their message ids; the stored English for texts written without one)."""
         quote = Quote.model_validate_json(case.quote_json) if case.quote_json else None
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
         settled = case.credited is not None
@@ -373,7 +375,9 @@ class CaseDetail(CaseSummary):
         summary["amount"] = AmountOut.of(case.amount, decimals)
         return cls(
             **summary,
-            reason=case.reason,
+            reason=_localized(
+                case.reason, getattr(case, "reason_id", None), getattr(case, "reason_params", None), locale
+            ),
             log_index=case.log_index,
             token_address=case.token_address,
             decimals=decimals,
@@ -395,8 +399,26 @@ class CaseDetail(CaseSummary):
             sweep_tx_hash=case.sweep_tx_hash,
             sla=SlaOut.of(handling),
             next_action=next_action(case, events, ownership, handling, locale=locale),
-            timeline=[TimelineEntry(at=e.at, status=e.status, message=e.message, due_at=e.due_at) for e in events],
+            timeline=[
+                TimelineEntry(
+                    at=e.at,
+                    status=e.status,
+                    message=_localized(
+                        e.message, getattr(e, "message_id", None), getattr(e, "message_params", None), locale
+                    ),
+                    due_at=e.due_at,
+                )
+                for e in events
+            ],
         )
+
+
+def _localized(english: str, msgid: str | None, params: str | None, locale: str) -> str:
+    """A stored text in ``locale`` from its message id and JSON values; the stored English without an id (texts
+    written before message ids, and those still written in English only)."""
+    if not msgid:
+        return english
+    return render_ref(locale, msgid, json.loads(params) if params else {})
 
 
 def _acceptance(quote: Quote | None, events: Sequence[EventRecord], case: CaseRecord) -> str | None:

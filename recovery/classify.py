@@ -6,24 +6,48 @@ The checks run in order; the first that applies names the pattern.
 
 from __future__ import annotations
 
-from recovery.models import Action, Classification, DepositFacts, Pattern, Route, Transfer
+from typing import Any
+
+from recovery.i18n import N_
+from recovery.models import Action, Classification, DepositFacts, MessageRef, Pattern, Route, Transfer, ref_message
+
+ANY_CHAIN = N_("any configured chain")
 
 
-def _reject(pattern: Pattern, reason: str) -> Classification:
-    return Classification(pattern=pattern, recoverable=False, route=Route.NONE, reason=reason, action=Action.NONE)
+def _ref(msgid: str, **params: Any) -> tuple[str, MessageRef]:
+    """A reason's English text and its message ref (the English equals the ref rendered in English: the values
+    are plain text, or a nested ref given with its English)."""
+    english = {k: v[0] if isinstance(v, tuple) else v for k, v in params.items()}
+    values = {k: ref_message(v[1]) if isinstance(v, tuple) else v for k, v in params.items()}
+    return msgid.format(**english), MessageRef(msgid=msgid, params=values)
+
+
+def _chain(chain: str | None) -> str | tuple[str, MessageRef]:
+    return chain if chain else (ANY_CHAIN, MessageRef(msgid=ANY_CHAIN))
+
+
+def _reject(pattern: Pattern, reason: str | tuple[str, MessageRef]) -> Classification:
+    reason, text = reason if isinstance(reason, tuple) else (reason, None)
+    return Classification(
+        pattern=pattern, recoverable=False, route=Route.NONE, reason=reason, action=Action.NONE, text=text
+    )
 
 
 def _manual(pattern: Pattern, reason: str, action: Action = Action.SWEEP) -> Classification:
     return Classification(pattern=pattern, recoverable=True, route=Route.MANUAL, reason=reason, action=action)
 
 
-def _automatic(pattern: Pattern, reason: str, action: Action = Action.SWEEP) -> Classification:
-    return Classification(pattern=pattern, recoverable=True, route=Route.AUTOMATIC, reason=reason, action=action)
+def _automatic(pattern: Pattern, reason: str | tuple[str, MessageRef], action: Action = Action.SWEEP) -> Classification:
+    reason, text = reason if isinstance(reason, tuple) else (reason, None)
+    return Classification(
+        pattern=pattern, recoverable=True, route=Route.AUTOMATIC, reason=reason, action=action, text=text
+    )
 
 
 def _trace_problem(facts: DepositFacts) -> Classification | None:
     trace = facts.trace
     chain = trace.chain or "any configured chain"
+    where = _chain(trace.chain)
     if not trace.found and facts.vanished_from_block is not None:
         return _reject(
             Pattern.NOT_FOUND,
@@ -34,19 +58,35 @@ def _trace_problem(facts: DepositFacts) -> Classification | None:
     if not trace.found:
         return _reject(
             Pattern.NOT_FOUND,
-            f"Transaction {trace.tx_hash} was not found on {chain}. Check the hash and the network, "
-            "and claim again once the transaction is on chain.",
+            _ref(
+                N_(
+                    "Transaction {tx_hash} was not found on {chain}. Check the hash and the network, "
+                    "and claim again once the transaction is on chain."
+                ),
+                tx_hash=trace.tx_hash,
+                chain=where,
+            ),
         )
     if trace.succeeded is None:
         return _reject(
             Pattern.NOT_FOUND,
-            f"Transaction {trace.tx_hash} is known on {chain} but was never mined; it may have been dropped. "
-            "Claim again once it is in a block.",
+            _ref(
+                N_(
+                    "Transaction {tx_hash} is known on {chain} but was never mined; it may have been dropped. "
+                    "Claim again once it is in a block."
+                ),
+                tx_hash=trace.tx_hash,
+                chain=where,
+            ),
         )
     if trace.succeeded is False:
         return _reject(
             Pattern.FAILED_TX,
-            f"Transaction {trace.tx_hash} failed on {chain}: no funds moved, so there is nothing to recover.",
+            _ref(
+                N_("Transaction {tx_hash} failed on {chain}: no funds moved, so there is nothing to recover."),
+                tx_hash=trace.tx_hash,
+                chain=where,
+            ),
         )
     return None
 
@@ -188,7 +228,7 @@ def _classify(facts: DepositFacts) -> Classification:
     if facts.owner_user_id != facts.claimant_user_id:
         return _reject(
             Pattern.NOT_YOUR_DEPOSIT,
-            "This deposit was made to an address that belongs to another account.",
+            _ref(N_("This deposit was made to an address that belongs to another account.")),
         )
     if facts.already_credited:
         return _reject(
@@ -230,9 +270,16 @@ def _classify(facts: DepositFacts) -> Classification:
     if facts.credited_chains:
         return _automatic(
             Pattern.WRONG_NETWORK_SAME_KEY,
-            f"{deposit.asset} was sent on {deposit.chain}, where the exchange does not credit it; it is "
-            f"credited on {', '.join(facts.credited_chains)}. The same key controls your address on "
-            f"{deposit.chain}, so it is recovered automatically.",
+            _ref(
+                N_(
+                    "{asset} was sent on {chain}, where the exchange does not credit it; it is credited on "
+                    "{credited_chains}. The same key controls your address on {chain}, so it is recovered "
+                    "automatically."
+                ),
+                asset=deposit.asset,
+                chain=deposit.chain,
+                credited_chains=", ".join(facts.credited_chains),
+            ),
         )
     return _manual(
         Pattern.UNLISTED_TOKEN,

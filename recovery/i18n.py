@@ -288,3 +288,52 @@ def format_datetime(value: datetime, locale: str | None) -> str:
 
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return babel_format_datetime(aware, format="long", tzinfo=UTC, locale=babel_locale(locale))
+
+
+# --- message refs (timeline messages and case reasons, docs/i18n.md) -------------------------------
+
+
+class AmountText(Message):
+    """An amount of an asset (``1,234.5 USDT``), the number formatted for the reader's language."""
+
+    base_units: int
+    decimals: int
+    asset: str
+
+    def __new__(cls, base_units: int, decimals: int, asset: str) -> AmountText:
+        self = str.__new__(cls, f"{format_amount(base_units, decimals, DEFAULT_LOCALE)} {asset}")
+        self.msgid, self.params = "", {}
+        self.base_units, self.decimals, self.asset = base_units, decimals, asset
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Param]]:  # type: ignore[override]
+        return (self.base_units, self.decimals, self.asset), {}
+
+    def render(self, locale: str | None) -> str:
+        return f"{format_amount(self.base_units, self.decimals, locale)} {self.asset}"
+
+
+def decode(params: Mapping[str, Any]) -> dict[str, Param]:
+    """The values of a message ref's JSON ``params`` (``recovery.models.MessageRef``), ready for
+    :func:`translate`: tagged datetimes, dates, amounts and nested refs become what formats them per language."""
+    return {name: _decode_value(value) for name, value in params.items()}
+
+
+def _decode_value(value: Any) -> Param:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "datetime":
+            moment = datetime.fromisoformat(inner)
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if tag == "date":
+            return date.fromisoformat(inner)
+        if tag == "amount":
+            return AmountText(int(inner["base_units"]), int(inner["decimals"]), str(inner["asset"]))
+        if tag == "message":
+            return Message(inner["msgid"], **decode(inner.get("params") or {}))
+    return value
+
+
+def render_ref(locale: str | None, msgid: str, params: Mapping[str, Any] | None) -> str:
+    """A message ref (id and JSON values) in ``locale``; English when the catalog has no translation."""
+    return translate(locale, msgid, **decode(params or {}))

@@ -7,10 +7,10 @@ Workflow-safe: only the standard library and pydantic. Amounts are integers in b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer
 
@@ -261,12 +261,47 @@ class DepositFacts(BaseModel):
     """Whether an unlisted token has a USD price (listed assets are priced by configuration)."""
 
 
+class MessageRef(BaseModel):
+    """A text for a user as a message id and its values, rendered in the reader's language when read
+    (``recovery.i18n.render_ref``; docs/i18n.md). The id is marked with ``N_`` where it is written.
+
+    Each value is JSON: text or an integer as they are, or a tagged value formatted per language:
+    ``{"datetime": "2027-01-13T10:00:00+00:00"}``, ``{"date": "2027-01-13"}``, ``{"amount": {"base_units":
+    "100500000", "decimals": 6, "asset": "USDT"}}`` (never a float) or ``{"message": {...}}`` (a ref inside a
+    sentence). Build the tagged ones with :func:`ref_datetime`, :func:`ref_date`, :func:`ref_amount`,
+    :func:`ref_message`. Workflow-safe: renders nothing itself."""
+
+    msgid: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def ref_datetime(value: datetime) -> dict[str, str]:
+    return {"datetime": value.isoformat()}
+
+
+def ref_date(value: date) -> dict[str, str]:
+    return {"date": (value.date() if isinstance(value, datetime) else value).isoformat()}
+
+
+def ref_amount(base_units: int, decimals: int | None, asset: str) -> dict[str, Any] | str:
+    """An amount of ``asset`` in base units; without known decimals, the base units as text."""
+    if decimals is None:
+        return f"{base_units} {asset}"
+    return {"amount": {"base_units": str(base_units), "decimals": decimals, "asset": asset}}
+
+
+def ref_message(ref: MessageRef) -> dict[str, Any]:
+    return {"message": ref.model_dump(mode="json")}
+
+
 class Classification(BaseModel):
     pattern: Pattern
     recoverable: bool
     route: Route
     reason: str
     action: Action = Action.SWEEP
+    text: MessageRef | None = None
+    """The reason as an id and values (``reason`` stays its English); None where it is English only."""
 
 
 class Quote(BaseModel):
@@ -338,6 +373,8 @@ class TimelineEvent(BaseModel):
     key: str
     status: CaseStatus
     message: str
+    text: MessageRef | None = None
+    """The message as an id and values, rendered in the reader's language (``message`` stays its English)."""
     due_at: datetime | None = None
     """When the case stops waiting for what the event asks of the user (an answer, a proof, an acceptance)."""
 
@@ -372,6 +409,8 @@ class CaseUpdate(BaseModel):
     event: TimelineEvent
     pattern: Pattern | None = None
     reason: str | None = None
+    reason_text: MessageRef | None = None
+    """The reason as an id and values, when ``reason`` is given and has one."""
     chain: str | None = None
     asset: str | None = None
     token_address: str | None = None

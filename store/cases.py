@@ -3,6 +3,7 @@ each change (one event per key, so writing is idempotent)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +14,9 @@ from sqlalchemy import Index, Text, UniqueConstraint, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from recovery.models import CaseHandling, CaseStatus, CaseUpdate, Pattern, Settlement, Transfer
+from recovery.i18n import render_ref
+from recovery.locales import DEFAULT_LOCALE
+from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, Pattern, Settlement, Transfer
 from recovery.notifications import RERUN_TYPE, CaseOut, EventOut
 from store import notifications
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
@@ -33,6 +36,10 @@ class Case(CaseBase, table=True):
     status: CaseStatus = Field(default=CaseStatus.RECEIVED, sa_type=StrEnumType(CaseStatus))
     pattern: Pattern | None = Field(default=None, sa_type=StrEnumType(Pattern))
     reason: str = Field(default="", sa_type=Text)
+    reason_id: str | None = Field(default=None, sa_type=Text)
+    """The reason's message id (docs/i18n.md), rendered in the reader's language; None: ``reason`` is English only."""
+    reason_params: str | None = Field(default=None, sa_type=Text)
+    """The reason's values as JSON (``recovery.models.MessageRef.params``)."""
     asset: str | None = Field(default=None, max_length=64)
     token_address: str | None = Field(default=None, max_length=128)
     decimals: int | None = None
@@ -64,6 +71,11 @@ class CaseEvent(SQLModel, table=True):
     key: str = Field(max_length=255)
     status: CaseStatus = Field(sa_type=StrEnumType(CaseStatus))
     message: str = Field(default="", sa_type=Text)
+    """The English text (what the staff CLI, old readers and events written before message ids read)."""
+    message_id: str | None = Field(default=None, sa_type=Text)
+    """The message id, rendered in the reader's language with ``message_params``; None: ``message`` only."""
+    message_params: str | None = Field(default=None, sa_type=Text)
+    """The message's values as JSON (``recovery.models.MessageRef.params``)."""
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     """Until when the case waits for what this event asks of the user, if it asks anything."""
@@ -270,7 +282,8 @@ def apply_case_update(
             key=update.event.key,
             status=case.status,
             message=f"After the case was closed as {case.status}, a re-run reported ({update.event.status}): "
-            f"{update.event.message}. The case is unchanged.",
+            f"{update.event.message if update.event.text is None else english(update.event.text)}. "
+            "The case is unchanged.",
             at=now,
             kind=RERUN_TYPE,
         )
@@ -281,6 +294,12 @@ def apply_case_update(
             value = getattr(update, name)
             if value is not None:
                 setattr(case, name, value)
+        if update.reason is not None:  # a reason with a message id is stored as its English rendering and the id
+            ref = update.reason_text
+            case.reason_id = None if ref is None else ref.msgid
+            case.reason_params = None if ref is None else json.dumps(ref.params, sort_keys=True)
+            if ref is not None:
+                case.reason = english(ref)
         if update.handling is not None:
             _write_handling(session, update.case_id, update.handling)
         if update.quote is not None:
@@ -298,6 +317,7 @@ def apply_case_update(
             message=update.event.message,
             at=now,
             due_at=update.event.due_at,
+            text=update.event.text,
         )
     try:
         session.commit()
@@ -374,16 +394,34 @@ def _add_event(
     at: datetime,
     kind: str | None = None,
     due_at: datetime | None = None,
+    text: MessageRef | None = None,
 ) -> None:
     """Append a timeline event and its notification to the session: every event the user sees is one webhook,
-    written in the event's transaction (``store.notifications``). The only writer of :class:`CaseEvent` rows."""
-    session.add(CaseEvent(case_id=case.case_id, key=key, status=status, message=message, at=at, due_at=due_at))
+    written in the event's transaction (``store.notifications``). The only writer of :class:`CaseEvent` rows.
+
+    ``text``, the message as an id and values, is stored beside it and ``message`` becomes its English rendering
+    (so both always say the same); a reader gets it in their language (docs/i18n.md)."""
+    if text is not None:
+        message = english(text)
+    session.add(
+        CaseEvent(
+            case_id=case.case_id,
+            key=key,
+            status=status,
+            message=message,
+            message_id=None if text is None else text.msgid,
+            message_params=None if text is None else json.dumps(text.params, sort_keys=True),
+            at=at,
+            due_at=due_at,
+        )
+    )
     notifications.enqueue(
         session,
         case_id=case.case_id,
         user_id=case.user_id,
         event=EventOut(key=key, status=status, at=at, due_at=due_at),
         message=message,
+        text=text,
         case=CaseOut(
             status=case.status,
             pattern=None if case.pattern is None else str(case.pattern),
@@ -400,6 +438,11 @@ def _add_event(
         ),
         kind=kind,
     )
+
+
+def english(ref: MessageRef) -> str:
+    """A message ref's English text: what ``case_events.message`` and ``cases.reason`` keep."""
+    return render_ref(DEFAULT_LOCALE, ref.msgid, ref.params)
 
 
 def timeline(session: Session, *, case_id: str) -> list[CaseEvent]:

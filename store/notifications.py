@@ -26,7 +26,9 @@ from sqlalchemy import Index, Text, UniqueConstraint, and_, exists, func, text, 
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from recovery.i18n import render_ref
 from recovery.locales import DEFAULT_LOCALE
+from recovery.models import MessageRef
 from recovery.notifications import CaseOut, EventOut, NotificationBody, NotificationData, event_type
 from store.db import UTCDateTime, begin_write, utcnow
 from store.users import User
@@ -65,7 +67,7 @@ class Notification(SQLModel, table=True):
     event_type: str = Field(max_length=128)
     locale: str = Field(max_length=16)
     text: str = Field(sa_type=Text)
-    """The event's message in ``locale`` (the timeline's English text for now)."""
+    """The event's message in ``locale`` (rendered from its message id; English for an event without one)."""
     payload: str = Field(sa_type=Text)
     """The exact JSON body sent and signed on every attempt."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -108,9 +110,13 @@ def enqueue(
     message: str,
     case: CaseOut,
     kind: str | None = None,
+    text: MessageRef | None = None,
 ) -> Notification:
     """Add the notification of ``event`` to the session (not committed: the caller's transaction records the
-    event itself). Nothing is flushed here, so the caller decides when its rows reach the database."""
+    event itself). Nothing is flushed here, so the caller decides when its rows reach the database.
+
+    ``message`` is the event's English text; with ``text`` (its message id and values) the notification carries
+    it rendered in the user's locale instead."""
     with session.no_autoflush:
         _lock_case(session, case_id)
         last = session.exec(
@@ -128,6 +134,8 @@ def enqueue(
     else:
         seq, waiting = 1, False
     locale = user.locale if user is not None else DEFAULT_LOCALE
+    if text is not None:
+        message = render_ref(locale, text.msgid, text.params)
     body = NotificationBody(
         type=kind or event_type(event.key),
         timestamp=event.at,

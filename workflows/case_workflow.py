@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from recovery.attestation import Attestation, refuse_attestation
     from recovery.choices import default_choice, refuse_choice, refuse_fee_override
     from recovery.classify import classify
+    from recovery.i18n import N_
     from recovery.models import (
         Action,
         CaseHandling,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         CaseUpdate,
         Classification,
         DepositFacts,
+        MessageRef,
         Pattern,
         Quote,
         RecoveryChoice,
@@ -39,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
         TraceResult,
         Transfer,
         TxReceipt,
+        ref_amount,
+        ref_date,
+        ref_message,
     )
     from recovery.roster import ESCALATION, Approval, ApprovalPolicy, Tier, refuse_approval, refuse_decision
     from recovery.units import format_units
@@ -212,7 +217,13 @@ class CaseWorkflow:
         self._ownership_proof = self._manual_actions and workflow.patched(OWNERSHIP_PROOF)
         self._refunds = self._ownership_proof and workflow.patched(REFUND_TO_SENDER)
         self._fee_policies = self._refunds and workflow.patched(FEE_POLICIES)
-        await self._save("tracing", CaseStatus.TRACING, "Tracing the transaction", waiting="tracing")
+        await self._save(
+            "tracing",
+            CaseStatus.TRACING,
+            "Tracing the transaction",
+            waiting="tracing",
+            text=MessageRef(msgid=N_("Tracing the transaction")),
+        )
 
         trace = await self._wait_for_deposit_depth(case)
         facts: DepositFacts = await _activity(
@@ -235,7 +246,7 @@ class CaseWorkflow:
         self._state.action = verdict.action
         self._upsert_deposit_attributes(verdict, facts.deposit)
         if not verdict.recoverable or facts.deposit is None:
-            return await self._reject(verdict.pattern, verdict.reason)
+            return await self._reject(verdict.pattern, verdict.reason, text=verdict.text)
         deposit = facts.deposit
 
         await self._save(
@@ -243,8 +254,19 @@ class CaseWorkflow:
             CaseStatus.CLASSIFIED,
             f"Classified as {verdict.pattern} ({verdict.route.lower()}): {verdict.reason}",
             waiting="quoting the fee",
+            text=None
+            if verdict.text is None
+            else MessageRef(
+                msgid=N_("Classified as {pattern} ({route}): {reason}"),
+                params={
+                    "pattern": verdict.pattern.value,
+                    "route": verdict.route.lower(),
+                    "reason": ref_message(verdict.text),
+                },
+            ),
             pattern=verdict.pattern,
             reason=verdict.reason,
+            reason_text=verdict.text,
             chain=deposit.chain,
             asset=deposit.asset,
             token_address=deposit.token_address,
@@ -800,6 +822,23 @@ class CaseWorkflow:
             f"{format_units(quote.net_estimate, quote.decimals)} {quote.asset}. Accept or decline it by "
             f"{expires_at:%d %b %Y}: POST /v1/cases/{self._case.case_id}/fee-acceptance "
             '{"accept": true} (or false); nothing is signed before you accept.',
+            text=MessageRef(
+                msgid=N_(
+                    "Your recovery is quoted: fee {fee} (${fee_usd}, {basis}), network cost about {gas}; you would "
+                    "receive about {net}. Accept or decline it by {due}: POST {request} {body} (or false); nothing "
+                    "is signed before you accept."
+                ),
+                params={
+                    "fee": ref_amount(quote.fee, quote.decimals, quote.asset),
+                    "fee_usd": str(quote.fee_usd),
+                    "basis": quote.basis,
+                    "gas": ref_amount(quote.gas_estimate, quote.decimals, quote.asset),
+                    "net": ref_amount(quote.net_estimate, quote.decimals, quote.asset),
+                    "due": ref_date(expires_at),
+                    "request": f"/v1/cases/{self._case.case_id}/fee-acceptance",
+                    "body": '{"accept": true}',
+                },
+            ),
             waiting="the user's answer to the quote",
             due_at=expires_at,
             quote=quote,
@@ -819,6 +858,10 @@ class CaseWorkflow:
                 "quote-accepted",
                 CaseStatus.RECOVERING,
                 f"You accepted the fee of {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd})",
+                text=MessageRef(
+                    msgid=N_("You accepted the fee of {fee} (${fee_usd})"),
+                    params={"fee": ref_amount(quote.fee, quote.decimals, quote.asset), "fee_usd": str(quote.fee_usd)},
+                ),
                 waiting="recovery",
             )
         return answer.accept
@@ -961,6 +1004,17 @@ class CaseWorkflow:
             CaseStatus.AWAITING_USER,
             f"A recovery engineer asks: {request.question} Please answer by {expires_at:%d %b %Y} "
             f"(POST /v1/cases/{self._case.case_id}/messages); until then your case waits for you.",
+            text=MessageRef(
+                msgid=N_(
+                    "A recovery engineer asks: {question} Please answer by {due} (POST {request}); until then your "
+                    "case waits for you."
+                ),
+                params={
+                    "question": request.question,
+                    "due": ref_date(expires_at),
+                    "request": f"/v1/cases/{self._case.case_id}/messages",
+                },
+            ),
             waiting="the user's answer",
             due_at=expires_at,
             handling=self._handling(),
@@ -980,6 +1034,7 @@ class CaseWorkflow:
             f"user-answer-{number}",
             CaseStatus.AWAITING_APPROVAL,
             f"You answered: {answer}",
+            text=MessageRef(msgid=N_("You answered: {answer}"), params={"answer": str(answer)}),
             waiting="an engineer's approve or reject update",
             handling=self._handling(),
         )
@@ -1168,7 +1223,7 @@ class CaseWorkflow:
             f"Above the automatic limit of {limit} USD ({quote.amount_usd} USD): an engineer decides",
             reason=reason,
         )
-        return verdict.model_copy(update={"route": Route.MANUAL, "reason": reason})
+        return verdict.model_copy(update={"route": Route.MANUAL, "reason": reason, "text": None})
 
     def _decision_reason(self, verb: str) -> str:
         assert self._state.decision is not None
@@ -1202,6 +1257,10 @@ class CaseWorkflow:
                     key,
                     CaseStatus.WAITING_CONFIRMATIONS,
                     f"Deposit has {result.confirmations} of {result.required_confirmations} confirmations",
+                    text=MessageRef(
+                        msgid=N_("Deposit has {have} of {need} confirmations"),
+                        params={"have": result.confirmations, "need": result.required_confirmations},
+                    ),
                     waiting=self._confirmations_text(
                         "the deposit", result.chain, result.confirmations, result.required_confirmations
                     ),
@@ -1245,6 +1304,15 @@ class CaseWorkflow:
             CaseStatus.RECOVERING,
             f"Recovering {format_units(deposit.amount, quote.decimals)} {quote.asset} on {deposit.chain}: "
             f"fee {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) plus gas",
+            text=MessageRef(
+                msgid=N_("Recovering {amount} on {chain}: fee {fee} (${fee_usd}) plus gas"),
+                params={
+                    "amount": ref_amount(deposit.amount, quote.decimals, quote.asset),
+                    "chain": deposit.chain,
+                    "fee": ref_amount(quote.fee, quote.decimals, quote.asset),
+                    "fee_usd": str(quote.fee_usd),
+                },
+            ),
             waiting="signing the sweep",
             quote=quote,
         )
@@ -1265,6 +1333,10 @@ class CaseWorkflow:
             "sweep-mined",
             CaseStatus.RECOVERING,
             f"Sweep {sweep.tx_hash} mined in block {sweep_receipt.block_number}",
+            text=MessageRef(
+                msgid=N_("Sweep {tx_hash} mined in block {block}"),
+                params={"tx_hash": str(sweep.tx_hash), "block": sweep_receipt.block_number},
+            ),
             sweep_tx_hash=sweep.tx_hash,
         )
         final_sweep = await self._wait_for_tx_depth(sweep, sweep_receipt, "the sweep")
@@ -1363,6 +1435,10 @@ class CaseWorkflow:
             "gas-topup",
             CaseStatus.RECOVERING,
             f"Gas topped up on {deposit.chain} in {topup.tx_hash}",
+            text=MessageRef(
+                msgid=N_("Gas topped up on {chain} in {tx_hash}"),
+                params={"chain": deposit.chain, "tx_hash": str(topup.tx_hash)},
+            ),
             topup_tx_hash=topup.tx_hash,
         )
         return [receipt]
@@ -1428,11 +1504,18 @@ class CaseWorkflow:
         )
         return CaseResult(case_id=self._case.case_id, status=status, pattern=pattern, reason=reason)
 
-    async def _reject(self, pattern: Pattern, reason: str) -> CaseResult:
+    async def _reject(self, pattern: Pattern, reason: str, text: MessageRef | None = None) -> CaseResult:
         assert self._case is not None
         self._state.pattern = pattern
         await self._save(
-            "rejected", CaseStatus.REJECTED, reason, waiting="nothing: rejected", pattern=pattern, reason=reason
+            "rejected",
+            CaseStatus.REJECTED,
+            reason,
+            waiting="nothing: rejected",
+            text=text,
+            pattern=pattern,
+            reason=reason,
+            reason_text=text,
         )
         return CaseResult(case_id=self._case.case_id, status=CaseStatus.REJECTED, pattern=pattern, reason=reason)
 
@@ -1444,8 +1527,12 @@ class CaseWorkflow:
         *,
         waiting: str | None = None,
         due_at: datetime | None = None,
+        text: MessageRef | None = None,
         **fields: object,
     ) -> None:
+        """Write a timeline event (and the case's fields): ``message`` in English, ``text`` the same as a message
+        id and values that the store renders in English and a reader's language (docs/i18n.md); without ``text``
+        the event is English only."""
         assert self._case is not None
         self._state.status = status
         if waiting is not None:
@@ -1454,7 +1541,7 @@ class CaseWorkflow:
         update = CaseUpdate.model_validate(
             {
                 "case_id": self._case.case_id,
-                "event": TimelineEvent(key=key, status=status, message=message, due_at=due_at),
+                "event": TimelineEvent(key=key, status=status, message=message, text=text, due_at=due_at),
                 **fields,
             }
         )
