@@ -129,7 +129,10 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
         engine.dispose()
 
     assert receiver.by_case() == {"case-a": [1, 2, 3], "case-b": [1, 2, 3]}, "nothing lost, each case in order"
-    assert receiver.duplicates == [held.webhook_id], "the one in flight went again under its id"
+    # at least once: the held one went again under its id; another case's notification may have been in flight
+    # (answered, not yet marked) at the kill too, and went again under its own id: the receiver drops it by id
+    assert held.webhook_id in receiver.duplicates, "the one in flight went again under its id"
+    assert len(set(receiver.duplicates)) == len(receiver.duplicates) <= 2, receiver.duplicates
     assert receiver.attempts.count(held.webhook_id) == 2
     assert receiver.rejected == 0
     assert SECRET not in log.read_text()
