@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import signal
 import sys
@@ -51,6 +50,7 @@ from rich.table import Table
 
 from bench.args import bench_parser, positive_int
 from bench.bench_e2e import ASSET, CHAIN, BenchUser, create_users, make_deposits, percentile
+from bench.stack_race import race_with_death
 from bench.terminal import BenchError, console
 from devstack.stack import DevStack, free_port_settings
 from recovery.settings import ChainConfig, Settings
@@ -180,24 +180,6 @@ class DirectLookups:
         return list(await asyncio.gather(*(self.one(u) for u in users)))
 
 
-async def _race_with_death(stack: DevStack, work: Any) -> Any:
-    """Run ``work``; fail at once if a process of the stack dies meanwhile."""
-    work_task = asyncio.ensure_future(work)
-    death = asyncio.ensure_future(stack.wait_for_death())
-    try:
-        done, _ = await asyncio.wait({work_task, death}, return_when=asyncio.FIRST_COMPLETED)
-        if death in done:
-            exc = death.result()
-            raise BenchError(f"{exc}\n---- last lines of {exc.service.name} ----\n{exc.service.tail()}")
-        return work_task.result()
-    finally:
-        for task in (work_task, death):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-
-
 async def run(args: argparse.Namespace) -> Results:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-claim-"))
     settings = free_port_settings(data_dir)
@@ -221,10 +203,10 @@ async def run(args: argparse.Namespace) -> Results:
 
         began = time.monotonic()
         run_id = uuid.uuid4().hex[:6]
-        everyone = await _race_with_death(stack, asyncio.to_thread(create_users, settings, args.claims + 1, run_id))
+        everyone = await race_with_death(stack, asyncio.to_thread(create_users, settings, args.claims + 1, run_id))
         setup["users"] = time.monotonic() - began
         began = time.monotonic()
-        await _race_with_death(stack, make_deposits(chain, everyone, int(AMOUNT.scaleb(token.decimals))))
+        await race_with_death(stack, make_deposits(chain, everyone, int(AMOUNT.scaleb(token.decimals))))
         setup["deposits"] = time.monotonic() - began
         warm, users = everyone[0], everyone[1:]
 
@@ -232,14 +214,14 @@ async def run(args: argparse.Namespace) -> Results:
         limits = httpx.Limits(max_connections=args.claims + 10, max_keepalive_connections=args.claims + 10)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:
             with console.status("warming up"):
-                await _race_with_death(stack, _timed_claim(http, chain, warm))
+                await race_with_death(stack, _timed_claim(http, chain, warm))
                 await direct.one(warm)
             with console.status(f"floor: the direct lookups of {len(users)} deposits at once"):
-                floor = await _race_with_death(stack, direct.round(users))
+                floor = await race_with_death(stack, direct.round(users))
             with console.status(f"{len(users)} claims at once through the API"):
-                claims = await _race_with_death(stack, file_claims(http, chain, users))
+                claims = await race_with_death(stack, file_claims(http, chain, users))
             with console.status("floor again"):
-                floor += await _race_with_death(stack, direct.round(users))
+                floor += await race_with_death(stack, direct.round(users))
         ok = True
         return Results(
             claims=len(users),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -39,6 +38,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.args import bench_parser, positive_int
+from bench.stack_race import race_with_death
 from bench.terminal import BenchError, console, progress
 from devstack.stack import DevStack, free_port_settings
 from recovery.settings import ChainConfig, Settings
@@ -393,25 +393,6 @@ async def run_bare(client: Any, count: int, activities: int, timeout: float) -> 
 # Run
 
 
-async def _race_with_death(stack: DevStack, work: Awaitable[T]) -> T:
-    """Run ``work``; fail at once if a process of the stack dies meanwhile."""
-    work_task = asyncio.ensure_future(work)
-    death = asyncio.ensure_future(stack.wait_for_death())
-    try:
-        done, _ = await asyncio.wait({work_task, death}, return_when=asyncio.FIRST_COMPLETED)
-        if death in done:
-            exc = death.result()
-            tail = exc.service.tail()
-            raise BenchError(f"{exc}\n---- last lines of {exc.service.name} ----\n{tail}")
-        return work_task.result()
-    finally:
-        for task in (work_task, death):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-
-
 async def run(args: argparse.Namespace) -> Results:
     data_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     settings = free_port_settings(data_dir)
@@ -442,20 +423,20 @@ async def run(args: argparse.Namespace) -> Results:
         amount = int(args.amount.scaleb(token.decimals))
 
         began = time.monotonic()
-        users = await _race_with_death(stack, asyncio.to_thread(create_users, settings, args.cases, run_id))
+        users = await race_with_death(stack, asyncio.to_thread(create_users, settings, args.cases, run_id))
         setup["users"] = time.monotonic() - began
 
         began = time.monotonic()
-        await _race_with_death(stack, make_deposits(chain, users, amount))
+        await race_with_death(stack, make_deposits(chain, users, amount))
         setup["deposits"] = time.monotonic() - began
 
         limits = httpx.Limits(max_connections=args.cases + 10, max_keepalive_connections=args.cases + 10)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=120, limits=limits) as http:
             filing = file_claims(http, chain, users, args.claim_retries, args.claim_concurrency)
-            claim_retries = await _race_with_death(stack, filing)
+            claim_retries = await race_with_death(stack, filing)
             if claim_retries:
                 console.print(f"[yellow]{claim_retries} claim(s) answered with HTTP 5xx were sent again[/yellow]")
-            cases = await _race_with_death(stack, wait_completed(http, users, args.timeout))
+            cases = await race_with_death(stack, wait_completed(http, users, args.timeout))
 
         timings = [case_timing(c, u.claim_sent or datetime.now(UTC)) for c, u in zip(cases, users, strict=True)]
         first_claim = min(t.claim_sent for t in timings)
@@ -467,9 +448,7 @@ async def run(args: argparse.Namespace) -> Results:
             f"and {timers} timers"
         )
 
-        bare_wall, bare_wps = await _race_with_death(
-            stack, run_bare(stack.client, args.cases, activities, args.timeout)
-        )
+        bare_wall, bare_wps = await race_with_death(stack, run_bare(stack.client, args.cases, activities, args.timeout))
         cases_per_s = len(cases) / wall
         to_completed = [t.to_completed for t in timings]
         to_classified = [t.to_classified for t in timings]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 DEFAULT_LOCALE = "en"
 
 SUPPORTED: tuple[str, ...] = (
@@ -69,15 +71,17 @@ def negotiate(accept_language: str | None, *, fallback: str = DEFAULT_LOCALE) ->
     when it names none (or is absent or malformed)."""
     if not accept_language:
         return fallback
-    ranked: list[tuple[float, int, str]] = []
+    ranked: list[tuple[Decimal, int, str]] = []
     for position, item in enumerate(accept_language.split(",")[:32]):
         tag, _, params = item.strip().partition(";")
-        quality = 1.0
+        quality = Decimal(1)
         params = params.strip()
         if params.startswith("q="):
             try:
-                quality = float(params[2:])
-            except ValueError:
+                quality = Decimal(params[2:])
+            except InvalidOperation:
+                continue
+            if not quality.is_finite():
                 continue
         if tag.strip() == "*" or quality <= 0:
             continue
