@@ -9,51 +9,97 @@ from __future__ import annotations
 from typing import Any
 
 from recovery.i18n import N_
-from recovery.models import Action, Classification, DepositFacts, MessageRef, Pattern, Route, Transfer, ref_message
+from recovery.models import (
+    Action,
+    Classification,
+    DepositFacts,
+    MessageRef,
+    Pattern,
+    Route,
+    Transfer,
+    ref_amount,
+    ref_message,
+)
+from recovery.units import format_units
 
 ANY_CHAIN = N_("any configured chain")
 
 
-def _ref(msgid: str, **params: Any) -> tuple[str, MessageRef]:
+Param = str | int | tuple[str, MessageRef] | tuple[str, dict[str, Any]]
+"""A value in a reason: plain text or a number as it is, or its English with a nested ref or a tagged value
+(:func:`_amount`)."""
+Reason = tuple[str, MessageRef]
+
+
+def _ref(msgid: str, **params: Param) -> Reason:
     """A reason's English text and its message ref (the English equals the ref rendered in English: the values
-    are plain text, or a nested ref given with its English)."""
+    are plain text, or given with their English)."""
     english = {k: v[0] if isinstance(v, tuple) else v for k, v in params.items()}
-    values = {k: ref_message(v[1]) if isinstance(v, tuple) else v for k, v in params.items()}
+    values = {
+        k: (ref_message(v[1]) if isinstance(v[1], MessageRef) else v[1]) if isinstance(v, tuple) else v
+        for k, v in params.items()
+    }
     return msgid.format(**english), MessageRef(msgid=msgid, params=values)
 
 
-def _chain(chain: str | None) -> str | tuple[str, MessageRef]:
+def _amount(deposit: Transfer, value: int | None = None) -> tuple[str, dict[str, Any]] | str:
+    """``value`` (default: the deposit's amount) of the deposit's asset, formatted per language when read; its
+    English as Babel writes it (``1,234.5 USDT``), so that the reason equals its ref rendered in English."""
+    base_units = deposit.amount if value is None else value
+    tagged = ref_amount(base_units, deposit.decimals, deposit.label)
+    if isinstance(tagged, str):
+        return tagged
+    whole, _, fraction = format_units(base_units, deposit.decimals or 0).partition(".")
+    return f"{int(whole):,}" + (f".{fraction}" if fraction else "") + f" {deposit.label}", tagged
+
+
+def _chain(chain: str | None) -> str | Reason:
     return chain if chain else (ANY_CHAIN, MessageRef(msgid=ANY_CHAIN))
 
 
-def _reject(pattern: Pattern, reason: str | tuple[str, MessageRef]) -> Classification:
-    reason, text = reason if isinstance(reason, tuple) else (reason, None)
+def _reject(pattern: Pattern, reason: Reason) -> Classification:
+    english, text = reason
     return Classification(
-        pattern=pattern, recoverable=False, route=Route.NONE, reason=reason, action=Action.NONE, text=text
+        pattern=pattern, recoverable=False, route=Route.NONE, reason=english, action=Action.NONE, text=text
     )
 
 
-def _manual(pattern: Pattern, reason: str, action: Action = Action.SWEEP) -> Classification:
-    return Classification(pattern=pattern, recoverable=True, route=Route.MANUAL, reason=reason, action=action)
-
-
-def _automatic(pattern: Pattern, reason: str | tuple[str, MessageRef], action: Action = Action.SWEEP) -> Classification:
-    reason, text = reason if isinstance(reason, tuple) else (reason, None)
+def _manual(pattern: Pattern, reason: Reason, action: Action = Action.SWEEP) -> Classification:
+    english, text = reason
     return Classification(
-        pattern=pattern, recoverable=True, route=Route.AUTOMATIC, reason=reason, action=action, text=text
+        pattern=pattern, recoverable=True, route=Route.MANUAL, reason=english, action=action, text=text
     )
+
+
+def _automatic(pattern: Pattern, reason: Reason, action: Action = Action.SWEEP) -> Classification:
+    english, text = reason
+    return Classification(
+        pattern=pattern, recoverable=True, route=Route.AUTOMATIC, reason=english, action=action, text=text
+    )
+
+
+def _reason(verdict: Classification) -> str | Reason:
+    """A verdict's reason as a value inside another reason."""
+    return verdict.reason if verdict.text is None else (verdict.reason, verdict.text)
 
 
 def _trace_problem(facts: DepositFacts) -> Classification | None:
     trace = facts.trace
-    chain = trace.chain or "any configured chain"
     where = _chain(trace.chain)
     if not trace.found and facts.vanished_from_block is not None:
         return _reject(
             Pattern.NOT_FOUND,
-            f"Transaction {trace.tx_hash} was in block {facts.vanished_from_block} on {chain} but a chain "
-            f"reorganisation removed it before it reached {trace.required_confirmations} confirmations. "
-            "Nothing was credited. If you send again, file a new claim for the new transaction.",
+            _ref(
+                N_(
+                    "Transaction {tx_hash} was in block {block} on {chain} but a chain reorganisation removed it "
+                    "before it reached {confirmations} confirmations. Nothing was credited. If you send again, "
+                    "file a new claim for the new transaction."
+                ),
+                tx_hash=trace.tx_hash,
+                block=facts.vanished_from_block,
+                chain=where,
+                confirmations=trace.required_confirmations,
+            ),
         )
     if not trace.found:
         return _reject(
@@ -67,7 +113,8 @@ def _trace_problem(facts: DepositFacts) -> Classification | None:
                 chain=where,
             ),
         )
-    if trace.succeeded is None:
+    mined_unjudged = trace.unread and trace.block_number is not None
+    if trace.succeeded is None and not mined_unjudged:
         return _reject(
             Pattern.NOT_FOUND,
             _ref(
@@ -93,27 +140,50 @@ def _trace_problem(facts: DepositFacts) -> Classification | None:
 
 def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classification | None:
     """Deposits whose recipient is not simply the claimant's own address."""
+    amount = _amount(deposit)
     if facts.recipient_token_contract:
         if facts.rescue_route:
             return _manual(
                 Pattern.TOKEN_CONTRACT_RECIPIENT,
-                f"{deposit.amount_text()} was sent to the token contract {deposit.recipient} itself on "
-                f"{deposit.chain}. The configured rescue route is: {facts.rescue_route}. An engineer verifies "
-                "that you sent it and carries out the rescue.",
+                _ref(
+                    N_(
+                        "{amount} was sent to the token contract {recipient} itself on {chain}. The configured "
+                        "rescue route is: {rescue_route}. An engineer verifies that you sent it and carries out "
+                        "the rescue."
+                    ),
+                    amount=amount,
+                    recipient=deposit.recipient,
+                    chain=deposit.chain,
+                    rescue_route=facts.rescue_route,
+                ),
                 Action.OFF_ENGINE,
             )
         return _reject(
             Pattern.TOKEN_CONTRACT_RECIPIENT,
-            f"{deposit.amount_text()} was sent to the token contract {deposit.recipient} itself on {deposit.chain}. "
-            "Nobody holds a key for a contract address and this token has no rescue procedure, so the "
-            "funds cannot be recovered.",
+            _ref(
+                N_(
+                    "{amount} was sent to the token contract {recipient} itself on {chain}. Nobody holds a key "
+                    "for a contract address and this token has no rescue procedure, so the funds cannot be "
+                    "recovered."
+                ),
+                amount=amount,
+                recipient=deposit.recipient,
+                chain=deposit.chain,
+            ),
         )
     if facts.fork_of and facts.owner_user_id is not None:
         return _manual(
             Pattern.UTXO_FORK,
-            f"{deposit.amount_text()} was sent on {deposit.chain}, a fork of {facts.fork_of}, to your {facts.fork_of} "
-            f"deposit address. The exchange does not credit {deposit.chain}; recovering it needs the address's "
-            f"{facts.fork_of} key on the fork, which an engineer handles by hand.",
+            _ref(
+                N_(
+                    "{amount} was sent on {chain}, a fork of {fork_of}, to your {fork_of} deposit address. The "
+                    "exchange does not credit {chain}; recovering it needs the address's {fork_of} key on the "
+                    "fork, which an engineer handles by hand."
+                ),
+                amount=amount,
+                chain=deposit.chain,
+                fork_of=facts.fork_of,
+            ),
             Action.OFF_ENGINE,
         )
     if facts.shared_address and facts.memo_owner_user_id != facts.claimant_user_id:
@@ -122,29 +192,53 @@ def _unclaimed_recipient(facts: DepositFacts, deposit: Transfer) -> Classificati
             # one deposit twice, so the engine never does it; an engineer settles it with both accounts
             return _manual(
                 Pattern.MISSING_OR_WRONG_MEMO,
-                f"{deposit.amount_text()} reached the exchange's shared address on {deposit.chain} with the memo "
-                f"{deposit.memo}, which belongs to another account that was credited for it. It is never moved "
-                "automatically: an engineer verifies who sent it and corrects both accounts by hand.",
+                _ref(
+                    N_(
+                        "{amount} reached the exchange's shared address on {chain} with the memo {memo}, which "
+                        "belongs to another account that was credited for it. It is never moved automatically: "
+                        "an engineer verifies who sent it and corrects both accounts by hand."
+                    ),
+                    amount=amount,
+                    chain=deposit.chain,
+                    memo=deposit.memo or "",
+                ),
                 Action.OFF_ENGINE,
             )
-        problem = (
-            "carries no memo (destination tag)"
-            if deposit.memo is None
-            else f"carries the memo {deposit.memo}, which belongs to no account"
-        )
-        return _manual(
-            Pattern.MISSING_OR_WRONG_MEMO,
-            f"{deposit.amount_text()} reached the exchange's shared address on {deposit.chain} but {problem}. "
-            "An engineer verifies that you sent it before it is credited to you.",
-            Action.CREDIT,
-        )
+        if deposit.memo is None:
+            reason = _ref(
+                N_(
+                    "{amount} reached the exchange's shared address on {chain} but carries no memo (destination "
+                    "tag). An engineer verifies that you sent it before it is credited to you."
+                ),
+                amount=amount,
+                chain=deposit.chain,
+            )
+        else:
+            reason = _ref(
+                N_(
+                    "{amount} reached the exchange's shared address on {chain} but carries the memo {memo}, "
+                    "which belongs to no account. An engineer verifies that you sent it before it is credited "
+                    "to you."
+                ),
+                amount=amount,
+                chain=deposit.chain,
+                memo=deposit.memo,
+            )
+        return _manual(Pattern.MISSING_OR_WRONG_MEMO, reason, Action.CREDIT)
     if facts.owner_user_id is None:
-        return _reject(
-            Pattern.NOT_OURS,
-            f"Transaction {facts.trace.tx_hash} on {deposit.chain} sent nothing to an address of this exchange. "
-            "Funds sent elsewhere can only be returned by the owner of the receiving address.",
-        )
+        return _reject(Pattern.NOT_OURS, _not_ours(facts.trace.tx_hash, deposit.chain))
     return None
+
+
+def _not_ours(tx_hash: str, chain: str | Reason) -> Reason:
+    return _ref(
+        N_(
+            "Transaction {tx_hash} on {chain} sent nothing to an address of this exchange. Funds sent elsewhere "
+            "can only be returned by the owner of the receiving address."
+        ),
+        tx_hash=tx_hash,
+        chain=chain,
+    )
 
 
 def _held_key_problem(facts: DepositFacts, deposit: Transfer) -> Classification | None:
@@ -155,53 +249,139 @@ def _held_key_problem(facts: DepositFacts, deposit: Transfer) -> Classification 
         if elsewhere and not facts.recipient_is_contract:
             return _manual(
                 Pattern.CONTRACT_RECIPIENT,
-                f"Your deposit address is a contract wallet on {', '.join(elsewhere)} but has no code on "
-                f"{deposit.chain}, so nobody can move {deposit.amount_text()} yet. Recovering it means deploying the "
-                f"same wallet at that address on {deposit.chain}; an engineer must do this carefully, because "
-                "anyone who can reproduce the deployment could race the redeploy and take the funds.",
+                _ref(
+                    N_(
+                        "Your deposit address is a contract wallet on {elsewhere} but has no code on {chain}, so "
+                        "nobody can move {amount} yet. Recovering it means deploying the same wallet at that "
+                        "address on {chain}; an engineer must do this carefully, because anyone who can reproduce "
+                        "the deployment could race the redeploy and take the funds."
+                    ),
+                    elsewhere=", ".join(elsewhere),
+                    chain=deposit.chain,
+                    amount=_amount(deposit),
+                ),
                 Action.OFF_ENGINE,
             )
         return _manual(
             Pattern.CONTRACT_RECIPIENT,
-            f"Your deposit address on {deposit.chain} is a contract wallet without a key the engine holds; an "
-            "engineer reviews how to move the funds.",
+            _ref(
+                N_(
+                    "Your deposit address on {chain} is a contract wallet without a key the engine holds; an "
+                    "engineer reviews how to move the funds."
+                ),
+                chain=deposit.chain,
+            ),
             Action.OFF_ENGINE,
         )
     if facts.recipient_is_contract:
         return _manual(
             Pattern.CONTRACT_RECIPIENT,
-            f"Your deposit address has contract code on {deposit.chain}; an engineer must review the recovery route.",
+            _ref(
+                N_("Your deposit address has contract code on {chain}; an engineer must review the recovery route."),
+                chain=deposit.chain,
+            ),
         )
     return None
 
 
 def _unlisted(facts: DepositFacts, deposit: Transfer) -> Classification:
     name = f"{facts.token_symbol or 'token'} ({deposit.token_address})"
-    problems = [f.detail for f in facts.token_findings]
-    if not facts.priced:
-        problems.append("the token has no price, so no fee can be quoted")
-    if problems:
-        return _manual(
-            Pattern.UNLISTED_TOKEN,
-            f"{name} is not listed by the exchange and needs an engineer: " + "; ".join(problems) + ".",
+    problems = "; ".join(f.detail for f in facts.token_findings)
+    if problems and not facts.priced:
+        reason = _ref(
+            N_(
+                "{name} is not listed by the exchange and needs an engineer: {problems}; and the token has no "
+                "price, so no fee can be quoted."
+            ),
+            name=name,
+            problems=problems,
         )
-    return _automatic(
-        Pattern.UNLISTED_TOKEN,
-        f"{name} is not listed by the exchange. It transfers cleanly and has a price, so it is recovered "
-        "automatically and credited to you in that token.",
-    )
+    elif problems:
+        reason = _ref(
+            N_("{name} is not listed by the exchange and needs an engineer: {problems}."), name=name, problems=problems
+        )
+    elif not facts.priced:
+        reason = _ref(
+            N_(
+                "{name} is not listed by the exchange and needs an engineer: the token has no price, so no fee "
+                "can be quoted."
+            ),
+            name=name,
+        )
+    else:
+        return _automatic(
+            Pattern.UNLISTED_TOKEN,
+            _ref(
+                N_(
+                    "{name} is not listed by the exchange. It transfers cleanly and has a price, so it is recovered "
+                    "automatically and credited to you in that token."
+                ),
+                name=name,
+            ),
+        )
+    return _manual(Pattern.UNLISTED_TOKEN, reason)
 
 
 def classify(facts: DepositFacts) -> Classification:
     verdict = _classify(facts)
     if verdict.action is Action.SWEEP and facts.family != "evm":
-        return _manual(
+        verdict = _manual(
             verdict.pattern,
-            f"{verdict.reason} The engine signs EVM transactions only, so an engineer moves the funds on "
-            f"{facts.trace.chain}.",
+            _ref(
+                N_("{reason} The engine signs EVM transactions only, so an engineer moves the funds on {chain}."),
+                reason=_reason(verdict),
+                chain=_chain(facts.trace.chain),
+            ),
             Action.OFF_ENGINE,
         )
-    return verdict
+    return _with_unread(facts, verdict)
+
+
+def _with_unread(facts: DepositFacts, verdict: Classification) -> Classification:
+    """Parts of the transaction the adapter could not read never turn into a silent verdict: an automatic
+    recovery goes to an engineer, and every reason says what could not be read.
+
+    A verdict that found no deposit (or a failed or unmined transaction) stays a rejection, because the
+    engine recovers only a deposit it can name; its reason tells the user what was not read and to contact
+    support with the case, so that nobody reads it as "nothing arrived"."""
+    unread = facts.trace.unread
+    if not unread:
+        return verdict
+    what = "; ".join(unread)
+    if verdict.route is Route.AUTOMATIC:
+        return _manual(
+            verdict.pattern,
+            _ref(
+                N_(
+                    "{reason} Part of the transaction could not be read ({unread}), so an engineer checks it "
+                    "before anything moves."
+                ),
+                reason=_reason(verdict),
+                unread=what,
+            ),
+            verdict.action,
+        )
+    if verdict.route is Route.MANUAL:
+        return _manual(
+            verdict.pattern,
+            _ref(
+                N_("{reason} Part of the transaction could not be read: {unread}."),
+                reason=_reason(verdict),
+                unread=what,
+            ),
+            verdict.action,
+        )
+    return _reject(
+        verdict.pattern,
+        _ref(
+            N_(
+                "{reason} Part of the transaction could not be read ({unread}): if you sent funds to this exchange "
+                "in it, contact support with this case's id so that an engineer checks it."
+            ),
+            reason=_reason(verdict),
+            unread=what,
+        ),
+    )
 
 
 def _classify(facts: DepositFacts) -> Classification:
@@ -210,17 +390,15 @@ def _classify(facts: DepositFacts) -> Classification:
         return problem
     deposit = facts.deposit
     trace = facts.trace
-    chain = trace.chain or "any configured chain"
     if deposit is None:
-        return _reject(
-            Pattern.NOT_OURS,
-            f"Transaction {trace.tx_hash} on {chain} sent nothing to an address of this exchange. "
-            "Funds sent elsewhere can only be returned by the owner of the receiving address.",
-        )
+        return _reject(Pattern.NOT_OURS, _not_ours(trace.tx_hash, _chain(trace.chain)))
     if facts.internal_transfer:
         return _reject(
             Pattern.NOT_OURS,
-            f"Transaction {trace.tx_hash} is the exchange's own transfer (a gas top-up or a sweep), not a deposit.",
+            _ref(
+                N_("Transaction {tx_hash} is the exchange's own transfer (a gas top-up or a sweep), not a deposit."),
+                tx_hash=trace.tx_hash,
+            ),
         )
     unclaimed = _unclaimed_recipient(facts, deposit)
     if unclaimed is not None:
@@ -230,22 +408,37 @@ def _classify(facts: DepositFacts) -> Classification:
             Pattern.NOT_YOUR_DEPOSIT,
             _ref(N_("This deposit was made to an address that belongs to another account.")),
         )
+    amount = _amount(deposit)
     if facts.already_credited:
         return _reject(
             Pattern.ALREADY_CREDITED,
-            f"This deposit ({deposit.asset or 'token'} on {deposit.chain}) was already recovered and credited.",
+            _ref(
+                N_("This deposit ({asset} on {chain}) was already recovered and credited."),
+                asset=deposit.asset or "token",
+                chain=deposit.chain,
+            ),
         )
     if facts.shared_address and not facts.credited_here:
         return _manual(
             Pattern.UNLISTED_TOKEN,
-            f"{deposit.amount_text()} carries your memo, but the exchange does not credit it on {deposit.chain}; "
-            "an engineer reviews it before it is credited to you.",
+            _ref(
+                N_(
+                    "{amount} carries your memo, but the exchange does not credit it on {chain}; an engineer "
+                    "reviews it before it is credited to you."
+                ),
+                amount=amount,
+                chain=deposit.chain,
+            ),
             Action.CREDIT,
         )
     if facts.shared_address:  # the claimant's own memo: the regular deposit process handles it
         return _reject(
             Pattern.ALREADY_CREDITED,
-            f"{deposit.amount_text()} on {deposit.chain} carries your memo: the regular deposit process credits it.",
+            _ref(
+                N_("{amount} on {chain} carries your memo: the regular deposit process credits it."),
+                amount=amount,
+                chain=deposit.chain,
+            ),
         )
     key_problem = _held_key_problem(facts, deposit)
     if key_problem is not None:
@@ -255,17 +448,29 @@ def _classify(facts: DepositFacts) -> Classification:
     if facts.deprecated_address:
         return _automatic(
             Pattern.DEPRECATED_ADDRESS,
-            f"{deposit.amount_text()} was sent on {deposit.chain} to one of your old deposit addresses, which the "
-            "exchange no longer watches. It is still yours and the exchange holds its key, so it is recovered "
-            "automatically.",
+            _ref(
+                N_(
+                    "{amount} was sent on {chain} to one of your old deposit addresses, which the exchange no "
+                    "longer watches. It is still yours and the exchange holds its key, so it is recovered "
+                    "automatically."
+                ),
+                amount=amount,
+                chain=deposit.chain,
+            ),
         )
     if facts.credited_here:
         if facts.minimum is not None and deposit.amount < facts.minimum:
             return _below_minimum(facts, deposit, facts.minimum)
         return _reject(
             Pattern.ALREADY_CREDITED,
-            f"{deposit.asset} on {deposit.chain} is a supported deposit: the regular deposit process credits "
-            "it once confirmed, no recovery is needed.",
+            _ref(
+                N_(
+                    "{asset} on {chain} is a supported deposit: the regular deposit process credits it once "
+                    "confirmed, no recovery is needed."
+                ),
+                asset=deposit.asset,
+                chain=deposit.chain,
+            ),
         )
     if facts.credited_chains:
         return _automatic(
@@ -283,7 +488,7 @@ def _classify(facts: DepositFacts) -> Classification:
         )
     return _manual(
         Pattern.UNLISTED_TOKEN,
-        f"{deposit.asset} is not credited on any chain of this exchange; an engineer reviews it.",
+        _ref(N_("{asset} is not credited on any chain of this exchange; an engineer reviews it."), asset=deposit.asset),
     )
 
 
@@ -292,12 +497,24 @@ def _below_minimum(facts: DepositFacts, deposit: Transfer, minimum: int) -> Clas
     if total is not None and total >= minimum:
         return _automatic(
             Pattern.BELOW_MINIMUM,
-            f"{deposit.amount_text()} is under the deposit minimum of {deposit.amount_text(minimum)}, but the "
-            f"uncredited deposits at your address now total {deposit.amount_text(total)}, so it is credited.",
+            _ref(
+                N_(
+                    "{amount} is under the deposit minimum of {minimum}, but the uncredited deposits at your "
+                    "address now total {total}, so it is credited."
+                ),
+                amount=_amount(deposit),
+                minimum=_amount(deposit, minimum),
+                total=_amount(deposit, total),
+            ),
         )
     return _manual(
         Pattern.BELOW_MINIMUM,
-        f"{deposit.amount_text()} is under the deposit minimum of {deposit.amount_text(minimum)}. It is credited once "
-        "the uncredited deposits at your address pass the minimum, or earlier if an engineer approves it "
-        "under the exchange's policy.",
+        _ref(
+            N_(
+                "{amount} is under the deposit minimum of {minimum}. It is credited once the uncredited deposits at "
+                "your address pass the minimum, or earlier if an engineer approves it under the exchange's policy."
+            ),
+            amount=_amount(deposit),
+            minimum=_amount(deposit, minimum),
+        ),
     )

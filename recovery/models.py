@@ -187,6 +187,11 @@ class TraceResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     """What the adapter noticed that a reader should know (e.g. an XRP partial payment delivered less
     than its ``Amount``)."""
+    unread: list[str] = Field(default_factory=list)
+    """Parts of the transaction the adapter could not read or did not understand where value may have moved
+    (a receipt without a status, a contract type it does not know, a log it could not decode), in plain
+    words. Never silently "no deposit": the classifier sends a case with any of these to an engineer and
+    says why on the case."""
 
     @property
     def confirmed(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from recovery.classify import classify
+from recovery.i18n import render_ref
 from recovery.models import Action, DepositFacts, Pattern, Route, TokenFinding, TokenRisk, TraceResult, Transfer
 
 TX = "0x" + "ab" * 32
@@ -205,3 +206,77 @@ def test_utxo_fork_is_manual() -> None:
     verdict = classify(_facts(fork_of="bitcoin"))
     assert verdict.pattern is Pattern.UTXO_FORK and verdict.route is Route.MANUAL
     assert verdict.action is Action.OFF_ENGINE
+
+
+# --- what the adapter could not read never becomes a silent verdict ------------------------------------------
+
+UNREAD = "the receipt has no status field (before Byzantium)"
+
+
+def _unread_trace(**update: object) -> TraceResult:
+    trace = _facts().trace
+    return trace.model_copy(update={"unread": [UNREAD], **update})
+
+
+def test_an_automatic_verdict_with_unread_parts_goes_to_an_engineer_and_says_why() -> None:
+    verdict = classify(_facts(trace=_unread_trace()))
+    assert verdict.pattern is Pattern.WRONG_NETWORK_SAME_KEY
+    assert verdict.recoverable and verdict.route is Route.MANUAL and verdict.action is Action.SWEEP
+    assert UNREAD in verdict.reason and "an engineer checks it before anything moves" in verdict.reason
+    assert verdict.text is not None
+
+
+def test_a_manual_verdict_with_unread_parts_names_them() -> None:
+    verdict = classify(_facts(credited_chains=[], trace=_unread_trace()))
+    assert verdict.route is Route.MANUAL and UNREAD in verdict.reason
+
+
+def test_no_deposit_with_unread_parts_is_not_a_silent_nothing_here() -> None:
+    verdict = classify(_facts(deposit=None, trace=_unread_trace(transfers=[])))
+    assert verdict.pattern is Pattern.NOT_OURS and verdict.route is Route.NONE
+    assert UNREAD in verdict.reason and "contact support" in verdict.reason
+
+
+def test_a_mined_transaction_whose_success_could_not_be_judged_is_not_called_unmined_or_failed() -> None:
+    verdict = classify(_facts(trace=_unread_trace(succeeded=None, block_number=4_000_000)))
+    assert verdict.pattern is Pattern.WRONG_NETWORK_SAME_KEY and verdict.route is Route.MANUAL
+    unmined = classify(_facts(trace=_facts().trace.model_copy(update={"succeeded": None}), deposit=None))
+    assert unmined.pattern is Pattern.NOT_FOUND  # without a block and with nothing unread: never mined
+
+
+def test_amounts_in_reasons_are_tagged_for_the_readers_language() -> None:
+    deposit = _usdt().model_copy(update={"amount": 1_234_500_000_000_000_000_000})
+    verdict = classify(_facts(deposit=deposit, deprecated_address=True, credited_chains=[]))
+    assert verdict.reason.startswith("1,234.5 USDT was sent on bsc")
+    assert verdict.text is not None
+    assert verdict.text.params["amount"] == {
+        "amount": {"base_units": str(deposit.amount), "decimals": 18, "asset": "USDT"}
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"trace": _unread_trace()},
+        {"deposit": None, "trace": _unread_trace(transfers=[])},
+        {"credited_chains": []},
+        {"deposit": _usdt(asset=None), "token_symbol": "SCAM", "priced": False},
+        {"deprecated_address": True, "credited_chains": []},
+        {"recipient_token_contract": True, "rescue_route": "ask the issuer"},
+        {"recipient_token_contract": True},
+        {"shared_address": True, "memo_owner_user_id": None},
+        {"shared_address": True, "memo_owner_user_id": "bob"},
+        {"credited_here": True, "minimum": 200 * 10**18, "uncredited_total": 300 * 10**18},
+        {"credited_here": True, "minimum": 200 * 10**18},
+        {"signer_holds_key": False, "contract_on_chains": ["ethereum"]},
+        {"fork_of": "bitcoin", "family": "bitcoin"},
+        {"family": "tron"},
+        {"already_credited": True},
+        {"internal_transfer": True},
+    ],
+)
+def test_every_reason_is_its_ref_rendered_in_english(overrides: dict[str, object]) -> None:
+    verdict = classify(_facts(**overrides))
+    assert verdict.text is not None, verdict.reason
+    assert render_ref("en", verdict.text.msgid, verdict.text.params) == verdict.reason
