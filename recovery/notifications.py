@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from recovery.models import BaseUnits, CaseStatus
+from recovery.models import BaseUnits, CaseStatus, MessageRef
 
 TYPE_PREFIX = "case."
 RERUN_TYPE = "case.rerun_reported"
@@ -69,6 +69,9 @@ class NotificationData(BaseModel):
     locale: str
     message: str
     """The timeline's text of the event in ``locale``."""
+    text: MessageRef | None = None
+    """The same text as a message id and values (docs/i18n.md), for a receiver that shows it in another
+    language from its own catalogs; None for an event that is English only."""
     event: EventOut
     case: CaseOut
 

@@ -140,7 +140,14 @@ def enqueue(
         type=kind or event_type(event.key),
         timestamp=event.at,
         data=NotificationData(
-            case_id=case_id, user_id=user_id, seq=seq, locale=locale, message=message, event=event, case=case
+            case_id=case_id,
+            user_id=user_id,
+            seq=seq,
+            locale=locale,
+            message=message,
+            text=text,
+            event=event,
+            case=case,
         ),
     )
     row = Notification(

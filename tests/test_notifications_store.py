@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from recovery.models import CaseStatus, CaseUpdate, Pattern, Settlement, TimelineEvent
+from recovery.models import CaseStatus, CaseUpdate, MessageRef, Pattern, Settlement, TimelineEvent
 from store import cases, notifications, users
 from store.notifications import BURIED_ERROR, Notification, State
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
@@ -163,6 +163,21 @@ def test_the_users_locale(db_engine: Engine, fake_signer: MnemonicSigner) -> Non
     locales = {r.case_id: r.locale for r in _rows(db_engine)}
     assert locales["case-nobody"] == "en" and locales["case-alice"] == "fr"
     assert all(json.loads(r.payload)["data"]["locale"] == r.locale for r in _rows(db_engine))
+
+
+def test_a_notification_carries_its_message_id_and_values_for_a_receiver_that_renders_it(
+    db_engine: Engine, fake_signer: MnemonicSigner
+) -> None:
+    ref = MessageRef(msgid="Tracing the transaction")
+    with Session(db_engine, expire_on_commit=False) as session:
+        _user(session, fake_signer)
+        users.set_locale(session, user_id="alice", locale="de")
+        _case(session)
+        event = TimelineEvent(key="tracing", status=CaseStatus.TRACING, message="Tracing the transaction", text=ref)
+        assert cases.apply_case_update(session, update=CaseUpdate(case_id="case-1", event=event))
+    data = {json.loads(r.payload)["data"]["event"]["key"]: json.loads(r.payload)["data"] for r in _rows(db_engine)}
+    assert data["tracing"]["text"] == {"msgid": "Tracing the transaction", "params": {}}
+    assert data["tracing"]["locale"] == "de" and data["tracing"]["message"] != "Tracing the transaction"
 
 
 def test_a_case_undone_before_its_workflow_started_takes_its_undelivered_notifications(
