@@ -18,6 +18,7 @@ The preview never raises: a chain that does not answer in time gives an answer t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -34,10 +35,11 @@ from fees.policy import quote as policy_quote
 from fees.prices import PricePort, StaticPrices
 from recovery.classify import classify
 from recovery.errors import PermanentError
+from recovery.i18n import N_, AmountText, render_ref, translate
+from recovery.locales import DEFAULT_LOCALE
 from recovery.models import Action, DepositFacts, Pattern, Quote, Route, TraceResult, Transfer
 from recovery.roster import ApprovalPolicy, Tier
 from recovery.settings import ChainConfig, Settings
-from recovery.units import format_units
 from recovery.working_days import SlaTerms, plan_sla
 from services.calendar import SlaCalendar
 from services.evm_chains import EvmChains
@@ -45,6 +47,9 @@ from services.facts import FactGatherer, StoredFacts, stored_facts
 from store.users import AddressOwner
 
 log = logging.getLogger(__name__)
+
+Tr = Callable[..., str]
+"""``translate`` in the reader's language: ``tr(N_("... {name} ..."), name=value)``."""
 
 DEFAULT_BUDGET = timedelta(seconds=5)
 """The longest the preview's own lookups may take; past it the claim is answered without them."""
@@ -148,11 +153,15 @@ class ClaimPreview(BaseModel):
     as_of: datetime
 
     @classmethod
-    def unavailable(cls, *, why: str, case_id: str, as_of: datetime) -> ClaimPreview:
+    def unavailable(cls, *, why: str, case_id: str, as_of: datetime, tr: Tr | None = None) -> ClaimPreview:
+        tr = tr or functools.partial(translate, DEFAULT_LOCALE)
         return cls(
             available=False,
             unavailable_reason=why,
-            next=f"Your claim is filed and the engine is checking it: follow it at GET /v1/cases/{case_id}.",
+            next=tr(
+                N_("Your claim is filed and the engine is checking it: follow it at GET /v1/cases/{case_id}."),
+                case_id=case_id,
+            ),
             as_of=as_of,
         )
 
@@ -228,25 +237,33 @@ class ClaimPreviewer:
         trace: TraceResult,
         deposit: Transfer | None,
         stored: StoredFacts | None = None,
+        locale: str = DEFAULT_LOCALE,
     ) -> ClaimPreview:
         """What the engine expects to do with the claim of ``user_id`` (``deposit``: the claimant's transfer in
-        ``trace``, if the API found one; ``stored``: :meth:`stored` of it). Never raises (but for
-        cancellation)."""
+        ``trace``, if the API found one; ``stored``: :meth:`stored` of it), its texts in ``locale``. Never raises
+        (but for cancellation)."""
         now = self._clock()
+        tr: Tr = functools.partial(translate, locale)
         try:
             async with asyncio.timeout(self._budget.total_seconds()):
-                answer = await self._preview(case_id, user_id, trace, deposit, stored, now)
+                answer = await self._preview(case_id, user_id, trace, deposit, stored, now, locale)
         except TimeoutError:
-            seconds = f"{self._budget.total_seconds():g}"
-            answer = ClaimPreview.unavailable(
-                why=f"The checks on {trace.chain or 'the chains'} took longer than {seconds} s; the engine "
-                "continues them.",
-                case_id=case_id,
-                as_of=now,
+            why = (
+                tr(
+                    N_("The checks on {chain} took longer than {seconds} s; the engine continues them."),
+                    chain=trace.chain,
+                    seconds=self._budget.total_seconds(),
+                )
+                if trace.chain
+                else tr(
+                    N_("The checks on the chains took longer than {seconds} s; the engine continues them."),
+                    seconds=self._budget.total_seconds(),
+                )
             )
+            answer = ClaimPreview.unavailable(why=why, case_id=case_id, as_of=now, tr=tr)
         except Exception as exc:
             log.warning("claim preview of %s unavailable: %r", case_id, exc)
-            answer = ClaimPreview.unavailable(why=_plain_failure(exc, trace), case_id=case_id, as_of=now)
+            answer = ClaimPreview.unavailable(why=_plain_failure(exc, trace, tr), case_id=case_id, as_of=now, tr=tr)
         return self._cleaned(answer)
 
     def _cleaned(self, answer: ClaimPreview) -> ClaimPreview:
@@ -263,17 +280,28 @@ class ClaimPreviewer:
         deposit: Transfer | None,
         stored: StoredFacts | None,
         now: datetime,
+        locale: str,
     ) -> ClaimPreview:
+        tr: Tr = functools.partial(translate, locale)
         confirmations = self._confirmations(trace, now)
-        if trace.found and trace.succeeded is None:
+        if trace.found and trace.succeeded is None and not (trace.unread and trace.block_number is not None):
             return ClaimPreview(
                 available=True,
                 route=ClaimRoute.UNDECIDED,
-                reason=f"Transaction {trace.tx_hash} is known on {trace.chain} but not in a block yet.",
+                reason=tr(
+                    N_("Transaction {tx_hash} is known on {chain} but not in a block yet."),
+                    tx_hash=trace.tx_hash,
+                    chain=trace.chain,
+                ),
                 confirmations=confirmations,
-                next=f"Nothing to do yet: the engine waits up to {PENDING_LIMIT_DAYS} days for the transaction to "
-                "be mined and confirmed, then decides; if it never is, the case is closed and nothing moves.",
-                caveats=[_PROVISIONAL],
+                next=tr(
+                    N_(
+                        "Nothing to do yet: the engine waits up to {days} days for the transaction to be mined and "
+                        "confirmed, then decides; if it never is, the case is closed and nothing moves."
+                    ),
+                    days=PENDING_LIMIT_DAYS,
+                ),
+                caveats=[_provisional(tr)],
                 as_of=now,
             )
         facts = await self._facts.gather(
@@ -284,42 +312,60 @@ class ClaimPreviewer:
             stored=stored,
         )
         verdict = classify(facts)
+        reason = verdict.reason if verdict.text is None else render_ref(locale, verdict.text.msgid, verdict.text.params)
         if not verdict.recoverable or facts.deposit is None:
-            return self._rejected(verdict.pattern, verdict.reason, confirmations, now)
+            return self._rejected(verdict.pattern, reason, confirmations, now, tr)
         found = facts.deposit
         off_engine = verdict.action is Action.OFF_ENGINE
         # the workflow quotes nothing it cannot carry out (until an engineer books the recovery, without gas)
         fee, quoted = self._fee(
-            found, verdict.pattern, facts, on_chain=not off_engine and verdict.action is Action.SWEEP
+            found, verdict.pattern, facts, on_chain=not off_engine and verdict.action is Action.SWEEP, tr=tr
         )
         quote = None if off_engine else quoted
         if quote is not None and quote.net_estimate <= 0:
-            return self._rejected(Pattern.TOO_SMALL, _too_small(quote), confirmations, now)
-        route, reason = verdict.route, verdict.reason
+            return self._rejected(Pattern.TOO_SMALL, _too_small(quote, tr), confirmations, now, tr)
+        route = verdict.route
         limit = self._policy.auto_limit_usd
         if route is Route.AUTOMATIC and quote is not None and limit is not None and quote.amount_usd > limit:
             route = Route.MANUAL
-            reason = (
-                f"{reason} It is worth {quote.amount_usd} USD, above the automatic limit of {limit} USD: "
-                "a recovery engineer approves it before anything moves."
+            reason = tr(
+                N_(
+                    "{reason} It is worth {value} USD, above the automatic limit of {limit} USD: a recovery "
+                    "engineer approves it before anything moves."
+                ),
+                reason=reason,
+                value=quote.amount_usd,
+                limit=limit,
             )
         ready_at = max(now, confirmations.expected_at) if confirmations and confirmations.expected_at else now
-        caveats = [_PROVISIONAL, _fee_caveat(fee)]
+        caveats = [_provisional(tr), _fee_caveat(fee, tr)]
         if route is Route.MANUAL or quote is None:
             floor = quote.eligible_from_usd if quote is not None else None
             if quote is not None and floor is not None and quote.amount_usd < floor:
                 return self._rejected(
                     verdict.pattern,
-                    f"{reason} Recovering it takes an engineer's work, which the fee policy offers only for "
-                    f"deposits worth more than {floor} USD; this one is worth {quote.amount_usd} USD.",
+                    tr(
+                        N_(
+                            "{reason} Recovering it takes an engineer's work, which the fee policy offers only for "
+                            "deposits worth more than {floor} USD; this one is worth {value} USD."
+                        ),
+                        reason=reason,
+                        floor=floor,
+                        value=quote.amount_usd,
+                    ),
                     confirmations,
                     now,
+                    tr,
                 )
             if quote is None and not off_engine:
-                reason = f"{reason} No fee can be quoted ({fee.not_estimated}), so an engineer decides."
+                reason = tr(
+                    N_("{reason} No fee can be quoted ({why}), so an engineer decides."),
+                    reason=reason,
+                    why=fee.not_estimated or "",
+                )
             sla = await self._sla(ready_at, facts, quote)
-            steps = self._engineer_steps(case_id, found, facts, quote, caveats)
-            text = _engineer_next(sla, off_engine, steps)
+            steps = self._engineer_steps(case_id, found, facts, quote, caveats, tr)
+            text = _engineer_next(sla, off_engine, steps, tr)
             return ClaimPreview(
                 available=True,
                 pattern=verdict.pattern,
@@ -329,21 +375,29 @@ class ClaimPreviewer:
                 sla=sla,
                 fee=fee,
                 user_steps=steps,
-                next=_waiting_text(confirmations) + text,
+                next=_waiting_text(confirmations, tr) + " " + text,
                 caveats=caveats,
                 as_of=now,
             )
-        steps = [_accept_step(case_id)] if quote.acceptance_required else []
-        then = (
-            "the engine quotes the fee with the network cost and waits for you to accept it; once you do, it "
-            if steps
-            else "the engine "
-        )
-        text = (
-            f"Then {then}recovers it automatically: {found.amount_text()} moves to the exchange and is credited "
-            "to you, less the fee and the network cost. Nothing for you to do"
-            + (" but accept the fee." if steps else ".")
-        )
+        steps = [_accept_step(case_id, tr)] if quote.acceptance_required else []
+        amount = _amount(found)
+        if steps:
+            text = tr(
+                N_(
+                    "Then the engine quotes the fee with the network cost and waits for you to accept it; once you "
+                    "do, it recovers it automatically: {amount} moves to the exchange and is credited to you, less "
+                    "the fee and the network cost. Nothing for you to do but accept the fee."
+                ),
+                amount=amount,
+            )
+        else:
+            text = tr(
+                N_(
+                    "Then the engine recovers it automatically: {amount} moves to the exchange and is credited to "
+                    "you, less the fee and the network cost. Nothing for you to do."
+                ),
+                amount=amount,
+            )
         return ClaimPreview(
             available=True,
             pattern=verdict.pattern,
@@ -352,13 +406,13 @@ class ClaimPreviewer:
             confirmations=confirmations,
             fee=fee,
             user_steps=steps,
-            next=_waiting_text(confirmations) + text,
+            next=_waiting_text(confirmations, tr) + " " + text,
             caveats=caveats,
             as_of=now,
         )
 
     def _rejected(
-        self, pattern: Pattern, reason: str, confirmations: ConfirmationOutlook | None, now: datetime
+        self, pattern: Pattern, reason: str, confirmations: ConfirmationOutlook | None, now: datetime, tr: Tr
     ) -> ClaimPreview:
         return ClaimPreview(
             available=True,
@@ -366,8 +420,8 @@ class ClaimPreviewer:
             reason=reason,
             route=ClaimRoute.REJECTED,
             confirmations=confirmations,
-            next="Nothing to do: the engine will close the case without moving anything, for the reason given.",
-            caveats=[_PROVISIONAL],
+            next=tr(N_("Nothing to do: the engine will close the case without moving anything, for the reason given.")),
+            caveats=[_provisional(tr)],
             as_of=now,
         )
 
@@ -391,7 +445,7 @@ class ClaimPreviewer:
     # --- the fee ------------------------------------------------------------------------------
 
     def _fee(
-        self, deposit: Transfer, pattern: Pattern, facts: DepositFacts, *, on_chain: bool
+        self, deposit: Transfer, pattern: Pattern, facts: DepositFacts, *, on_chain: bool, tr: Tr
     ) -> tuple[FeeOutlook, Quote | None]:
         """The policy that applies and the quote the workflow would make without the network cost (which
         needs chain calls the preview does not make), or None where the workflow could make none."""
@@ -408,12 +462,15 @@ class ClaimPreviewer:
         config = self._settings.require_chain(deposit.chain)
         price = self._prices.usd_price(deposit.asset_key)
         native = self._prices.usd_price(config.native_symbol)
+        missing: str | None
         if deposit.decimals is None:
-            missing = f"the token {deposit.token_address} has no known decimals"
+            missing = tr(N_("the token {token} has no known decimals"), token=deposit.token_address or "")
         elif price is None or price <= 0:
-            missing = f"there is no USD price for {deposit.label}"
+            missing = tr(N_("there is no USD price for {asset}"), asset=deposit.label)
         elif on_chain and (native is None or native <= 0):
-            missing = f"there is no USD price for {config.native_symbol}, which pays the network cost"
+            missing = tr(
+                N_("there is no USD price for {symbol}, which pays the network cost"), symbol=config.native_symbol
+            )
         else:
             missing = None
         if missing is not None or deposit.decimals is None or price is None:
@@ -470,7 +527,7 @@ class ClaimPreviewer:
         return terms
 
     def _engineer_steps(
-        self, case_id: str, deposit: Transfer, facts: DepositFacts, quote: Quote | None, caveats: list[str]
+        self, case_id: str, deposit: Transfer, facts: DepositFacts, quote: Quote | None, caveats: list[str], tr: Tr
     ) -> list[UserStep]:
         """The workflow's order: the ownership proof (it may come while engineers review), then, once approved,
         the fee's acceptance."""
@@ -479,92 +536,161 @@ class ClaimPreviewer:
         if threshold is not None and quote is not None and quote.amount_usd > threshold:
             if facts.sender_is_contract:
                 caveats.append(
-                    f"The sender {deposit.sender} is a contract, which cannot sign an ownership proof: the "
-                    "engineers check who controls it from the evidence."
+                    tr(
+                        N_(
+                            "The sender {sender} is a contract, which cannot sign an ownership proof: the engineers "
+                            "check who controls it from the evidence."
+                        ),
+                        sender=deposit.sender,
+                    )
                 )
             else:
                 steps.append(
                     UserStep(
                         kind=UserStepKind.PROVE_OWNERSHIP,
-                        text=f"Worth more than {threshold} USD: prove that you control the sender {deposit.sender} "
-                        f"(GET /v1/cases/{case_id}/ownership-challenge, sign its message with that wallet, POST "
-                        f"the signature to /v1/cases/{case_id}/ownership-proof), or send a small verification "
-                        "deposit from it; the case shows how in next_action.",
+                        text=tr(
+                            N_(
+                                "Worth more than {threshold} USD: prove that you control the sender {sender} (GET "
+                                "/v1/cases/{case_id}/ownership-challenge, sign its message with that wallet, POST the "
+                                "signature to /v1/cases/{case_id}/ownership-proof), or send a small verification "
+                                "deposit from it; the case shows how in next_action."
+                            ),
+                            threshold=threshold,
+                            sender=deposit.sender,
+                            case_id=case_id,
+                        ),
                     )
                 )
         if quote is not None and quote.acceptance_required:
-            steps.append(_accept_step(case_id))
+            steps.append(_accept_step(case_id, tr))
         return steps
 
 
-_PROVISIONAL = (
-    "Provisional: the engine decides once the deposit has its confirmations, on the facts it gathers then; "
-    "it also checks whether the sender is one of the exchange's own wallets, which this answer cannot."
-)
-
-
-def _fee_caveat(fee: FeeOutlook) -> str:
-    who = "charged to you" if fee.network_cost == "passed" else "paid by the exchange"
-    return (
-        f"The fee estimate leaves out the network cost ({who}); the engine's quote is final, and a deposit that "
-        "does not cover its fee and network cost is rejected."
+def _provisional(tr: Tr) -> str:
+    return tr(
+        N_(
+            "Provisional: the engine decides once the deposit has its confirmations, on the facts it gathers then; "
+            "it also checks whether the sender is one of the exchange's own wallets, which this answer cannot."
+        )
     )
 
 
-def _accept_step(case_id: str) -> UserStep:
+def _fee_caveat(fee: FeeOutlook, tr: Tr) -> str:
+    if fee.network_cost == "passed":
+        return tr(
+            N_(
+                "The fee estimate leaves out the network cost (charged to you); the engine's quote is final, and a "
+                "deposit that does not cover its fee and network cost is rejected."
+            )
+        )
+    return tr(
+        N_(
+            "The fee estimate leaves out the network cost (paid by the exchange); the engine's quote is final, and "
+            "a deposit that does not cover its fee and network cost is rejected."
+        )
+    )
+
+
+def _accept_step(case_id: str, tr: Tr) -> UserStep:
     return UserStep(
         kind=UserStepKind.ACCEPT_FEE,
-        text="Accept the fee quote: the value is above the policy's acceptance threshold, so nothing is signed "
-        f'before you answer POST /v1/cases/{case_id}/fee-acceptance {{"accept": true}} (or false to decline).',
+        text=tr(
+            N_(
+                "Accept the fee quote: the value is above the policy's acceptance threshold, so nothing is signed "
+                'before you answer POST /v1/cases/{case_id}/fee-acceptance {{"accept": true}} (or false to '
+                "decline)."
+            ),
+            case_id=case_id,
+        ),
     )
 
 
-def _waiting_text(confirmations: ConfirmationOutlook | None) -> str:
+def _waiting_text(confirmations: ConfirmationOutlook | None, tr: Tr) -> str:
     if confirmations is None or confirmations.remaining == 0:
-        return "Your deposit has its confirmations. "
-    expected = f" (expected by {confirmations.expected_at:%H:%M:%S} UTC)" if confirmations.expected_at else ""
-    return (
-        f"The deposit needs {confirmations.remaining} more confirmation(s) on {confirmations.chain}, "
-        f"{confirmations.have} of {confirmations.need} so far{expected}. "
+        return tr(N_("Your deposit has its confirmations."))
+    values = {
+        "remaining": confirmations.remaining,
+        "chain": confirmations.chain,
+        "have": confirmations.have,
+        "need": confirmations.need,
+    }
+    if confirmations.expected_at is None:
+        return tr(
+            N_("The deposit needs {remaining} more confirmation(s) on {chain}, {have} of {need} so far."), **values
+        )
+    return tr(
+        N_(
+            "The deposit needs {remaining} more confirmation(s) on {chain}, {have} of {need} so far (expected by "
+            "{expected_at})."
+        ),
+        expected_at=confirmations.expected_at,
+        **values,
     )
 
 
-def _engineer_next(sla: SlaOutlook, off_engine: bool, steps: list[UserStep]) -> str:
-    text = (
-        f"Then a recovery engineer reviews the case: the decision is due by {sla.target_at:%d %b %Y}, at the "
-        f"latest {sla.deadline_at:%d %b %Y} ({sla.target_working_days} and {sla.deadline_working_days} working days)."
-    )
+def _engineer_next(sla: SlaOutlook, off_engine: bool, steps: list[UserStep], tr: Tr) -> str:
+    parts = [
+        tr(
+            N_(
+                "Then a recovery engineer reviews the case: the decision is due by {target}, at the latest "
+                "{deadline} ({target_days} and {deadline_days} working days)."
+            ),
+            target=sla.target_at.date(),
+            deadline=sla.deadline_at.date(),
+            target_days=sla.target_working_days,
+            deadline_days=sla.deadline_working_days,
+        )
+    ]
     if off_engine:
-        text += " The engine cannot carry this recovery out itself: the engineer does it by hand (see the reason)."
+        parts.append(
+            tr(N_("The engine cannot carry this recovery out itself: the engineer does it by hand (see the reason)."))
+        )
     kinds = {s.kind for s in steps}
     if UserStepKind.PROVE_OWNERSHIP in kinds:
-        text += " Before anything moves you prove that you control the sending address."
+        parts.append(tr(N_("Before anything moves you prove that you control the sending address.")))
     if UserStepKind.ACCEPT_FEE in kinds:
-        text += " Once approved, you accept the fee quote before anything is signed."
+        parts.append(tr(N_("Once approved, you accept the fee quote before anything is signed.")))
     if not kinds:
-        text += " Nothing for you to do unless the engineer asks you something."
-    return text
+        parts.append(tr(N_("Nothing for you to do unless the engineer asks you something.")))
+    return " ".join(parts)
 
 
-def _too_small(quote: Quote) -> str:
-    fee = format_units(quote.fee, quote.decimals)
-    return (
-        f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the recovery "
-        f"fee of {fee} {quote.asset}, before the network cost; it cannot be recovered."
+def _amount(deposit: Transfer, value: int | None = None) -> str:
+    """An amount of the deposit's asset, its number formatted per language where its decimals are known."""
+    base_units = deposit.amount if value is None else value
+    if deposit.decimals is None:
+        return deposit.amount_text(base_units)
+    return AmountText(base_units, deposit.decimals, deposit.label)
+
+
+def _too_small(quote: Quote, tr: Tr) -> str:
+    return tr(
+        N_(
+            "The deposit of {amount} does not cover the recovery fee of {fee}, before the network cost; it cannot "
+            "be recovered."
+        ),
+        amount=AmountText(quote.amount, quote.decimals, quote.asset),
+        fee=AmountText(quote.fee, quote.decimals, quote.asset),
     )
 
 
-def _plain_failure(exc: Exception, trace: TraceResult) -> str:
+def _plain_failure(exc: Exception, trace: TraceResult, tr: Tr) -> str:
     """Why the preview could not be made, in plain words (never the exception's text: it may carry a node's
     answer or an endpoint)."""
-    where = trace.chain or "a chain"
+    where = trace.chain or tr(N_("a chain"))
     if isinstance(exc, RpcUnavailable):
-        return f"A node the engine asks about this deposit ({where} or another configured chain) did not answer."
+        return tr(
+            N_("A node the engine asks about this deposit ({chain} or another configured chain) did not answer."),
+            chain=where,
+        )
     if isinstance(exc, RpcError):
-        return f"A node the engine asks about this deposit ({where} or another configured chain) refused a check."
+        return tr(
+            N_("A node the engine asks about this deposit ({chain} or another configured chain) refused a check."),
+            chain=where,
+        )
     if isinstance(exc, PermanentError):
-        return "The engine's configuration cannot answer this yet (an operator has been told in the logs)."
-    return "The engine could not check the deposit at claim time."
+        return tr(N_("The engine's configuration cannot answer this yet (an operator has been told in the logs)."))
+    return tr(N_("The engine could not check the deposit at claim time."))
 
 
 class _Scrubber:

@@ -226,7 +226,7 @@ async def test_engineer_by_pattern_with_its_sla(world: World) -> None:
         "first_line",
         1,
     )
-    assert "26 Jan 2027" in answer.next and "17 Feb 2027" in answer.next
+    assert "January 26, 2027" in answer.next and "February 17, 2027" in answer.next
     assert answer.user_steps == []
 
 
@@ -269,7 +269,7 @@ async def test_engineer_work_below_the_eligibility_floor_is_rejected(world: Worl
 async def test_above_the_automatic_limit_goes_to_an_engineer_with_proof_and_acceptance(world: World) -> None:
     answer = await world.preview(30_000)
     assert answer.route is ClaimRoute.ENGINEER and answer.pattern is Pattern.WRONG_NETWORK_SAME_KEY
-    assert answer.reason is not None and "above the automatic limit of 20000 USD" in answer.reason
+    assert answer.reason is not None and "above the automatic limit of 20,000 USD" in answer.reason
     # the workflow's order: the ownership proof (while engineers review), then, once approved, the fee
     assert [s.kind for s in answer.user_steps] == [UserStepKind.PROVE_OWNERSHIP, UserStepKind.ACCEPT_FEE]
     assert SENDER in answer.user_steps[0].text and "/v1/cases/case-x/ownership-challenge" in answer.user_steps[0].text
@@ -345,7 +345,7 @@ async def test_confirmations_pending_with_the_expected_time(world: World) -> Non
     assert confirmations is not None
     assert (confirmations.have, confirmations.need, confirmations.remaining) == (1, 3, 2)
     assert confirmations.expected_at == NOW + timedelta(seconds=2)  # two more 1-second blocks
-    assert "2 more confirmation(s) on bsc" in answer.next and "10:00:02 UTC" in answer.next
+    assert "2 more confirmation(s) on bsc" in answer.next and "January 4, 2027, 10:00:02\u202fAM UTC" in answer.next
 
 
 async def test_an_engineers_sla_starts_once_the_deposit_is_confirmed(world: World) -> None:
