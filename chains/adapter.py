@@ -7,7 +7,10 @@ adds its own ``accepts`` (which transaction ids it takes) and ``trace``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from chains.endpoints import EndpointHealth, EndpointPool, RestClient
+from recovery.models import Transfer
 from recovery.settings import ChainConfig
 
 
@@ -31,3 +34,22 @@ class RestAdapter(PooledAdapter):
     def __init__(self, config: ChainConfig, *, rest: RestClient | None = None) -> None:
         self.rest = rest or RestClient.from_config(config)
         super().__init__(config, pool=self.rest.pool)
+
+
+@dataclass
+class Findings:
+    """What a trace found in a transaction: its transfers, notes for a reader, and the parts it could not read.
+
+    ``not_read`` is the one way to give up on a part of a transaction where value may have moved: the part
+    goes to ``TraceResult.unread`` (the classifier sends the case to an engineer) and to the notes, so that
+    nothing an adapter does not understand ever becomes a silent "no deposit".
+    """
+
+    transfers: list[Transfer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+    def not_read(self, what: str) -> None:
+        """``what``, in plain words, may have moved value and was not read."""
+        self.unread.append(what)
+        self.notes.append(f"not read: {what}")

@@ -5,6 +5,12 @@ the address of the first input's previous output (a transaction has no single se
 usual refund address). Change outputs back to the sender are kept as they are. A memo can only be an
 ``OP_RETURN`` output: its pushed bytes, as text when they are printable UTF-8, else as hex, are set on
 every transfer of the transaction.
+
+An output without an address (other than an ``OP_RETURN``: a bare public key or multisig script, a
+non-standard one) is skipped, with a note when it carries value: a deposit is made to an address. An output
+the adapter cannot parse (not an object, a value that is not a whole number of satoshis, an address that is
+not text), or a transaction whose outputs are not a list, goes to ``TraceResult.unread`` with a note, never
+to a silent "no deposit".
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from chains.adapter import RestAdapter
+from chains.adapter import Findings, RestAdapter
 from chains.endpoints import RestError, RpcError
 from recovery.models import TraceResult, Transfer
 from recovery.settings import ChainConfig
@@ -103,38 +109,55 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def transfers_of(config: ChainConfig, tx: dict[str, Any]) -> tuple[list[Transfer], list[str]]:
-    """The transaction's outputs to addresses, with the OP_RETURN memo; and notes for the reader."""
-    notes: list[str] = []
-    vout = tx.get("vout") or []
+def transfers_of(config: ChainConfig, tx: dict[str, Any]) -> Findings:
+    """The transaction's outputs to addresses, with the OP_RETURN memo; notes for the reader, and the outputs
+    it could not parse."""
+    found = Findings()
+    vout = tx.get("vout")
+    if not isinstance(vout, list):
+        found.not_read(f"the outputs (vout is {type(vout).__name__}, not a list)")
+        return found
     memos = [
         memo_text(op_return_payload(str(out.get("scriptpubkey") or "")))
         for out in vout
-        if out.get("scriptpubkey_type") == "op_return"
+        if isinstance(out, dict) and out.get("scriptpubkey_type") == "op_return"
     ]
     present = [m for m in memos if m is not None]
     memo = present[0] if present else None
     if len(present) > 1:
-        notes.append(f"{len(present)} OP_RETURN outputs; the first is used as the memo")
+        found.notes.append(f"{len(present)} OP_RETURN outputs; the first is used as the memo")
     sender = _sender(tx)
     txid = str(tx["txid"]).lower()
-    transfers = [
-        Transfer(
-            chain=config.name,
-            tx_hash=txid,
-            log_index=index,
-            token_address=None,
-            asset=config.native_symbol,
-            decimals=config.native_decimals,
-            sender=sender,
-            recipient=str(out["scriptpubkey_address"]),
-            amount=_int(out.get("value"), f"vout {index} value"),
-            memo=memo,
+    for index, out in enumerate(vout):
+        if not isinstance(out, dict):
+            found.not_read(f"output {index} (not an object)")
+            continue
+        value, address, kind = out.get("value"), out.get("scriptpubkey_address"), out.get("scriptpubkey_type")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            found.not_read(f"output {index}: its value {value!r} is not a whole number of satoshis")
+            continue
+        if address is None or address == "":
+            if kind != "op_return" and value > 0:
+                found.notes.append(f"output {index} ({kind or 'unknown script'}, {value} sat) pays no address: skipped")
+            continue
+        if not isinstance(address, str):
+            found.not_read(f"output {index}: its address {address!r} is not text")
+            continue
+        found.transfers.append(
+            Transfer(
+                chain=config.name,
+                tx_hash=txid,
+                log_index=index,
+                token_address=None,
+                asset=config.native_symbol,
+                decimals=config.native_decimals,
+                sender=sender,
+                recipient=address,
+                amount=value,
+                memo=memo,
+            )
         )
-        for index, out in enumerate(vout)
-        if out.get("scriptpubkey_address")
-    ]
-    return transfers, notes
+    return found
 
 
 class BitcoinChain(RestAdapter):
@@ -163,11 +186,17 @@ class BitcoinChain(RestAdapter):
             raise
         if not isinstance(tx, dict) or str(tx.get("txid", "")).lower() != txid:
             raise RpcError(-32603, f"{self.config.name}: esplora answered another object for tx {txid}")
-        transfers, notes = transfers_of(self.config, tx)
+        found = transfers_of(self.config, tx)
         status = tx.get("status") or {}
         if not status.get("confirmed"):
-            notes.append("unconfirmed: in the mempool, may still be replaced or dropped")
-            return base.model_copy(update={"found": True, "transfers": transfers, "notes": notes})
+            return base.model_copy(
+                update={
+                    "found": True,
+                    "transfers": found.transfers,
+                    "notes": [*found.notes, "unconfirmed: in the mempool, may still be replaced or dropped"],
+                    "unread": found.unread,
+                }
+            )
         height = _int(status.get("block_height"), "block height")
         tip = await self.tip_height()
         return base.model_copy(
@@ -178,7 +207,8 @@ class BitcoinChain(RestAdapter):
                 # Mined means at least one confirmation, even if a lagging endpoint answered the tip.
                 "confirmations": max(1, tip - height + 1),
                 "block_timestamp": _block_time(status.get("block_time")),
-                "transfers": transfers,
-                "notes": notes,
+                "transfers": found.transfers,
+                "notes": found.notes,
+                "unread": found.unread,
             }
         )

@@ -18,6 +18,7 @@ from chains.evm_decode import (
     hex_to_int,
     internal_not_read,
     needs_internal_trace,
+    not_decoded,
     trace_result,
     with_internal_transfers,
 )
@@ -167,7 +168,24 @@ class EvmChain:
         except RpcError as exc:
             return self._internal_failed(result, exc)
         self._debug_trace = True
-        return with_internal_transfers(self.config, result, frame)
+        return self._add_frame(result, frame)
+
+    def _add_frame(self, result: TraceResult, frame: Any) -> TraceResult:
+        """``result`` with the internal transfers of a ``callTracer`` answer; never raises on the answer."""
+        try:
+            return with_internal_transfers(self.config, result, frame)
+        except Exception as exc:  # one frame must never sink a batch
+            log.exception("%s: call trace of %s not decoded", self.config.name, result.tx_hash)
+            return result.model_copy(
+                update={
+                    "notes": [*result.notes, f"call trace not decoded: {type(exc).__name__}: {exc}"],
+                    "unread": [
+                        *result.unread,
+                        "The node's call trace of the transaction could not be decoded; value forwarded by "
+                        "contracts may not be listed.",
+                    ],
+                }
+            )
 
     async def trace_many(
         self,
@@ -182,8 +200,10 @@ class EvmChain:
         Raw JSON-RPC batches of ``eth_getTransactionByHash`` + ``eth_getTransactionReceipt`` (at most
         ``chunk_size`` calls each, ``concurrency`` batches in flight) and one ``eth_blockNumber``; then,
         for the transactions that ran contract code, batches of ``debug_traceTransaction``. An item's
-        error does not sink the others: a missing transaction is ``found=False``, an item the node
-        answered with an error is ``found=False`` with a note. Transport failures raise.
+        error does not sink the others: a missing transaction is ``found=False``; an item the node
+        answered with an error is ``found=False`` with a note and an ``unread`` entry (not read is not
+        "not found"); an answer that cannot be decoded is a result with ``unread``. Transport failures
+        raise.
         """
         hashes = [normalize_tx_hash(h) for h in tx_hashes]
         if not hashes:
@@ -222,11 +242,18 @@ class EvmChain:
                         required_confirmations=self.config.confirmations,
                         block_time_ms=self.config.block_time_ms,
                         notes=[f"not read: {errors[0]}"],
+                        unread=[f"The node answered an error for this transaction, so it was not read: {errors[0]}"],
                     )
                 )
                 continue
-            results.append(trace_result(self.config, h, tx, receipt, head))
-            if needs_internal_trace(tx, receipt):
+            try:
+                result = trace_result(self.config, h, tx, receipt, head)
+                traced = needs_internal_trace(tx, receipt)
+            except Exception as exc:  # one item's answer must never sink the batch
+                log.exception("%s: tx %s not decoded", self.config.name, h)
+                result, traced = not_decoded(self.config, h, exc), False
+            results.append(result)
+            if traced:
                 to_trace.append(i)
         if to_trace:
             await self._add_internal_many(results, to_trace, concurrency)
@@ -260,7 +287,7 @@ class EvmChain:
                     return
             else:
                 self._debug_trace = True
-                results[first] = with_internal_transfers(self.config, results[first], frame)
+                results[first] = self._add_frame(results[first], frame)
         limit = asyncio.Semaphore(concurrency)
 
         async def run(chunk: Sequence[int]) -> None:
@@ -272,7 +299,7 @@ class EvmChain:
                 if isinstance(frame, RpcError):
                     results[i] = self._internal_failed(results[i], frame)
                 else:
-                    results[i] = with_internal_transfers(self.config, results[i], frame)
+                    results[i] = self._add_frame(results[i], frame)
 
         await asyncio.gather(*(run(c) for c in _chunks(indexes, TRACE_MANY_INTERNAL_CHUNK)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -12,6 +13,10 @@ from recovery.settings import ChainConfig
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 MAX_UINT256 = 2**256 - 1
+TRANSFER_SINGLE_TOPIC = "0xc3d58168c5ae7397731d063d5bbf3d657854427343f4c083240f7aacaa2d0f62"
+TRANSFER_BATCH_TOPIC = "0x4a39dc06d4c0dbc64b70af90fd698a233a518aa5d07e595d983b8c0526c8f7fb"
+MULTI_TOKEN_TOPICS = frozenset({TRANSFER_SINGLE_TOPIC, TRANSFER_BATCH_TOPIC})
+"""ERC-1155 ``TransferSingle`` and ``TransferBatch``."""
 
 
 def hex_to_int(value: Any) -> int:
@@ -46,14 +51,105 @@ def _topic_address(topic: Any) -> str | None:
     return to_checksum_address(raw[12:])
 
 
-def decode_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Transfer | None:
-    """An ERC-20 ``Transfer`` as a ``Transfer``, or None if the log is anything else or malformed.
+@dataclass
+class Reading:
+    """What the decoder made of (part of) a transaction: its transfers, what a reader should know
+    (``TraceResult.notes``) and the parts it could not read where value may have moved
+    (``TraceResult.unread``)."""
 
-    ERC-721 also emits ``Transfer`` with the same topic0 but the token id as a 4th topic: ignored.
-    """
+    transfers: list[Transfer] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+    def extend(self, other: Reading) -> None:
+        self.transfers += other.transfers
+        self.notes += other.notes
+        self.unread += other.unread
+
+    def not_read(self, unread: str, note: str) -> None:
+        """Record a part not read: ``unread`` in plain words for the case, ``note`` for an engineer."""
+        self.unread.append(unread)
+        self.notes.append(note)
+
+
+# --- token transfer logs -----------------------------------------------------------------------
+
+
+def _log_name(log: Mapping[str, Any]) -> str:
     try:
-        topics = log.get("topics") or []
-        if len(topics) != 3 or str(topics[0]).lower() != TRANSFER_TOPIC or log.get("removed"):
+        return f"log #{hex_to_int(log.get('logIndex'))}"
+    except (TypeError, ValueError):
+        return "a log"
+
+
+def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Reading:
+    """One receipt log: an ERC-20 ``Transfer`` as a ``Transfer``; a log of any other event, nothing.
+
+    A log that carries the ``Transfer`` event (or an ERC-1155 transfer event) but that the adapter
+    cannot decode as an ERC-20 transfer is never dropped silently: an ERC-721 (NFT) transfer (the token
+    id as a 4th topic) or an ERC-1155 transfer is named in ``unread`` (the engine recovers neither), and
+    a ``Transfer`` of any other shape (unindexed arguments, as early tokens and CryptoKitties emitted;
+    a short or dirty topic; odd data) is reported as not read: an unindexed ERC-20 transfer and an
+    unindexed NFT transfer look the same, so no amount is guessed from it.
+    """
+    out = Reading()
+    if not isinstance(log, Mapping):
+        out.not_read(
+            "A log in the receipt could not be read at all; it may have been a token transfer.",
+            f"receipt log is not an object: {log!r:.80}",
+        )
+        return out
+    topics = log.get("topics")
+    if topics is None or (isinstance(topics, list) and not topics):
+        return out  # an anonymous event: not a transfer
+    name = _log_name(log)
+    if not isinstance(topics, list):
+        out.not_read(
+            f"The topics of event {name} could not be read; it may have been a token transfer.",
+            f"{name}: topics are not a list: {topics!r:.80}",
+        )
+        return out
+    if log.get("removed") is True:
+        return out  # a reorganisation took it out of the chain
+    topic0 = str(topics[0]).lower()
+    if topic0 in MULTI_TOKEN_TOPICS:
+        out.not_read(
+            f"Event {name} of contract {log.get('address')} is an ERC-1155 multi-token transfer. The engine "
+            "does not recover these tokens; if they went to an exchange address an engineer must look.",
+            f"{name}: ERC-1155 transfer event, not decoded",
+        )
+        return out
+    if topic0 != TRANSFER_TOPIC:
+        return out  # another event
+    transfer = _erc20_transfer(chain, log, topics)
+    if transfer is not None:
+        out.transfers.append(transfer)
+        return out
+    data = _hex_bytes(log.get("data"))
+    if len(topics) == 4 and data == b"":
+        sender, recipient, token_id = _topic_address(topics[1]), _topic_address(topics[2]), _hex_bytes(topics[3])
+        if sender and recipient and token_id is not None and len(token_id) == 32:
+            number = int.from_bytes(token_id, "big")
+            out.not_read(
+                f"Event {name} is an NFT (ERC-721) transfer of token #{number} of contract "
+                f"{log.get('address')} from {sender} to {recipient}. The engine does not recover NFTs; if it "
+                "went to an exchange address an engineer must look.",
+                f"{name}: ERC-721 Transfer of token id {number}, not a fungible amount",
+            )
+            return out
+    shape = f"{len(topics)} topics, {len(data)} data bytes" if data is not None else f"{len(topics)} topics, bad data"
+    out.not_read(
+        f"Event {name} of contract {log.get('address')} is a token Transfer event of a form the adapter "
+        f"cannot decode ({shape}): tokens may have moved that are not listed.",
+        f"{name}: Transfer event not decoded ({shape})",
+    )
+    return out
+
+
+def _erc20_transfer(chain: ChainConfig, log: Mapping[str, Any], topics: list[Any]) -> Transfer | None:
+    """The standard ERC-20 shape: topic0, indexed ``from`` and ``to``, the amount as the 32-byte data."""
+    try:
+        if len(topics) != 3:
             return None
         sender, recipient = _topic_address(topics[1]), _topic_address(topics[2])
         data = _hex_bytes(log.get("data"))
@@ -81,8 +177,38 @@ def decode_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Transfer 
     )
 
 
+def decode_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Transfer | None:
+    """An ERC-20 ``Transfer`` as a ``Transfer``, or None if the log is anything else or malformed (see
+    :func:`read_transfer_log` for what a malformed or NFT transfer log tells)."""
+    found = read_transfer_log(chain, log).transfers
+    return found[0] if found else None
+
+
+def read_logs(chain: ChainConfig, logs: Any) -> Reading:
+    out = Reading()
+    if logs is None:
+        return out
+    if not isinstance(logs, list):
+        out.not_read(
+            "The receipt's event logs could not be read; tokens may have moved that are not listed.",
+            f"receipt logs are not a list: {logs!r:.80}",
+        )
+        return out
+    for log in logs:
+        out.extend(read_transfer_log(chain, log))
+    return out
+
+
 def decode_transfer_logs(chain: ChainConfig, logs: Iterable[Mapping[str, Any]]) -> list[Transfer]:
     return [t for t in (decode_transfer_log(chain, log) for log in logs) if t is not None]
+
+
+# --- the transaction ---------------------------------------------------------------------------
+
+KNOWN_TX_TYPES = {0: "legacy", 1: "access list", 2: "EIP-1559", 3: "blob", 4: "set-code"}
+"""Ethereum's transaction types: in all of them ``value`` is all the native value the transaction itself
+moves. Other types (an L2's deposit transaction, which mints native value; Arbitrum's retryables) may move
+value in fields the adapter does not read."""
 
 
 def native_transfer(
@@ -108,16 +234,175 @@ def native_transfer(
     )
 
 
-def receipt_succeeded(receipt: Mapping[str, Any]) -> bool:
-    return hex_to_int(receipt.get("status", "0x0")) == 1
+def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Reading:
+    out = Reading()
+    try:
+        transfer = native_transfer(chain, tx, receipt)
+    except (KeyError, TypeError, ValueError) as exc:
+        out.not_read(
+            f"The transaction's own value, sender or recipient could not be read ({exc}); "
+            f"{chain.native_symbol} may have moved that is not listed.",
+            f"native value not decoded: {type(exc).__name__}: {exc}",
+        )
+        return out
+    if transfer is not None:
+        out.transfers.append(transfer)
+    elif _quantity(tx.get("value") or 0):
+        out.not_read(
+            f"The transaction carries {chain.native_symbol} but neither a recipient nor a created contract "
+            "is known; where the value went is not listed.",
+            "native value without a recipient or a contractAddress",
+        )
+    return out
+
+
+def _read_type(tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Reading:
+    out = Reading()
+    raw = tx.get("type", receipt.get("type"))
+    if raw is None:
+        return out  # nodes before EIP-2718 give no type: legacy
+    kind = _quantity(raw)
+    if kind not in KNOWN_TX_TYPES:
+        out.not_read(
+            f"The transaction is of type {raw!r}, which the adapter does not know; value it moved in a way "
+            "only that type has (such as an L2 deposit) is not listed.",
+            f"unknown transaction type {raw!r}",
+        )
+    return out
+
+
+def receipt_succeeded(receipt: Mapping[str, Any], tx: Mapping[str, Any] | None = None) -> bool:
+    """Whether the transaction moved anything: False only when the receipt says it failed.
+
+    ``tx`` (its gas limit) helps judge a receipt without a status: see :func:`receipt_outcome`.
+    """
+    return receipt_outcome(receipt, tx).succeeded
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Whether a mined transaction succeeded, as far as its receipt tells."""
+
+    succeeded: bool
+    """False only when the node says the transaction failed (``status`` 0): a receipt that does not say
+    is never taken for a failure (that would report a real deposit as "nothing moved")."""
+    notes: tuple[str, ...] = ()
+    unread: tuple[str, ...] = ()
+    """Set whenever the status was not read from the receipt: the classifier sends the case to an engineer."""
+
+
+def receipt_outcome(receipt: Mapping[str, Any], tx: Mapping[str, Any] | None = None) -> Outcome:
+    """Success of a mined transaction from its receipt's ``status``, or, where the node gives none, from
+    the receipt's other facts.
+
+    Receipts before Byzantium (Ethereum block 4,370,000, October 2017) carry a state ``root`` instead of a
+    ``status``; Parity/OpenEthereum answered ``"status": null`` for them. Then:
+
+    * logs present: it succeeded (a failed transaction's logs are discarded);
+    * a pre-Byzantium receipt (it has a ``root``) that used less gas than the transaction's limit: it
+      succeeded, since before REVERT (Byzantium) every failure consumed all the gas;
+    * else it cannot be judged: a plain transfer sent with an exact gas limit and a failed call look the
+      same. It is not called failed: the transfers are listed as if it succeeded and ``unread`` says so.
+
+    In every case without a status, ``unread`` and ``notes`` say what was judged and how.
+    """
+    status = receipt.get("status")
+    if status is not None:
+        try:
+            code: int | None = hex_to_int(status)
+        except (TypeError, ValueError):
+            code = None
+        if code == 1:
+            return Outcome(True)
+        if code == 0:
+            return Outcome(False)
+        return Outcome(
+            True,
+            notes=(f"receipt status {status!r} is neither 0x0 nor 0x1: read as not failed",),
+            unread=(
+                f"The receipt's status ({status!r}) is not one the adapter knows, so it is not known whether "
+                "the transaction succeeded; the transfers listed are what it moved if it did.",
+            ),
+        )
+    logs = receipt.get("logs")
+    if isinstance(logs, list) and logs:
+        return Outcome(
+            True,
+            notes=("no status in the receipt (before Byzantium): judged succeeded because it emitted logs",),
+            unread=(
+                "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
+                "judged successful because it emitted events, which a failed transaction never does.",
+            ),
+        )
+    gas_used, gas_limit = _quantity(receipt.get("gasUsed")), _quantity((tx or {}).get("gas"))
+    if receipt.get("root") is not None and gas_used is not None and gas_limit is not None and gas_used < gas_limit:
+        return Outcome(
+            True,
+            notes=(
+                f"no status in the receipt (before Byzantium): judged succeeded because it used {gas_used} "
+                f"of its {gas_limit} gas (a failure then used all of it)",
+            ),
+            unread=(
+                "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
+                "judged successful because it used less gas than its limit: before October 2017 a failed "
+                "transaction always used all of it.",
+            ),
+        )
+    why = (
+        "it used all its gas limit and emitted no events"
+        if gas_used is not None and gas_used == gas_limit
+        else "the receipt does not show enough (no events, and no gas limit or pre-2017 state root to compare)"
+    )
+    return Outcome(
+        True,
+        notes=(f"no status in the receipt, and success cannot be judged: {why}",),
+        unread=(
+            f"The node gave no success status for this transaction and whether it succeeded cannot be judged: "
+            f"{why}, which a failed call and a plain transfer with an exact gas limit both do. The transfers "
+            "listed are what it moved if it succeeded.",
+        ),
+    )
+
+
+def _quantity(value: Any) -> int | None:
+    try:
+        return hex_to_int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_transaction(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> tuple[Outcome, Reading]:
+    """Whether a mined transaction succeeded, and what it moved: nothing if it failed. Every part that
+    cannot be read is in the reading's ``unread``; one part failing does not hide the others."""
+    outcome = receipt_outcome(receipt, tx)
+    reading = Reading(notes=list(outcome.notes), unread=list(outcome.unread))
+    reading.extend(_read_type(tx, receipt))
+    if outcome.succeeded:
+        reading.extend(_read_native(chain, tx, receipt))
+        reading.extend(read_logs(chain, receipt.get("logs")))
+    return outcome, reading
 
 
 def transfers_of(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> list[Transfer]:
     """All transfers of a mined transaction: nothing moved if it reverted."""
-    if not receipt_succeeded(receipt):
-        return []
-    native = native_transfer(chain, tx, receipt)
-    return ([native] if native else []) + decode_transfer_logs(chain, receipt.get("logs") or [])
+    return read_transaction(chain, tx, receipt)[1].transfers
+
+
+def not_decoded(chain: ChainConfig, tx_hash: str, exc: BaseException, *, found: bool = True) -> TraceResult:
+    """The trace of a transaction whose node answer could not be decoded at all: said in ``unread``, so that
+    no one reads it as "nothing moved"."""
+    return TraceResult(
+        chain=chain.name,
+        tx_hash=tx_hash.lower(),
+        found=found,
+        required_confirmations=chain.confirmations,
+        block_time_ms=chain.block_time_ms,
+        notes=[f"node answer not decoded: {type(exc).__name__}: {exc}"],
+        unread=[
+            f"The node's answer for this transaction could not be decoded ({type(exc).__name__}); whether it "
+            "was mined and what it moved is not known."
+        ],
+    )
 
 
 def trace_result(
@@ -127,7 +412,10 @@ def trace_result(
     receipt: Mapping[str, Any] | None,
     head: int,
 ) -> TraceResult:
-    """What one chain says about ``tx_hash``, from its transaction, receipt and head block number."""
+    """What one chain says about ``tx_hash``, from its transaction, receipt and head block number.
+
+    Never raises on what the node answered: an answer it cannot decode is a result with ``unread``.
+    """
     base = TraceResult(
         chain=chain.name,
         tx_hash=tx_hash.lower(),
@@ -137,19 +425,26 @@ def trace_result(
     )
     if tx is None:
         return base
-    if receipt is None or receipt.get("blockNumber") is None:
-        return base.model_copy(update={"found": True})  # pending
-    block = hex_to_int(receipt["blockNumber"])
-    succeeded = receipt_succeeded(receipt)
+    try:
+        if not isinstance(tx, Mapping) or not isinstance(receipt, Mapping | None):
+            raise TypeError(f"transaction or receipt is not an object: {type(tx).__name__}, {type(receipt).__name__}")
+        if receipt is None or receipt.get("blockNumber") is None:
+            return base.model_copy(update={"found": True})  # pending
+        block = hex_to_int(receipt["blockNumber"])
+        outcome, reading = read_transaction(chain, tx, receipt)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return not_decoded(chain, tx_hash, exc)
     return base.model_copy(
         update={
             "found": True,
-            "succeeded": succeeded,
+            "succeeded": outcome.succeeded,
             "block_number": block,
             # A receipt means the tx is mined: at least one confirmation even if a lagging
             # endpoint answered eth_blockNumber.
             "confirmations": max(1, head - block + 1),
-            "transfers": transfers_of(chain, tx, receipt),
+            "transfers": reading.transfers,
+            "notes": reading.notes,
+            "unread": reading.unread,
         }
     )
 
@@ -159,6 +454,7 @@ def trace_result(
 VALUE_FRAME_TYPES = frozenset({"CALL", "CREATE", "CREATE2", "SELFDESTRUCT"})
 """callTracer frame types that move native value to another account. DELEGATECALL and STATICCALL carry
 no value of their own; CALLCODE runs the callee's code on the caller's own balance (nothing moves)."""
+KNOWN_FRAME_TYPES = VALUE_FRAME_TYPES | {"CALLCODE", "DELEGATECALL", "STATICCALL"}
 
 
 def needs_internal_trace(tx: Mapping[str, Any] | None, receipt: Mapping[str, Any] | None) -> bool:
@@ -167,60 +463,121 @@ def needs_internal_trace(tx: Mapping[str, Any] | None, receipt: Mapping[str, Any
     A plain value transfer to an account (empty input) runs no code we need to read; a call with input,
     or a contract creation, may. A reverted transaction moved nothing.
     """
-    if tx is None or receipt is None or receipt.get("blockNumber") is None or not receipt_succeeded(receipt):
+    if not isinstance(tx, Mapping) or not isinstance(receipt, Mapping) or receipt.get("blockNumber") is None:
+        return False
+    if not receipt_succeeded(receipt, tx):
         return False
     data = tx.get("input") or tx.get("data") or "0x"
     return str(data) not in ("0x", "0X", "") or not tx.get("to")
 
 
-def internal_transfers(chain: ChainConfig, tx_hash: str, call_frame: Mapping[str, Any] | None) -> list[Transfer]:
+def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Reading:
     """Native value moved by contracts inside a transaction, from a ``callTracer`` result.
 
     Every nested frame (not the top one: that is the transaction's own ``value``) of a value-moving
     type with ``value > 0`` is one transfer, numbered ``internal_log_index(1), (2), ...`` in depth-first
-    call order. A frame with ``error`` reverted: it and its whole subtree are skipped. Malformed frames
-    are skipped, not fatal.
+    call order. A frame with ``error`` reverted: it and its whole subtree are skipped. A frame the
+    adapter cannot read (not an object, a type it does not know, a value frame without a readable value,
+    sender or recipient) is in ``unread``; its readable children are still read.
     """
-    out: list[Transfer] = []
-    if not isinstance(call_frame, Mapping) or call_frame.get("error"):
-        return out
+    out = Reading()
     tx_hash = tx_hash.lower()
+    if not isinstance(call_frame, Mapping):
+        out.not_read(
+            "The node's call trace of the transaction could not be read; value forwarded by contracts may "
+            "not be listed.",
+            f"callTracer result is not an object: {call_frame!r:.80}",
+        )
+        return out
+    if call_frame.get("error"):
+        return out  # the whole call reverted: nothing inside it happened
 
-    def visit(frame: Mapping[str, Any]) -> None:
-        for child in frame.get("calls") or []:
-            if not isinstance(child, Mapping) or child.get("error"):
+    def visit(frame: Mapping[str, Any], path: str) -> None:
+        calls = frame.get("calls")
+        if calls is None:
+            return
+        if not isinstance(calls, list):
+            out.not_read(
+                f"The inner calls of call {path or 'top'} could not be read; value forwarded by contracts "
+                "may not be listed.",
+                f"call {path or 'top'}: calls is not a list",
+            )
+            return
+        for i, child in enumerate(calls):
+            where = f"{path}.{i}" if path else str(i)
+            if not isinstance(child, Mapping):
+                out.not_read(
+                    f"Inner call {where} could not be read; value forwarded by contracts may not be listed.",
+                    f"call {where}: frame is not an object",
+                )
+                continue
+            if child.get("error"):
                 continue  # reverted: nothing in this subtree happened
-            transfer = _frame_transfer(chain, tx_hash, child, len(out) + 1)
-            if transfer is not None:
-                out.append(transfer)
-            visit(child)
+            out.extend(_read_frame(chain, tx_hash, child, where, len(out.transfers) + 1))
+            visit(child, where)
 
-    visit(call_frame)
+    visit(call_frame, "")
     return out
 
 
-def _frame_transfer(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], n: int) -> Transfer | None:
-    if str(frame.get("type", "")).upper() not in VALUE_FRAME_TYPES:
-        return None
+def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], where: str, n: int) -> Reading:
+    out = Reading()
+    kind = str(frame.get("type", "")).upper()
+    if kind not in KNOWN_FRAME_TYPES:
+        out.not_read(
+            f"Inner call {where} is of a kind the adapter does not know ({frame.get('type')!r}); value "
+            "it moved is not listed.",
+            f"call {where}: unknown frame type {frame.get('type')!r}",
+        )
+        return out
+    if kind not in VALUE_FRAME_TYPES:
+        return out
+    if frame.get("value") is None:
+        # geth's callTracer always gives a CALL, CREATE or SELFDESTRUCT its value ("0x0" if none); old
+        # tracers gave a SELFDESTRUCT neither value nor beneficiary.
+        out.not_read(
+            f"Inner call {where} ({kind}) does not say how much {chain.native_symbol} it moved, or to whom.",
+            f"call {where}: {kind} frame without a value",
+        )
+        return out
+    value = _quantity(frame.get("value"))
+    if value is None:
+        out.not_read(
+            f"The value of inner call {where} could not be read; {chain.native_symbol} may have moved that is "
+            "not listed.",
+            f"call {where}: value {frame.get('value')!r} not read",
+        )
+        return out
+    if value <= 0:
+        return out
     try:
-        value = hex_to_int(frame.get("value") or 0)
-        sender, recipient = frame.get("from"), frame.get("to")
-        if value <= 0 or not sender or not recipient:
-            return None
-        sender, recipient = to_checksum_address(sender), to_checksum_address(recipient)
-    except (TypeError, ValueError):
-        return None
-    return Transfer(
-        chain=chain.name,
-        tx_hash=tx_hash,
-        log_index=internal_log_index(n),
-        token_address=None,
-        asset=chain.native_symbol,
-        decimals=chain.native_decimals,
-        sender=sender,
-        recipient=recipient,
-        amount=value,
+        sender, recipient = to_checksum_address(frame["from"]), to_checksum_address(frame["to"])
+    except (KeyError, TypeError, ValueError):
+        out.not_read(
+            f"Inner call {where} moved {value} base units of {chain.native_symbol} but its sender or recipient "
+            "could not be read.",
+            f"call {where}: from/to not read ({frame.get('from')!r}, {frame.get('to')!r})",
+        )
+        return out
+    out.transfers.append(
+        Transfer(
+            chain=chain.name,
+            tx_hash=tx_hash,
+            log_index=internal_log_index(n),
+            token_address=None,
+            asset=chain.native_symbol,
+            decimals=chain.native_decimals,
+            sender=sender,
+            recipient=recipient,
+            amount=value,
+        )
     )
+    return out
+
+
+def internal_transfers(chain: ChainConfig, tx_hash: str, call_frame: Mapping[str, Any] | None) -> list[Transfer]:
+    """The transfers of :func:`read_internal` (what it could not read is left out)."""
+    return read_internal(chain, tx_hash, call_frame).transfers
 
 
 INTERNAL_NOT_READ = "internal transfers not read"
@@ -229,11 +586,17 @@ INTERNAL_NOT_READ = "internal transfers not read"
 def with_internal_transfers(
     chain: ChainConfig, result: TraceResult, call_frame: Mapping[str, Any] | None
 ) -> TraceResult:
-    """``result`` with the internal transfers found in ``call_frame`` appended."""
-    found = internal_transfers(chain, result.tx_hash, call_frame)
-    if not found:
+    """``result`` with the internal transfers found in ``call_frame`` appended, and what could not be read."""
+    found = read_internal(chain, result.tx_hash, call_frame)
+    if not (found.transfers or found.notes or found.unread):
         return result
-    return result.model_copy(update={"transfers": [*result.transfers, *found]})
+    return result.model_copy(
+        update={
+            "transfers": [*result.transfers, *found.transfers],
+            "notes": [*result.notes, *found.notes],
+            "unread": [*result.unread, *found.unread],
+        }
+    )
 
 
 def internal_not_read(result: TraceResult, why: str) -> TraceResult:

@@ -6,8 +6,11 @@ Two sources, both batched on ``JsonRpcClient.batch``:
   recipient, one OR-list of padded watched addresses per filter, ``address_chunk`` addresses each); the
   node does the matching, so the cost grows with the number of filters, not with the chain's traffic.
 * Native value: ``eth_getBlockByNumber(n, true)`` for every block, ``block_batch`` blocks per batch;
-  transactions whose ``to`` is watched are kept once their receipt says they succeeded (a deposit
-  address can be a contract on some chain, and a call to a contract can revert).
+  transactions whose ``to`` is watched are kept unless their receipt says they failed (a deposit
+  address can be a contract on some chain, and a call to a contract can revert; a receipt from before
+  Byzantium has no status and is judged by :func:`chains.evm_decode.receipt_outcome`).
+* ``Transfer`` events to a watched address that are not ERC-20 transfers (an NFT, a form the decoder does
+  not know) are reported in :attr:`ScanBatch.unread`, never dropped.
 
 Value forwarded by contracts (internal transfers) needs traces and is not scanned here: a claim
 through the API still finds it.
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chains.endpoints import RpcError
-from chains.evm_decode import TRANSFER_TOPIC, decode_transfer_log, hex_to_int, native_transfer, receipt_succeeded
+from chains.evm_decode import TRANSFER_TOPIC, hex_to_int, native_transfer, read_transfer_log, receipt_succeeded
 from chains.jsonrpc import JsonRpcClient
 from recovery.models import Transfer
 from recovery.settings import ChainConfig
@@ -54,6 +57,17 @@ class FoundTransfer:
     transfer: Transfer
 
 
+@dataclass(frozen=True)
+class UnreadLog:
+    """A ``Transfer`` event to a watched address that is not an ERC-20 transfer the scanner can decode (an
+    NFT, a form it does not know): value may have reached the address, so it is reported, never dropped."""
+
+    block_number: int | None
+    tx_hash: str | None
+    what: str
+    """In plain words, as in ``TraceResult.unread``."""
+
+
 @dataclass
 class ScanBatch:
     """What one consecutive run of blocks ``[from_block, to_block]`` holds for the watched addresses."""
@@ -61,6 +75,8 @@ class ScanBatch:
     from_block: int
     to_block: int
     found: list[FoundTransfer] = field(default_factory=list)
+    unread: list[UnreadLog] = field(default_factory=list)
+    """Transfer events to watched addresses the scanner could not read as deposits (see :class:`UnreadLog`)."""
 
     @property
     def blocks(self) -> int:
@@ -166,12 +182,12 @@ class EvmScanner:
             if not watched:
                 yield ScanBatch(start, end)
             else:
-                logs, native = await asyncio.gather(
-                    self.transfer_logs(start, end, ordered), self.native_deposits(start, end, watched)
+                (logs, unread), native = await asyncio.gather(
+                    self.read_transfer_logs(start, end, ordered), self.native_deposits(start, end, watched)
                 )
                 found = native + logs
                 found.sort(key=lambda f: (f.block_number, f.transfer.log_index))
-                yield ScanBatch(start, end, found)
+                yield ScanBatch(start, end, found, unread)
             start = end + 1
 
     async def scan_all(self, from_block: int, to_block: int, addresses: Collection[str]) -> list[FoundTransfer]:
@@ -180,6 +196,13 @@ class EvmScanner:
     # --- ERC-20 logs ---------------------------------------------------------------------------
 
     async def transfer_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[FoundTransfer]:
+        return (await self.read_transfer_logs(from_block, to_block, addresses))[0]
+
+    async def read_transfer_logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str]
+    ) -> tuple[list[FoundTransfer], list[UnreadLog]]:
+        """ERC-20 transfers to ``addresses`` in the block range, and the ``Transfer`` events to them that
+        are not ERC-20 transfers the scanner can read (an ERC-721 transfer matches the same filter)."""
         filters = transfer_log_filters(addresses, from_block, to_block, chunk=self.address_chunk)
         logs: list[Mapping[str, Any]] = []
         for part in chunked_filters(filters, self.log_batch):
@@ -191,14 +214,18 @@ class EvmScanner:
                 else:
                     logs += reply or []
         out: list[FoundTransfer] = []
+        unread: list[UnreadLog] = []
         seen: set[tuple[str, int]] = set()
         for log in logs:
-            transfer = decode_transfer_log(self.config, log)
-            if transfer is None or (transfer.tx_hash, transfer.log_index) in seen:
-                continue
-            seen.add((transfer.tx_hash, transfer.log_index))
-            out.append(FoundTransfer(hex_to_int(log["blockNumber"]), transfer))
-        return out
+            reading = read_transfer_log(self.config, log)
+            for what in reading.unread:
+                unread.append(UnreadLog(_block_of(log), _tx_of(log), what))
+            for transfer in reading.transfers:
+                if (transfer.tx_hash, transfer.log_index) in seen:
+                    continue
+                seen.add((transfer.tx_hash, transfer.log_index))
+                out.append(FoundTransfer(hex_to_int(log["blockNumber"]), transfer))
+        return out, list(dict.fromkeys(unread))
 
     async def _logs_split(self, flt: dict[str, Any], error: RpcError) -> list[Mapping[str, Any]]:
         lo, hi = hex_to_int(flt["fromBlock"]), hex_to_int(flt["toBlock"])
@@ -245,12 +272,24 @@ class EvmScanner:
         for (number, tx), receipt in zip(candidates, receipts, strict=True):
             if isinstance(receipt, RpcError) or receipt is None:
                 raise ScanError(f"{self.config.name}: no receipt for {tx['hash']} in block {number}")
-            if not receipt_succeeded(receipt):
-                continue
+            if not receipt_succeeded(receipt, tx):
+                continue  # failed (a receipt without a status is not taken for a failure)
             transfer = native_transfer(self.config, tx, receipt)
             if transfer is not None:
                 out.append(FoundTransfer(number, transfer))
         return out
+
+
+def _block_of(log: Any) -> int | None:
+    try:
+        return hex_to_int(log.get("blockNumber"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _tx_of(log: Any) -> str | None:
+    value = log.get("transactionHash") if isinstance(log, Mapping) else None
+    return str(value).lower() if value else None
 
 
 def chunked_filters(filters: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:

@@ -9,8 +9,14 @@ else ``meta.DeliveredAmount``), never ``Amount``/``DeliverMax``: a partial payme
 than it names. Native XRP is in drops (6 decimals). An issued currency is identified by
 ``token_address = "<currency>.<issuer>"``; a listed token (``config.tokens`` with that address) gives
 symbol and decimals, an unlisted one has no symbol and 15 decimals (XRPL values carry 15 significant
-digits): its decimal ``value`` is scaled by 10**15 exactly, and a value that does not scale to an integer
-is noted and yields no transfer rather than a rounded amount.
+digits): its decimal ``value`` is scaled by 10**15 exactly.
+
+Anything where value may have moved that this adapter does not read goes to ``TraceResult.unread`` with a
+note, never to a silent "no deposit": a payment whose delivered amount the ledger does not give (before
+2014) or that does not scale to whole units, an amount of a shape it does not know (an MPT amount, say),
+and every transaction type other than a payment except those that deliver nothing to another account
+(``NO_DELIVERY_TYPES``: settings, trust lines, offers, escrow and check creation...). A transaction type
+it does not know at all is not read either.
 
 Finality is ``validated: true`` (1 confirmation of 1 required); before that the result is provisional.
 """
@@ -24,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from chains.adapter import PooledAdapter
+from chains.adapter import Findings, PooledAdapter
 from chains.endpoints import EndpointFailed, RpcError, send
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
 from recovery.settings import ChainConfig
@@ -40,6 +46,57 @@ ENDPOINT_ERRORS = frozenset(
     {"tooBusy", "noNetwork", "noCurrent", "noClosed", "amendmentBlocked", "slowDown", "failedToForward"}
 )
 """rippled errors about the server's own state: another server may answer, so they fail over."""
+NO_DELIVERY_TYPES = frozenset(
+    {
+        "AccountSet",
+        "SetRegularKey",
+        "SignerListSet",
+        "TrustSet",
+        "OfferCreate",
+        "OfferCancel",
+        "TicketCreate",
+        "DepositPreauth",
+        "EscrowCreate",
+        "EscrowCancel",
+        "CheckCreate",
+        "CheckCancel",
+        "PaymentChannelCreate",
+        "PaymentChannelFund",
+        "NFTokenMint",
+        "NFTokenBurn",
+        "NFTokenCreateOffer",
+        "NFTokenCancelOffer",
+        "NFTokenModify",
+        "AMMCreate",
+        "AMMDeposit",
+        "AMMVote",
+        "AMMBid",
+        "AMMDelete",
+        "DIDSet",
+        "DIDDelete",
+        "OracleSet",
+        "OracleDelete",
+        "MPTokenIssuanceCreate",
+        "MPTokenIssuanceDestroy",
+        "MPTokenIssuanceSet",
+        "MPTokenAuthorize",
+        "CredentialCreate",
+        "CredentialAccept",
+        "CredentialDelete",
+        "XChainCreateBridge",
+        "XChainModifyBridge",
+        "XChainCreateClaimID",
+        "EnableAmendment",
+        "SetFee",
+        "UNLModify",
+    }
+)
+"""Transaction types that deliver nothing to another account: their sender's own settings, trust lines,
+offers (an offer trades with its owner's counterparties, never into a named destination), value locked in
+an escrow, check or channel until another transaction releases it, NFT and AMM bookkeeping, pseudo-
+transactions. Any other type that is not a payment (``CheckCash``, ``EscrowFinish``, ``PaymentChannelClaim``,
+``AccountDelete``, ``NFTokenAcceptOffer``, ``AMMWithdraw``, cross-chain claims...) may deliver value, and one
+this adapter does not know may too: neither is read, both are reported as such."""
 
 
 class XrplError(RpcError):
@@ -97,41 +154,57 @@ def parse_amount(config: ChainConfig, amount: Any) -> tuple[str | None, str | No
 
 
 def payment_transfer(
-    config: ChainConfig, tx_hash: str, tx: dict[str, Any], meta: dict[str, Any], notes: list[str]
-) -> Transfer | None:
-    """The delivered amount of a ``Payment``; None (with a note) for anything else or an unreadable amount."""
+    config: ChainConfig, tx_hash: str, tx: dict[str, Any], meta: dict[str, Any], found: Findings
+) -> None:
+    """The delivered amount of a successful ``Payment`` into ``found``; for anything else a note, and for
+    what may have delivered value without being read an entry in ``found.unread``."""
     kind = tx.get("TransactionType")
     if kind != "Payment":
-        notes.append(f"{kind} is not a payment: no transfer")
-        return None
+        if kind in NO_DELIVERY_TYPES:
+            found.notes.append(f"{kind} is not a payment: no transfer")
+        else:
+            found.not_read(
+                f"a {kind or 'transaction without a type'}, which may deliver value this adapter does not read"
+            )
+        return
     delivered = meta.get("delivered_amount")
     if delivered is None or delivered == "unavailable":
         delivered = meta.get("DeliveredAmount")
     if delivered is None or delivered == "unavailable":
-        notes.append("the ledger does not say how much was delivered (delivered_amount unavailable): no transfer")
-        return None
+        found.not_read(
+            "how much the payment delivered: the ledger does not say (delivered_amount unavailable, as for "
+            "payments before 2014)"
+        )
+        return
     declared = tx.get("DeliverMax", tx.get("Amount"))
-    if int(tx.get("Flags") or 0) & TF_PARTIAL_PAYMENT:
-        notes.append(
+    flags = tx.get("Flags") or 0
+    if isinstance(flags, int) and flags & TF_PARTIAL_PAYMENT:
+        found.notes.append(
             f"partial payment: Amount was {_format_amount(declared)} but {_format_amount(delivered)} delivered"
         )
     try:
         token_address, asset, decimals, units = parse_amount(config, delivered)
     except _Unreadable as exc:
-        notes.append(f"{exc}: no transfer")
-        return None
+        found.not_read(f"the delivered amount: {exc}")
+        return
+    sender, recipient = tx.get("Account"), tx.get("Destination")
+    if not isinstance(sender, str) or not isinstance(recipient, str):
+        found.not_read(f"the payment's Account {sender!r} or Destination {recipient!r}")
+        return
     tag = tx.get("DestinationTag")
-    return Transfer(
-        chain=config.name,
-        tx_hash=tx_hash,
-        log_index=NATIVE_LOG_INDEX,
-        token_address=token_address,
-        asset=asset,
-        decimals=decimals,
-        sender=str(tx["Account"]),
-        recipient=str(tx["Destination"]),
-        amount=units,
-        memo=None if tag is None else str(tag),
+    found.transfers.append(
+        Transfer(
+            chain=config.name,
+            tx_hash=tx_hash,
+            log_index=NATIVE_LOG_INDEX,
+            token_address=token_address,
+            asset=asset,
+            decimals=decimals,
+            sender=sender,
+            recipient=recipient,
+            amount=units,
+            memo=None if tag is None else str(tag),
+        )
     )
 
 
@@ -213,18 +286,16 @@ class XrplChain(PooledAdapter):
         meta = meta if isinstance(meta, dict) else {}
         tx_result = meta.get("TransactionResult")
         validated = result.get("validated") is True
-        notes: list[str] = []
+        found = Findings()
         if not validated:
-            notes.append(f"not validated yet: result {tx_result or 'unknown'} is provisional")
+            found.notes.append(f"not validated yet: result {tx_result or 'unknown'} is provisional")
         elif tx_result is None:
             raise RpcError(-32603, f"{self.config.name}: validated transaction {tx_hash} without metadata")
         succeeded = tx_result == "tesSUCCESS"
-        transfers: list[Transfer] = []
         if succeeded:
-            transfer = payment_transfer(self.config, tx_hash, tx, meta, notes)
-            transfers = [transfer] if transfer else []
+            payment_transfer(self.config, tx_hash, tx, meta, found)
         elif validated:
-            notes.append(f"failed: {tx_result}; nothing was delivered")
+            found.notes.append(f"failed: {tx_result}; nothing was delivered")
         return base.model_copy(
             update={
                 "found": True,
@@ -232,7 +303,8 @@ class XrplChain(PooledAdapter):
                 "block_number": _ledger_index(result.get("ledger_index", tx.get("ledger_index"))),
                 "confirmations": 1 if validated else 0,
                 "block_timestamp": close_time(result, tx) if validated else None,
-                "transfers": transfers,
-                "notes": notes,
+                "transfers": found.transfers,
+                "notes": found.notes,
+                "unread": found.unread,
             }
         )

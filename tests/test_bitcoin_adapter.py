@@ -187,3 +187,39 @@ async def test_coinbase_sender_and_bad_txid(fake_nodes: NodeFactory) -> None:  #
         assert not chain.accepts(bad)
         with pytest.raises(ValueError, match="bitcoin txid"):
             await chain.trace(bad)
+
+
+async def test_outputs_without_an_address_are_skipped_with_a_note(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    p2pk = {
+        "scriptpubkey": "4104" + "ae" * 64 + "ac",
+        "scriptpubkey_asm": "OP_PUSHBYTES_65 04... OP_CHECKSIG",
+        "scriptpubkey_type": "p2pk",
+        "value": 1_000_000_000,
+    }
+    node = esplora(fake_nodes(), esplora_tx([p2pk, p2wpkh(RECIPIENT, 5)]))
+    result = await BitcoinChain(btc_config(node.url)).trace(TXID)
+    assert [(t.log_index, t.amount) for t in result.transfers] == [(1, 5)] and result.unread == []
+    assert "output 0 (p2pk, 1000000000 sat) pays no address: skipped" in result.notes
+
+
+@pytest.mark.parametrize(
+    ("vout", "unread"),
+    [
+        ([p2wpkh(RECIPIENT, 5) | {"value": 0.5}], "output 0: its value 0.5 is not a whole number of satoshis"),
+        (["0014abcd"], "output 0 (not an object)"),
+        (
+            [p2wpkh(RECIPIENT, 5) | {"scriptpubkey_address": ["bc1q..."]}],
+            "output 0: its address ['bc1q...'] is not text",
+        ),
+        ({"0": p2wpkh(RECIPIENT, 5)}, "the outputs (vout is dict, not a list)"),
+    ],
+)
+async def test_outputs_it_cannot_parse_are_not_read(
+    fake_nodes: NodeFactory,  # noqa: F811
+    vout: Any,
+    unread: str,
+) -> None:
+    node = esplora(fake_nodes(), esplora_tx(vout))
+    result = await BitcoinChain(btc_config(node.url)).trace(TXID)
+    assert result.found and result.transfers == [] and result.unread == [unread]
+    assert f"not read: {unread}" in result.notes

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from chains.endpoints import RpcError
-from chains.tron import TRANSFER_TOPIC, TronChain, base58_to_hex, hex_to_base58, to_base58
-from recovery.models import NATIVE_LOG_INDEX
+from chains.tron import TRANSFER_TOPIC, TronChain, base58_to_hex, hex_to_base58, to_base58, trc10_asset_id
+from recovery.models import NATIVE_LOG_INDEX, internal_log_index
 from recovery.settings import ChainConfig, TokenConfig
 from tests.fake_nodes import FakeNode, NodeFactory, fake_nodes  # noqa: F401
 
@@ -239,3 +239,170 @@ async def test_failover_between_endpoints(fake_nodes: NodeFactory) -> None:  # n
     assert [t.amount for t in (await chain.trace(TXID)).transfers] == [9]
     assert down.hits() == 1  # cooling down after its failure: the other calls went to the healthy node
     assert chain.health()[0].failures == 1 and chain.health()[1].successes == 4
+
+
+def internal(
+    caller_hex: str, to_hex: str, note: str, *values: dict[str, Any], rejected: bool = False
+) -> dict[str, Any]:
+    """An entry of ``internal_transactions`` as java-tron lists it (``note`` hex-encoded)."""
+    item: dict[str, Any] = {
+        "hash": "ab" * 32,
+        "caller_address": caller_hex,
+        "transferTo_address": to_hex,
+        "callValueInfo": list(values) or [{}],
+        "note": note.encode().hex(),
+    }
+    if rejected:
+        item["rejected"] = True
+    return item
+
+
+def test_trc10_asset_id_forms() -> None:
+    assert trc10_asset_id("31303032303030") == "1002000"  # hex, the default
+    assert trc10_asset_id("1002000") == "1002000"  # visible=true
+    assert trc10_asset_id("54726f6e696373") == "Tronics"  # an asset named before proposal 14
+    assert trc10_asset_id(1002000) == "1002000"  # TriggerSmartContract.token_id is a number
+    assert trc10_asset_id("beef") == "beef"  # hex that is no ASCII text: as given
+    with pytest.raises(ValueError):
+        trc10_asset_id("")
+
+
+async def test_trc10_transfer_listed_and_unlisted(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    value = {
+        "amount": 25,
+        "asset_name": b"1002000".hex(),
+        "owner_address": SENDER_HEX,
+        "to_address": RECIPIENT_HEX,
+    }
+    node = tron_node(fake_nodes(), transaction("TransferAssetContract", value), info())
+    [unlisted] = (await TronChain(tron_config(node.url)).trace(TXID)).transfers
+    assert (unlisted.token_address, unlisted.asset, unlisted.decimals, unlisted.amount) == ("1002000", None, None, 25)
+    assert unlisted.asset_key == "tron:1002000" and unlisted.log_index == NATIVE_LOG_INDEX
+    listed = tron_config(node.url).model_copy(
+        update={"tokens": [TokenConfig(symbol="BTT_OLD", address="1002000", decimals=6)]}
+    )
+    [t] = (await TronChain(listed).trace(TXID)).transfers
+    assert (t.asset, t.decimals) == ("BTT_OLD", 6)
+
+
+async def test_internal_transactions(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    """TRX and TRC-10 tokens moved by contracts, numbered in the node's order; reverted ones, value a contract
+    keeps in its own staking, and kinds this adapter does not know are each handled on their own."""
+    contract = USDC_HEX
+    items = [
+        internal(contract, RECIPIENT_HEX, "call", {"callValue": 7_000_000}),
+        internal(contract, RECIPIENT_HEX, "call", {"callValue": 1}, rejected=True),
+        internal(contract, RECIPIENT_HEX, "call", {"callValue": 0}, {"callValue": 40, "tokenId": "1002000"}),
+        internal(contract, contract, "freezeBalanceV2ForEnergy", {"callValue": 1_000_000_000}),
+        internal(contract, RECIPIENT_HEX, "teleport", {"callValue": 5}),
+        internal(contract, RECIPIENT_HEX, "call", {}),
+    ]
+    tx = trc20_call(USDT_HEX, 0)
+    node = tron_node(fake_nodes(), tx, info(logs=[], receipt_result="SUCCESS") | {"internal_transactions": items})
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    assert result.succeeded is True
+    trx, token = result.transfers
+    assert (trx.log_index, trx.token_address, trx.asset, trx.amount) == (internal_log_index(1), None, "TRX", 7_000_000)
+    assert (trx.sender, trx.recipient) == (hex_to_base58(contract), hex_to_base58(RECIPIENT_HEX))
+    assert (token.log_index, token.token_address, token.asset, token.decimals, token.amount) == (
+        internal_log_index(2),
+        "1002000",
+        None,
+        None,
+        40,
+    )
+    [unread] = result.unread
+    assert "internal transaction 5 (teleport)" in unread and "5 sun" in unread
+    assert any("internal transaction 4" in n and "staking" in n for n in result.notes)
+    assert any(n.startswith("not read: internal transaction 5") for n in result.notes)
+
+
+async def test_unknown_contract_type_is_not_read(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    tx = transaction("ShieldedTransferContract", {"transparent_from_address": SENDER_HEX, "from_amount": 10})
+    node = tron_node(fake_nodes(), tx, info())
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    assert result.succeeded is True and result.transfers == []
+    assert result.unread == ["ShieldedTransferContract, a contract type this adapter does not read"]
+    assert "not read: ShieldedTransferContract, a contract type this adapter does not read" in result.notes
+    known = tron_node(
+        node, transaction("FreezeBalanceV2Contract", {"frozen_balance": 10, "owner_address": SENDER_HEX}), info()
+    )
+    assert (await TronChain(tron_config(known.url)).trace(TXID)).unread == []
+
+
+async def test_trigger_with_trx_and_a_trc10_token(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    value = {
+        "data": "d0e30db0",
+        "owner_address": SENDER_HEX,
+        "contract_address": USDC_HEX,
+        "call_token_value": 9,
+        "token_id": 1002000,
+    }
+    node = tron_node(fake_nodes(), transaction("TriggerSmartContract", value), info(logs=[], receipt_result="SUCCESS"))
+    [token] = (await TronChain(tron_config(node.url)).trace(TXID)).transfers
+    assert (token.log_index, token.token_address, token.amount, token.recipient) == (
+        NATIVE_LOG_INDEX,
+        "1002000",
+        9,
+        USDC,
+    )
+    both = tron_node(
+        node, transaction("TriggerSmartContract", value | {"call_value": 3}), info(logs=[], receipt_result="SUCCESS")
+    )
+    result = await TronChain(tron_config(both.url)).trace(TXID)
+    assert [(t.asset, t.amount) for t in result.transfers] == [("TRX", 3)]
+    assert result.unread == [
+        "TriggerSmartContract also sent 9 units of TRC-10 token 1002000: a second value in one transaction"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("log", "why"),
+    [
+        (transfer_log(USDT_HEX, 5) | {"data": "05"}, "data is 1 bytes"),
+        (transfer_log(USDT_HEX, 5) | {"address": "not-an-address"}, "could not be decoded"),
+        (
+            transfer_log(USDT_HEX, 5) | {"topics": [*transfer_log(USDT_HEX, 5)["topics"], "0" * 63 + "7"], "data": ""},
+            "TRC-721",
+        ),
+        (
+            transfer_log(USDT_HEX, 5)
+            | {"topics": [TRANSFER_TOPIC, "ff" * 12 + SENDER_HEX[2:], "0" * 24 + RECIPIENT_HEX[2:]]},
+            "non-zero upper bytes",
+        ),
+    ],
+)
+async def test_undecodable_transfer_event_is_not_read(
+    fake_nodes: NodeFactory,  # noqa: F811
+    log: dict[str, Any],
+    why: str,
+) -> None:
+    node = tron_node(fake_nodes(), trc20_call(USDT_HEX, 5), info(logs=[log], receipt_result="SUCCESS"))
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    assert result.succeeded is True and result.transfers == []
+    [unread] = result.unread
+    assert "Transfer event (log 0)" in unread and why in unread
+
+
+async def test_address_forms_in_topics(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    """A proxy's base58 topic, and a padded word that kept the 41 byte, read as the same addresses."""
+    log = {
+        "address": USDT,
+        "topics": [TRANSFER_TOPIC, hex_to_base58(SENDER_HEX), "0" * 22 + RECIPIENT_HEX],
+        "data": format(12, "064x"),
+    }
+    node = tron_node(fake_nodes(), trc20_call(USDT_HEX, 12), info(logs=[log], receipt_result="SUCCESS"))
+    [t] = (await TronChain(tron_config(node.url)).trace(TXID)).transfers
+    assert (t.sender, t.recipient, t.amount, t.asset) == (
+        hex_to_base58(SENDER_HEX),
+        hex_to_base58(RECIPIENT_HEX),
+        12,
+        "USDT",
+    )
+
+
+async def test_a_failed_transaction_reads_nothing(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    tx = transaction("MarketSellAssetContract", {"owner_address": SENDER_HEX}, ret="REVERT")
+    node = tron_node(fake_nodes(), tx, info(receipt_result="REVERT"))
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    assert result.succeeded is False and result.transfers == [] and result.unread == []

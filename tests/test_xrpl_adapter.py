@@ -175,6 +175,7 @@ async def test_issued_currencies(fake_nodes: NodeFactory) -> None:  # noqa: F811
     rippled(node, v1(payment(tiny), meta(delivered=tiny)))
     odd = await chain.trace(HASH)
     assert odd.succeeded is True and odd.transfers == [] and "not a whole number" in odd.notes[0]
+    assert len(odd.unread) == 1 and "not a whole number" in odd.unread[0]  # value moved: an engineer looks
 
 
 async def test_api_v2_shape(fake_nodes: NodeFactory) -> None:  # noqa: F811
@@ -207,9 +208,41 @@ async def test_delivered_amount_fallbacks(fake_nodes: NodeFactory) -> None:  # n
     rippled(node, v1(payment("333"), meta(delivered="unavailable")))
     refused = await chain.trace(HASH)
     assert refused.succeeded is True and refused.transfers == [] and "unavailable" in refused.notes[0]
+    assert len(refused.unread) == 1 and "delivered_amount unavailable" in refused.unread[0]
     offer = {k: v for k, v in payment("1").items() if k not in ("Amount", "Destination")}
     rippled(node, v1(offer | {"TransactionType": "OfferCreate"}, meta()))
-    assert (await chain.trace(HASH)).transfers == []
+    offered = await chain.trace(HASH)
+    assert offered.transfers == [] and offered.unread == []  # an offer delivers nothing to a destination
+
+
+@pytest.mark.parametrize(
+    ("tx", "delivered", "unread"),
+    [
+        # a transaction type this adapter does not know
+        (payment("5") | {"TransactionType": "SidechainTeleport"}, "5", "a SidechainTeleport, which may deliver"),
+        # a known type that delivers value, not read here
+        (payment("5") | {"TransactionType": "CheckCash", "CheckID": "AB" * 32}, "5", "a CheckCash, which may deliver"),
+        # an amount of a shape this adapter does not know (an MPT amount)
+        (
+            payment({"mpt_issuance_id": "00" * 24, "value": "100"}),
+            {"mpt_issuance_id": "00" * 24, "value": "100"},
+            "the delivered amount: unsupported amount",
+        ),
+        # a payment whose destination is not given
+        ({k: v for k, v in payment("5").items() if k != "Destination"}, "5", "Destination None"),
+    ],
+)
+async def test_what_is_not_read_is_said(
+    fake_nodes: NodeFactory,  # noqa: F811
+    tx: dict[str, Any],
+    delivered: Any,
+    unread: str,
+) -> None:
+    node = rippled(fake_nodes(), v1(tx, meta(delivered=delivered)))
+    result = await XrplChain(xrp_config(node.url)).trace(HASH)
+    assert result.succeeded is True and result.transfers == []
+    [what] = result.unread
+    assert unread in what and f"not read: {what}" in result.notes
 
 
 async def test_too_busy_fails_over(fake_nodes: NodeFactory) -> None:  # noqa: F811
