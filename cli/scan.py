@@ -73,6 +73,8 @@ async def _scan(settings: Settings, config: ChainConfig, from_block: int, to_blo
             f"opened {case.case_id}: {case.found.transfer.amount_text()} to {case.user_id} "
             f"in block {case.found.block_number} ({case.reason})"
         )
+    for unread in summary.unread:
+        typer.echo(f"not read in block {unread.block_number}, tx {unread.tx_hash}: {unread.what} (no case opened)")
     typer.echo(
         f"scanned {total} block(s) of {config.name} ({from_block}..{to_block}): "
         f"{summary.deposits_found} deposit(s) to watched addresses, {len(summary.cases)} case(s) opened"

@@ -15,7 +15,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from chains.evm_scan import EvmScanner, FoundTransfer, ScanBatch, uncredited_reason
+from chains.evm_scan import EvmScanner, FoundTransfer, ScanBatch, UnreadLog, uncredited_reason
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer
 from fees.prices import StaticPrices
 from recovery.errors import PermanentError
@@ -51,6 +51,10 @@ class ScanSummary:
     to_block: int
     deposits_found: int = 0
     cases: list[OpenedCase] = field(default_factory=list)
+    unread: list[UnreadLog] = field(default_factory=list)
+    """Transfer events to watched addresses the scanner could not read as deposits (an NFT, an unknown form):
+    no case is opened for them (the engine recovers fungible deposits only), but each is logged as a warning and
+    listed by ``recovery scan``, so that an operator sees value that may have reached a deposit address."""
 
     @property
     def blocks(self) -> int:
@@ -152,6 +156,15 @@ class DepositFinder:
             opened = await self.open_cases(chain, batch.found)
             summary.deposits_found += len(batch.found)
             summary.cases += opened
+            for unread in batch.unread:
+                log.warning(
+                    "scanner of %s could not read a transfer to a watched address in block %s, tx %s: %s",
+                    chain,
+                    unread.block_number,
+                    unread.tx_hash,
+                    unread.what,
+                )
+            summary.unread += batch.unread
             if on_batch is not None:
                 result = on_batch(batch, [c.case_id for c in opened])
                 if inspect.isawaitable(result):

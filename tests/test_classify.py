@@ -280,3 +280,22 @@ def test_every_reason_is_its_ref_rendered_in_english(overrides: dict[str, object
     verdict = classify(_facts(**overrides))
     assert verdict.text is not None, verdict.reason
     assert render_ref("en", verdict.text.msgid, verdict.text.params) == verdict.reason
+
+
+def test_a_trc10_deposit_is_an_unlisted_token_for_an_engineer() -> None:
+    """A TRC-10 transfer is traced as a token keyed by its asset id (chains/tron.py), like any unlisted token."""
+    trc10 = Transfer(
+        chain="tron",
+        tx_hash=TX,
+        log_index=-1,
+        token_address="1002000",
+        asset=None,
+        decimals=None,
+        sender="TXYZ" + "1" * 30,
+        recipient="TABC" + "2" * 30,
+        amount=16,
+    )
+    trace = TraceResult(chain="tron", tx_hash=TX, found=True, succeeded=True, transfers=[trc10])
+    verdict = classify(_facts(trace=trace, deposit=trc10, family="tron", credited_chains=[]))
+    assert verdict.pattern is Pattern.UNLISTED_TOKEN and verdict.route is Route.MANUAL
+    assert "(1002000)" in verdict.reason and "no price" in verdict.reason
