@@ -173,8 +173,20 @@ SINK_ARGUMENTS: dict[str, tuple[str, int | None]] = {
     "error_response": ("detail", 1),
     "_error": ("detail", 4),
     "NextActionOut": ("text", None),
+    "UserStep": ("text", None),
 }
 """Calls whose argument (by keyword, or by position) is a text the user reads."""
+MORE_SINK_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "ClaimPreview": ("reason", "next", "unavailable_reason", "caveats"),
+    "unavailable": ("why",),
+    "_rejected": ("reason",),
+    "append": (),  # caveats.append(...): the first argument, see _check_node
+}
+"""More calls whose keyword arguments are texts the user reads (the claim-time answer's)."""
+TRANSLATORS = {"translate", "tr"}
+"""``translate``, and ``tr``: ``translate`` bound to the reader's language (services/claim_preview.py)."""
+USER_TEXT_SOURCES = ("services/claim_preview.py",)
+"""Modules outside ``api/`` that write texts the API answers with (the claim-time answer)."""
 MARKERS = {"Message", "N_", "translate", "render", "Listed", "Joined", "MessageError"}
 INTERNAL_EXCEPTIONS = {"AssertionError", "RuntimeError", "NotImplementedError", "HTTPException", "MessageError"}
 PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}")
@@ -242,6 +254,8 @@ class _Checker:
             return next((why for v in node.values if (why := self.unmarked(v, seen))), None)
         if isinstance(node, ast.IfExp):
             return self.unmarked(node.body, seen) or self.unmarked(node.orelse, seen)
+        if isinstance(node, ast.List | ast.Tuple):
+            return next((why for v in node.elts if (why := self.unmarked(v, seen))), None)
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Attribute) and node.func.attr == "format":
                 return self.unmarked(node.func.value, seen) and "a str.format of a literal"
@@ -288,7 +302,12 @@ class _Checker:
                     first, ast.Name | ast.Subscript
                 ):
                     self._flag(path, function, node, "not a plain string literal", f"{name}'s message id")
-            if name in ("Message", "translate"):
+            for keyword in MORE_SINK_KEYWORDS.get(name, ()):
+                value = next((k.value for k in node.keywords if k.arg == keyword), None)
+                self._flag(path, function, node, self.unmarked(value), f"{name}({keyword}=...)")
+            if name == "append" and path in USER_TEXT_SOURCES and node.args:
+                self._flag(path, function, node, self.unmarked(node.args[0]), "append(...)")
+            if name in ("Message", *TRANSLATORS):
                 for keyword_ in node.keywords:
                     value = keyword_.value
                     if isinstance(value, ast.Constant) and isinstance(value.value, str) and PROSE.search(value.value):
@@ -308,7 +327,7 @@ class _Checker:
 def _api_trees() -> dict[str, ast.Module]:
     return {
         str(path.relative_to(ROOT)): ast.parse(path.read_text(), filename=str(path))
-        for path in sorted((ROOT / "api").rglob("*.py"))
+        for path in [*sorted((ROOT / "api").rglob("*.py")), *(ROOT / p for p in USER_TEXT_SOURCES)]
     }
 
 
@@ -358,6 +377,11 @@ def test_the_rule_finds_unmarked_texts() -> None:
     assert _check("Message(f'no case {case_id}')")
     assert _check("Message('{a} is {b}', a=x, b='not on the roster')")
     assert _check('error_response(413, "too large")')
+    assert _check('ClaimPreview(available=True, next="Nothing to do.", as_of=now)')
+    assert _check('ClaimPreview(available=True, next=tr(N_("Nothing to do.")), caveats=["Provisional."], as_of=now)')
+    assert _check('UserStep(kind=k, text=f"Accept the fee of {fee}")')
+    assert _check("tr(N_('{reason} It is worth {value}'), reason=r, value='more than enough')")
+    assert not _check('ClaimPreview(available=True, next=tr(N_("Nothing to do.")), caveats=[_provisional(tr)])')
 
 
 def test_the_rule_lets_marked_texts_and_other_layers_texts_through() -> None:
