@@ -1,0 +1,41 @@
+"""What an adapter could not read reaches the case: a case that would be recovered automatically waits for an
+engineer instead, and the timeline's classification says what was not read (issue 11's rule, through the real
+workflow on the time-skipping server with fake activities)."""
+
+from __future__ import annotations
+
+from temporalio.testing import WorkflowEnvironment
+
+from recovery.models import CaseStatus, Pattern
+from tests.workflow_fakes import FakeCase, facts, nothing_moved, running, trace, usdt_deposit, wait_for_status
+from workflows.case_messages import Decision
+from workflows.case_workflow import CaseWorkflow
+
+UNREAD = "the receipt has no status (before Byzantium): success judged from its logs"
+
+
+async def test_an_unread_part_sends_an_automatic_case_to_an_engineer(time_skipping_env: WorkflowEnvironment) -> None:
+    deposit = usdt_deposit()
+    traced = trace(deposit).model_copy(update={"unread": [UNREAD]})
+    fake = FakeCase(traces=[traced], facts=facts(deposit))
+    async with running(time_skipping_env, fake) as handle:
+        state = await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        assert state["pattern"] == Pattern.WRONG_NETWORK_SAME_KEY.value
+        nothing_moved(fake)
+        await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="checked by hand"))
+        result = await handle.result()
+    classified = fake.saved_event("classified")
+    assert "(manual)" in classified.event.message and UNREAD in classified.event.message
+    assert "an engineer checks it before anything moves" in classified.event.message
+    assert classified.event.text is not None  # the reader's language, too
+    assert result.status is CaseStatus.REJECTED
+    nothing_moved(fake)
+
+
+async def test_without_unread_parts_the_same_case_is_automatic(time_skipping_env: WorkflowEnvironment) -> None:
+    deposit = usdt_deposit()
+    fake = FakeCase(traces=[trace(deposit)], facts=facts(deposit))
+    async with running(time_skipping_env, fake) as handle:
+        result = await handle.result()
+    assert result.status is CaseStatus.COMPLETED
+    assert "(automatic)" in fake.saved_event("classified").event.message
