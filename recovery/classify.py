@@ -114,6 +114,15 @@ def _trace_problem(facts: DepositFacts) -> Classification | None:
             ),
         )
     mined_unjudged = trace.unread and trace.block_number is not None
+    if trace.succeeded is None and trace.unread and not mined_unjudged:
+        return _reject(
+            Pattern.NOT_FOUND,
+            _ref(
+                N_("Transaction {tx_hash} is known on {chain}, but the engine could not read the node's answer."),
+                tx_hash=trace.tx_hash,
+                chain=where,
+            ),
+        )
     if trace.succeeded is None and not mined_unjudged:
         return _reject(
             Pattern.NOT_FOUND,

@@ -242,6 +242,15 @@ def test_a_mined_transaction_whose_success_could_not_be_judged_is_not_called_unm
     assert verdict.pattern is Pattern.WRONG_NETWORK_SAME_KEY and verdict.route is Route.MANUAL
     unmined = classify(_facts(trace=_facts().trace.model_copy(update={"succeeded": None}), deposit=None))
     assert unmined.pattern is Pattern.NOT_FOUND  # without a block and with nothing unread: never mined
+    assert "never mined" in unmined.reason
+
+
+def test_an_answer_the_adapter_could_not_decode_is_not_called_unmined() -> None:
+    undecoded = _unread_trace(succeeded=None, block_number=None, transfers=[])
+    verdict = classify(_facts(trace=undecoded, deposit=None))
+    assert verdict.pattern is Pattern.NOT_FOUND and verdict.route is Route.NONE
+    assert "could not read the node's answer" in verdict.reason and "never mined" not in verdict.reason
+    assert UNREAD in verdict.reason and "contact support" in verdict.reason
 
 
 def test_amounts_in_reasons_are_tagged_for_the_readers_language() -> None:
