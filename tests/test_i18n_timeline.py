@@ -4,16 +4,22 @@ beside the English text, the store keeps both, a reader and a notification get t
 from __future__ import annotations
 
 import ast
-from datetime import date
+import inspect
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from api.schemas import CaseDetail
 from recovery.classify import classify
-from recovery.i18n import format_amount, format_date
+from recovery.i18n import format_amount, format_date, render_ref
 from recovery.models import (
     CaseStatus,
     CaseUpdate,
@@ -29,9 +35,30 @@ from recovery.models import (
 )
 from store import cases, users
 from store.notifications import Notification
+from tests import (
+    test_case_workflow_approvals,
+    test_case_workflow_fast,
+    test_case_workflow_fees,
+    test_case_workflow_info,
+    test_case_workflow_manual_actions,
+    test_case_workflow_sla,
+)
 from tests.api_fixtures import TX, Api
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
-from tests.workflow_fakes import FakeCase, facts, receipt, running, trace, usdt_deposit
+from tests.workflow_fakes import (
+    ATTESTER,
+    FakeCase,
+    facts,
+    new_case,
+    quote,
+    receipt,
+    running,
+    trace,
+    usdt_deposit,
+    wait_for_status,
+)
+from workflows.case_messages import Assignment, Decision, Escalation
+from workflows.case_workflow import CaseWorkflow, _amount, _date
 
 ROOT = Path(__file__).resolve().parent.parent
 AMOUNT = 1_234_500_000  # 1234.5 USDT at 6 decimals: grouped and with a decimal mark per language
@@ -235,6 +262,123 @@ async def test_the_workflows_english_equals_its_refs_in_english(time_skipping_en
     assert cases.english(rejected.event.text) == rejected.event.message == result.reason
 
 
+def _english_equals_refs(fake: FakeCase) -> None:
+    """Every saved event and reason has a ref whose English rendering is the workflow's English."""
+    for update in fake.saved:
+        assert update.event.text is not None, update.event.key
+        assert cases.english(update.event.text) == update.event.message, update.event.key
+        if update.reason is not None:
+            assert update.reason_text is not None, update.event.key
+            assert cases.english(update.reason_text) == update.reason, update.event.key
+
+
+async def test_an_engineers_path_has_refs_whose_english_is_the_workflows(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    deposit = usdt_deposit(amount=60_000 * 10**18)  # grouped in English: 60,000 USDT
+    fake = FakeCase(
+        traces=[trace(deposit)],
+        facts=facts(deposit),
+        quotes=[quote(amount=deposit.amount, amount_usd=Decimal("60000"))],
+    )
+    case = new_case()
+    async with running(time_skipping_env, fake, case) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        await handle.execute_update(CaseWorkflow.assign, Assignment(engineer="bob", to="chen"))
+        await handle.execute_update(CaseWorkflow.escalate, Escalation(engineer="bob", reason="needs {an} expert"))
+        for engineer, note in (("bob", "KYC {ok}"), ("chen", "")):
+            now = await time_skipping_env.get_current_time()
+            attestation = ATTESTER.attest(case_id=case.case_id, engineer=engineer, action="approve", now=now)
+            await handle.execute_update(
+                CaseWorkflow.approve, Decision(engineer=engineer, note=note, attestation=attestation)
+            )
+        await handle.result()
+    assert fake.saved_event("recovering").event.message.startswith("Recovering 60,000 USDT on bsc")
+    assert fake.saved_event("escalated-1").event.message.endswith(": needs {an} expert")  # as typed
+    assert (
+        fake.saved_event("decision-approved").event.message
+        == "Approved by bob (attested) and chen (attested): KYC {ok}"
+    )
+    waiting = fake.saved_event("awaiting-approval").event.message  # the SLA's dates, as Babel writes them
+    assert re.search(r"Target: [A-Z][a-z]+ \d{1,2}, \d{4}, at the latest [A-Z][a-z]+ \d{1,2}, \d{4}$", waiting)
+    _english_equals_refs(fake)
+
+    rejected = FakeCase(
+        traces=[trace(usdt_deposit())], facts=facts(usdt_deposit(), credited_chains=[]), quotes=[quote()]
+    )
+    async with running(time_skipping_env, rejected) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        await handle.execute_update(CaseWorkflow.reject, Decision(engineer="bob", reason="a scam token"))
+        result = await handle.result()
+    assert result.reason == "A recovery engineer rejected the case: a scam token"
+    _english_equals_refs(rejected)
+
+    reverted = FakeCase(
+        traces=[trace(usdt_deposit())],
+        facts=facts(usdt_deposit()),
+        sweep_receipts=[receipt("0xsweep", succeeded=False)],
+    )
+    async with running(time_skipping_env, reverted) as handle:
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+    assert reverted.keys[-1] == "sweep-reverted"
+    _english_equals_refs(reverted)
+
+
+def _scenarios() -> list[Callable[[WorkflowEnvironment], Awaitable[None]]]:
+    """The fast workflow tests that take only the time-skipping server: together they reach every timeline
+    message and reason of ``CaseWorkflow``."""
+    found = []
+    for module in (
+        test_case_workflow_fast,
+        test_case_workflow_approvals,
+        test_case_workflow_fees,
+        test_case_workflow_info,
+        test_case_workflow_manual_actions,
+        test_case_workflow_sla,
+    ):
+        for name, function in sorted(vars(module).items()):
+            takes_only_the_server = inspect.iscoroutinefunction(function) and list(
+                inspect.signature(function).parameters
+            ) == ["time_skipping_env"]
+            if name.startswith("test_") and takes_only_the_server:
+                found.append(function)
+    return found
+
+
+@pytest.mark.parametrize("scenario", _scenarios(), ids=lambda f: f"{f.__module__.rsplit('.', 1)[-1]}.{f.__name__}")
+async def test_every_workflow_test_saves_refs_whose_english_is_the_workflows(
+    scenario: Callable[[WorkflowEnvironment], Awaitable[None]],
+    time_skipping_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fakes: list[FakeCase] = []
+    original = FakeCase.__init__
+
+    def recording(self: FakeCase, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        fakes.append(self)
+
+    monkeypatch.setattr(FakeCase, "__init__", recording)
+    await scenario(time_skipping_env)
+    assert fakes and any(fake.saved for fake in fakes)
+    for fake in fakes:
+        _english_equals_refs(fake)
+
+
+@pytest.mark.parametrize(
+    ("base_units", "decimals"),
+    [(0, 6), (1, 6), (1_234_500_000, 6), (10**30 + 7, 18), (5_000, 0), (123, 2), (-1_234_500_000, 6)],
+)
+def test_the_workflows_amounts_and_dates_in_english_are_babels(base_units: int, decimals: int) -> None:
+    amount = _amount(base_units, decimals, "USDT")
+    assert isinstance(amount, tuple)
+    assert render_ref("en", "{a}", {"a": amount[1]}) == amount[0]
+    for day in (date(2027, 1, 13), date(2026, 12, 1), datetime(2027, 5, 3, 23, 59, tzinfo=UTC)):
+        english, tagged = _date(day)
+        assert render_ref("en", "{d}", {"d": tagged}) == english
+
+
 def test_the_classifiers_english_equals_its_ref_in_english() -> None:
     verdict = classify(_wrong_network())
     assert verdict.text is not None and cases.english(verdict.text) == verdict.reason
@@ -250,31 +394,14 @@ def test_the_classifiers_english_equals_its_ref_in_english() -> None:
 # --- the rule: timeline messages and reasons have a ref, or are listed here as English only -------------
 
 SINKS = {
-    "workflows/case_workflow.py": {"_save": 2, "_reject": 1},
+    "workflows/case_workflow.py": {"_save": 2, "_reject": 1, "_close": 2},
 }
 """Calls whose argument (by position) is a timeline message or a reason, per file. (The classifier's
 ``_reject``, ``_manual`` and ``_automatic`` take only a ``Reason``, an English text with its ref, which mypy
 checks: a bare string there fails ``make lint``.)"""
-PENDING = {
-    ("workflows/case_workflow.py", name)
-    for name in (
-        "_run",
-        "_quote",
-        "_await_decision",
-        "_collect_approvals",
-        "_await_ownership",
-        "_on_sla_event",
-        "escalate",
-        "assign",
-        "_above_auto_limit",
-        "_refund",
-        "_credit",
-        "_sweep_failed",
-        "_close",
-    )
-}
-"""Functions whose timeline messages or reasons are still English only (docs/i18n.md, next steps); each must
-still have one (else remove it), and no other function may add one."""
+PENDING: set[tuple[str, str]] = set()
+"""Functions whose timeline messages or reasons are still English only (docs/i18n.md); each must still have one
+(else remove it), and no other function may add one."""
 
 
 def _unmarked_sinks() -> set[tuple[str, str]]:
@@ -287,7 +414,7 @@ def _unmarked_sinks() -> set[tuple[str, str]]:
                 if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute | ast.Name):
                     name = child.func.attr if isinstance(child.func, ast.Attribute) else child.func.id
                     position = sinks.get(name)
-                    if position is not None and inner not in ("_save", "_reject", "_manual", "_automatic"):
+                    if position is not None and inner not in ("_save", "_reject", "_close", "_manual", "_automatic"):
                         arg = child.args[position] if len(child.args) > position else None
                         has_ref = any(k.arg == "text" for k in child.keywords) or (
                             isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "_ref"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -130,8 +130,96 @@ MAX_POLL = timedelta(minutes=10)
 MAX_ANSWER_CHARS = 2_000
 
 
+# --- timeline messages and reasons: English and message ref together (docs/i18n.md) -------------
+
+Text = tuple[str, MessageRef]
+"""A timeline message or a reason: its English and its message ref, the ref rendered in English being the
+English (the workflow renders nothing: Babel stays out of the sandbox)."""
+Value = str | int | tuple[str, Any]
+"""A value in a message: text or an integer as it is (an engineer's or a user's own words stay as typed), or
+its English with a tagged value (:func:`_amount`, :func:`_date`) or a nested :data:`Text`."""
+
+NO_QUOTE = N_("The fee cannot be quoted: {reason}. An engineer must decide on this case.")
+SWEEP_REVERTED = N_(
+    "Sweep {tx_hash} reverted on {chain} in block {block}; nothing was credited. An operator must investigate this "
+    "case."
+)
+REFUND_REVERTED = N_(
+    "Refund {tx_hash} reverted on {chain} in block {block}; nothing was credited. An operator must investigate "
+    "this case."
+)
+FEE_TRANSFER_REVERTED = N_(
+    "The fee transfer {tx_hash} reverted on {chain} in block {block}; nothing was credited. An operator must "
+    "investigate this case."
+)
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def _ref(msgid: str, /, **params: Value) -> Text:
+    """A message's English and its ref: ``msgid`` (marked with ``N_`` where it is written) filled in with each
+    value's English, and the values as the ref keeps them (plain, tagged, or a nested ref)."""
+    english = {name: value[0] if isinstance(value, tuple) else value for name, value in params.items()}
+    values = {
+        name: (ref_message(value[1]) if isinstance(value[1], MessageRef) else value[1])
+        if isinstance(value, tuple)
+        else value
+        for name, value in params.items()
+    }
+    return msgid.format_map(english), MessageRef(msgid=msgid, params=values)
+
+
+def _amount(base_units: int, decimals: int | None, asset: str) -> Value:
+    """An amount of ``asset``, formatted per language when read; its English as Babel writes it (``1,234.5
+    USDT``), built here without Babel."""
+    tagged = ref_amount(base_units, decimals, asset)
+    if decimals is None or isinstance(tagged, str):
+        return f"{base_units} {asset}"  # as ref_amount writes it: no decimals to format with
+    whole, _, fraction = format_units(abs(base_units), decimals).partition(".")
+    sign = "-" if base_units < 0 else ""
+    return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "") + f" {asset}", tagged
+
+
+def _date(value: datetime | date) -> tuple[str, dict[str, str]]:
+    """A calendar day, in the reader's long form; its English as Babel writes it (``January 13, 2027``)."""
+    day = value.date() if isinstance(value, datetime) else value
+    return f"{_MONTHS[day.month - 1]} {day.day}, {day.year}", ref_date(day)
+
+
+def _block(number: int | None) -> Value:
+    return "?" if number is None else number
+
+
+def _reason(verdict: Classification) -> Value:
+    """The classifier's reason inside another sentence (its English alone where it has no ref)."""
+    return verdict.reason if verdict.text is None else (verdict.reason, verdict.text)
+
+
+def _approver(approval: Approval) -> Text:
+    """``bob (attested)``: an approving engineer and how their approval came."""
+    if approval.attested:
+        return _ref(N_("{engineer} (attested)"), engineer=approval.engineer)
+    return _ref(N_("{engineer} (typed in)"), engineer=approval.engineer)
+
+
 class _Expired(Exception):
-    """The user did not answer a request for information in time (the message says so)."""
+    """The user did not answer a request for information in time (the message says so; ``text`` is its ref)."""
+
+    def __init__(self, reason: Text) -> None:
+        english, self.text = reason
+        super().__init__(english)
 
 
 class CaseState:
@@ -277,7 +365,8 @@ class CaseWorkflow:
         off_engine = verdict.action is Action.OFF_ENGINE and workflow.patched(OFF_ENGINE_NO_QUOTE)
         quote = None if off_engine else await self._quote(deposit)
         if quote is not None and quote.net_estimate <= 0:
-            return await self._reject(Pattern.TOO_SMALL, _too_small(quote))
+            too_small, text = _too_small(quote)
+            return await self._reject(Pattern.TOO_SMALL, too_small, text=text)
 
         verdict = await self._above_auto_limit(verdict, quote)
         self._verdict = verdict
@@ -285,36 +374,42 @@ class CaseWorkflow:
         if verdict.route is Route.MANUAL or quote is None:
             floor = quote.eligible_from_usd if quote is not None and self._fee_policies else None
             if quote is not None and floor is not None and quote.amount_usd < floor:
-                return await self._reject(
-                    verdict.pattern,
-                    f"{verdict.reason} Recovering it takes an engineer's work, which the fee policy offers only for "
-                    f"deposits worth more than {floor} USD; this one is worth {quote.amount_usd} USD.",
+                reason, text = _ref(
+                    N_(
+                        "{reason} Recovering it takes an engineer's work, which the fee policy offers only for "
+                        "deposits worth more than {floor} USD; this one is worth {value} USD."
+                    ),
+                    reason=_reason(verdict),
+                    floor=str(floor),
+                    value=str(quote.amount_usd),
                 )
+                return await self._reject(verdict.pattern, reason, text=text)
             try:
                 approved = await self._await_decision(verdict)
             except _Expired as expired:
-                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired), text=expired.text)
             if not approved:
-                return await self._reject(verdict.pattern, self._decision_reason("rejected"))
+                reason, text = self._rejection_reason()
+                return await self._reject(verdict.pattern, reason, text=text)
             try:
                 if self._state.choice is RecoveryChoice.REFUND:
                     await self._require_ownership(refund=True)
                 await self._await_ownership(deposit)
             except _Expired as expired:
-                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired), text=expired.text)
             quote = self._state.quote
         assert quote is not None and quote.net_estimate > 0
         if self._fee_policies and quote.acceptance_required and self._state.execution is None:
             try:
                 accepted = await self._await_acceptance(quote)
             except _Expired as expired:
-                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired))
+                return await self._close(CaseStatus.EXPIRED, verdict.pattern, str(expired), text=expired.text)
             if not accepted:
-                return await self._close(
-                    CaseStatus.CANCELLED,
-                    verdict.pattern,
-                    f"You declined the quote (fee {quote.fee_usd} USD), so the case is closed; nothing was moved.",
+                reason, text = _ref(
+                    N_("You declined the quote (fee {fee_usd} USD), so the case is closed; nothing was moved."),
+                    fee_usd=str(quote.fee_usd),
                 )
+                return await self._close(CaseStatus.CANCELLED, verdict.pattern, reason, text=text)
 
         if self._state.execution is not None:
             settlement = await self._settle(
@@ -363,7 +458,7 @@ class CaseWorkflow:
                 if quote is None:
                     raise ApplicationError("The fee cannot be quoted (see the case timeline).")
             if quote.net_estimate <= 0:
-                raise ApplicationError(_too_small(quote) + " Reject the case instead.")
+                raise ApplicationError(_too_small(quote)[0] + " Reject the case instead.")
             if self._state.policy is None:
                 self._state.decision = (True, decision)
                 return f"approved by {decision.engineer}"
@@ -500,7 +595,7 @@ class CaseWorkflow:
                     "record the execution again."
                 )
             if quote.net_estimate <= 0:
-                raise ApplicationError(_too_small(quote) + " Reject the case instead.")
+                raise ApplicationError(_too_small(quote)[0] + " Reject the case instead.")
             self._state.quote = quote
             refused = self._refuse_execution(execution)  # again: the quote may have changed the amount
             if refused is not None:
@@ -603,11 +698,8 @@ class CaseWorkflow:
                 CaseActivities.quote_or_reason, request, summary=f"quote the fee of {deposit.amount_text()}"
             )
             if outcome.quote is None:
-                await self._save(
-                    f"no-quote-{self._state.quote_attempts}",
-                    self._state.status,
-                    f"The fee cannot be quoted: {outcome.reason}. An engineer must decide on this case.",
-                )
+                message, text = _ref(NO_QUOTE, reason=outcome.reason)
+                await self._save(f"no-quote-{self._state.quote_attempts}", self._state.status, message, text=text)
                 return None
             self._state.quote = outcome.quote
             self._set_amount_usd(outcome.quote)
@@ -620,11 +712,8 @@ class CaseWorkflow:
             cause = err.cause
             if not (isinstance(cause, ApplicationError) and cause.non_retryable):
                 raise
-            await self._save(
-                f"no-quote-{self._state.quote_attempts}",
-                self._state.status,
-                f"The fee cannot be quoted: {cause.message}. An engineer must decide on this case.",
-            )
+            message, text = _ref(NO_QUOTE, reason=cause.message)
+            await self._save(f"no-quote-{self._state.quote_attempts}", self._state.status, message, text=text)
             return None
         self._state.quote = quote
         self._set_amount_usd(quote)
@@ -632,7 +721,20 @@ class CaseWorkflow:
 
     async def _await_decision(self, verdict: Classification) -> bool:
         needed = self._state.approvals_needed()
-        four_eyes = f"; it needs {needed} approvals by distinct engineers (four-eyes)" if needed > 1 else ""
+        waiting = (
+            _ref(
+                N_(
+                    "Waiting for a recovery engineer to approve or reject ({pattern}); it needs {needed} approvals "
+                    "by distinct engineers (four-eyes)"
+                ),
+                pattern=verdict.pattern.value,
+                needed=needed,
+            )
+            if needed > 1
+            else _ref(
+                N_("Waiting for a recovery engineer to approve or reject ({pattern})"), pattern=verdict.pattern.value
+            )
+        )
         handling: CaseHandling | None = None
         if self._sla_timers:
             if self._facts is not None and self._facts.claimant_vip:
@@ -640,15 +742,22 @@ class CaseWorkflow:
             await self._start_sla()
             handling = self._handling()
             assert self._state.sla is not None
-            four_eyes += (
-                f". Target: {self._state.sla.target_at:%d %b %Y}, at the latest {self._state.sla.deadline_at:%d %b %Y}"
+            waiting = _ref(
+                N_("{waiting}. Target: {target}, at the latest {deadline}"),
+                waiting=waiting,
+                target=_date(self._state.sla.target_at),
+                deadline=_date(self._state.sla.deadline_at),
             )
-        four_eyes += await self._require_ownership()
+        ownership = await self._require_ownership()
+        if ownership is not None:
+            waiting = _ref(N_("{waiting}. {ownership}"), waiting=waiting, ownership=ownership)
+        message, text = waiting
         await self._save(
             "awaiting-approval",
             CaseStatus.AWAITING_APPROVAL,
-            f"Waiting for a recovery engineer to approve or reject ({verdict.pattern}){four_eyes}",
+            message,
             waiting="an engineer's approve or reject update",
+            text=text,
             handling=handling,
         )
         if self._state.policy is None:
@@ -657,31 +766,51 @@ class CaseWorkflow:
             await self._collect_approvals()
         execution = self._state.execution
         if execution is not None:
-            assert self._state.quote is not None
+            quote = self._state.quote
+            assert quote is not None
+            message, text = _ref(
+                N_("Recovered outside the engine by {engineer}: {amount} in {tx_hash} on {chain}, checked on chain"),
+                engineer=str(self._state.executed_by),
+                amount=_amount(execution.amount, quote.decimals, quote.asset),
+                tx_hash=execution.tx_hash,
+                chain=execution.chain,
+            )
             await self._save(
-                "manual-execution",
-                CaseStatus.AWAITING_APPROVAL,
-                f"Recovered outside the engine by {self._state.executed_by}: "
-                f"{format_units(execution.amount, self._state.quote.decimals)} {self._state.quote.asset} "
-                f"in {execution.tx_hash} on {execution.chain}, checked on chain",
-                waiting="crediting the user",
+                "manual-execution", CaseStatus.AWAITING_APPROVAL, message, waiting="crediting the user", text=text
             )
             return True
         if self._state.decision is None:  # approved by every engineer needed
-            names = " and ".join(
-                f"{a.engineer} ({'attested' if a.attested else 'typed in'})" for a in self._state.approvals
+            names = _approver(self._state.approvals[0])
+            for approval in self._state.approvals[1:]:
+                names = _ref(N_("{first} and {second}"), first=names, second=_approver(approval))
+            notes = "; ".join(a.note for a in self._state.approvals if a.note)  # the engineers' own words
+            message, text = (
+                _ref(N_("Approved by {engineer}: {note}"), engineer=names, note=notes)
+                if notes
+                else _ref(N_("Approved by {engineer}"), engineer=names)
             )
-            notes = "; ".join(a.note for a in self._state.approvals if a.note)
-            message = f"Approved by {names}" + (f": {notes}" if notes else "")
-            await self._save("decision-approved", CaseStatus.AWAITING_APPROVAL, message, waiting="recovery")
+            await self._save("decision-approved", CaseStatus.AWAITING_APPROVAL, message, waiting="recovery", text=text)
             return True
         approved, decision = self._state.decision
         verb = "approved" if approved else "rejected"
+        if approved:
+            message, text = (
+                _ref(N_("Approved by {engineer}: {note}"), engineer=decision.engineer, note=decision.reason)
+                if decision.reason
+                else _ref(N_("Approved by {engineer}"), engineer=decision.engineer)
+            )
+        else:
+            message, text = (
+                _ref(N_("Rejected by {engineer}: {note}"), engineer=decision.engineer, note=decision.reason)
+                if decision.reason
+                else _ref(N_("Rejected by {engineer}"), engineer=decision.engineer)
+            )
         await self._save(
             f"decision-{verb}",
             CaseStatus.AWAITING_APPROVAL,
-            f"{verb.capitalize()} by {decision.engineer}" + (f": {decision.reason}" if decision.reason else ""),
+            message,
             waiting="recovery" if approved else "closing",
+            text=text,
         )
         return approved
 
@@ -694,35 +823,59 @@ class CaseWorkflow:
                 return
             announced = len(self._state.approvals)
             latest = self._state.approvals[-1]
-            kind = "attested" if latest.attested else "typed in"
             needed = self._state.approvals_needed()
+            message, text = (
+                _ref(
+                    N_(
+                        "Approved by {engineer}, {count} of {needed} approvals: {note}. Waiting for a second engineer "
+                        "(tier engineering or above, attested)."
+                    ),
+                    engineer=_approver(latest),
+                    count=announced,
+                    needed=needed,
+                    note=latest.note,
+                )
+                if latest.note
+                else _ref(
+                    N_(
+                        "Approved by {engineer}, {count} of {needed} approvals. Waiting for a second engineer (tier "
+                        "engineering or above, attested)."
+                    ),
+                    engineer=_approver(latest),
+                    count=announced,
+                    needed=needed,
+                )
+            )
             await self._save(
                 f"approval-{announced}",
                 CaseStatus.AWAITING_APPROVAL,
-                f"Approved by {latest.engineer} ({kind}), {announced} of {needed} approvals"
-                + (f": {latest.note}" if latest.note else "")
-                + ". Waiting for a second engineer (tier engineering or above, attested).",
+                message,
                 waiting=f"a second approval ({announced} of {needed})",
+                text=text,
             )
 
     # --- ownership of the sending address ----------------------------------------------------------
 
-    async def _require_ownership(self, *, refund: bool = False) -> str:
+    async def _require_ownership(self, *, refund: bool = False) -> Text | None:
         """Above the policy's ``ownership_proof_usd``, and before any refund, the claimant must prove control
         of the sender before anything moves; the requirement is recorded (the status API issues the challenge)
-        and the text for the timeline returned. The proof may come while engineers review. A contract sender
-        can sign nothing: the engineers must satisfy themselves of ownership from the evidence."""
+        and the sentence for the timeline returned (None: nothing to say). The proof may come while engineers
+        review. A contract sender can sign nothing: the engineers must satisfy themselves of ownership from the
+        evidence."""
         policy, deposit, amount = self._state.policy, self._deposit, self._state.amount_usd
         if not self._ownership_proof or policy is None or deposit is None or self._state.ownership_needed:
-            return ""
+            return None
         if not refund and (
             policy.ownership_proof_usd is None or amount is None or amount <= policy.ownership_proof_usd
         ):
-            return ""
+            return None
         if self._facts is not None and self._facts.sender_is_contract:
-            return (
-                f". The sender {deposit.sender} is a contract, which cannot sign an ownership proof: the engineers "
-                "check who controls it from the evidence"
+            return _ref(
+                N_(
+                    "The sender {sender} is a contract, which cannot sign an ownership proof: the engineers check "
+                    "who controls it from the evidence"
+                ),
+                sender=deposit.sender,
             )
         assert self._case is not None
         self._state.ownership_needed = True
@@ -735,10 +888,15 @@ class CaseWorkflow:
             summary=f"ownership proof needed: {_short(deposit.sender)}",
         )
         if refund:
-            return ""
-        return (
-            f". Worth more than {policy.ownership_proof_usd} USD: before anything moves, prove that you control "
-            f"{deposit.sender} (GET /v1/cases/{self._case.case_id}/ownership-challenge, sign its message)"
+            return None
+        return _ref(
+            N_(
+                "Worth more than {limit} USD: before anything moves, prove that you control {sender} (GET {challenge}, "
+                "sign its message)"
+            ),
+            limit=str(policy.ownership_proof_usd),
+            sender=deposit.sender,
+            challenge=f"/v1/cases/{self._case.case_id}/ownership-challenge",
         )
 
     async def _await_ownership(self, deposit: Transfer) -> None:
@@ -751,33 +909,51 @@ class CaseWorkflow:
             asked_at = workflow.now()
             expires_at = terms.calendar.add_working_days(asked_at, terms.info_timeout_days)
             refund = self._state.choice is RecoveryChoice.REFUND
+            message, text = _ref(
+                N_(
+                    "Approved for a refund to the sender. Before the funds move, prove that you control {sender}: "
+                    "GET {challenge}, sign its message with that wallet (personal_sign) and POST the signature to "
+                    "{proof}, or send a small verification deposit from that address (see the case's next_action), "
+                    "by {due}."
+                )
+                if refund
+                else N_(
+                    "Approved. Before the funds move, prove that you control {sender}: GET {challenge}, sign its "
+                    "message with that wallet (personal_sign) and POST the signature to {proof}, or send a small "
+                    "verification deposit from that address (see the case's next_action), by {due}."
+                ),
+                sender=deposit.sender,
+                challenge=f"/v1/cases/{self._case.case_id}/ownership-challenge",
+                proof=f"/v1/cases/{self._case.case_id}/ownership-proof",
+                due=_date(expires_at),
+            )
             await self._save(
                 "ownership-wait",
                 CaseStatus.AWAITING_USER,
-                ("Approved for a refund to the sender. " if refund else "Approved. ")
-                + f"Before the funds move, prove that you control {deposit.sender}: GET "
-                f"/v1/cases/{self._case.case_id}/ownership-challenge, sign its message with that wallet "
-                f"(personal_sign) and POST the signature to /v1/cases/{self._case.case_id}/ownership-proof, or "
-                f"send a small verification deposit from that address (see the case's next_action), by "
-                f"{expires_at:%d %b %Y}.",
+                message,
                 waiting="the user's ownership proof",
                 due_at=expires_at,
+                text=text,
             )
             await self._wait_for_user(
                 lambda: self._state.ownership is not None,
                 since=asked_at,
                 until=expires_at,
                 what="the ownership proof",
-                missed=f"You did not prove that you control {deposit.sender}",
+                missed=(
+                    N_(
+                        "You did not prove that you control {sender} within {days} working days, so the case is "
+                        "closed; nothing was moved. File a new claim to have it looked at again."
+                    ),
+                    {"sender": deposit.sender},
+                ),
             )
         proof = self._state.ownership
         assert proof is not None
-        await self._save(
-            "ownership-proven",
-            CaseStatus.RECOVERING,
-            f"You proved that you control {proof.address} ({proof.method})",
-            waiting="recovery",
+        message, text = _ref(
+            N_("You proved that you control {address} ({method})"), address=proof.address, method=proof.method
         )
+        await self._save("ownership-proven", CaseStatus.RECOVERING, message, waiting="recovery", text=text)
 
     async def _wait_for_user(
         self,
@@ -786,11 +962,12 @@ class CaseWorkflow:
         since: datetime,
         until: datetime,
         what: str,
-        missed: str,
+        missed: tuple[str, dict[str, Value]],
         days: int | None = None,
     ) -> None:
         """Wait until ``done()`` or ``until``; :class:`_Expired` saying what was ``missed`` when time runs out
-        (within ``days`` working days: the request for information's timeout unless given)."""
+        (within ``days`` working days: the request for information's timeout unless given). ``missed`` is the
+        message id (with a ``{days}`` placeholder) and its other values."""
         assert self._state.sla_terms is not None
         days = self._state.sla_terms.info_timeout_days if days is None else days
         try:
@@ -798,10 +975,8 @@ class CaseWorkflow:
                 done, timeout=until - since, timeout_summary=f"{what}, until {until:%Y-%m-%d %H:%M} UTC"
             )
         except TimeoutError:
-            raise _Expired(
-                f"{missed} within {days} working days, so the case is closed; "
-                "nothing was moved. File a new claim to have it looked at again."
-            ) from None
+            msgid, params = missed
+            raise _Expired(_ref(msgid, days=days, **params)) from None
 
     # --- the user's acceptance of the quote --------------------------------------------------------
 
@@ -813,32 +988,26 @@ class CaseWorkflow:
         offered_at = workflow.now()
         expires_at = terms.calendar.add_working_days(offered_at, terms.fee_acceptance_days)
         self._state.quote_offered = True
+        message, text = _ref(
+            N_(
+                "Your recovery is quoted: fee {fee} (${fee_usd}, {basis}), network cost about {gas}; you would "
+                "receive about {net}. Accept or decline it by {due}: POST {request} {body} (or false); nothing "
+                "is signed before you accept."
+            ),
+            fee=_amount(quote.fee, quote.decimals, quote.asset),
+            fee_usd=str(quote.fee_usd),
+            basis=quote.basis,
+            gas=_amount(quote.gas_estimate, quote.decimals, quote.asset),
+            net=_amount(quote.net_estimate, quote.decimals, quote.asset),
+            due=_date(expires_at),
+            request=f"/v1/cases/{self._case.case_id}/fee-acceptance",
+            body='{"accept": true}',
+        )
         await self._save(
             "quote-offered",
             CaseStatus.AWAITING_USER,
-            f"Your recovery is quoted: fee {format_units(quote.fee, quote.decimals)} {quote.asset} "
-            f"(${quote.fee_usd}, {quote.basis}), network cost about "
-            f"{format_units(quote.gas_estimate, quote.decimals)} {quote.asset}; you would receive about "
-            f"{format_units(quote.net_estimate, quote.decimals)} {quote.asset}. Accept or decline it by "
-            f"{expires_at:%d %b %Y}: POST /v1/cases/{self._case.case_id}/fee-acceptance "
-            '{"accept": true} (or false); nothing is signed before you accept.',
-            text=MessageRef(
-                msgid=N_(
-                    "Your recovery is quoted: fee {fee} (${fee_usd}, {basis}), network cost about {gas}; you would "
-                    "receive about {net}. Accept or decline it by {due}: POST {request} {body} (or false); nothing "
-                    "is signed before you accept."
-                ),
-                params={
-                    "fee": ref_amount(quote.fee, quote.decimals, quote.asset),
-                    "fee_usd": str(quote.fee_usd),
-                    "basis": quote.basis,
-                    "gas": ref_amount(quote.gas_estimate, quote.decimals, quote.asset),
-                    "net": ref_amount(quote.net_estimate, quote.decimals, quote.asset),
-                    "due": ref_date(expires_at),
-                    "request": f"/v1/cases/{self._case.case_id}/fee-acceptance",
-                    "body": '{"accept": true}',
-                },
-            ),
+            message,
+            text=text,
             waiting="the user's answer to the quote",
             due_at=expires_at,
             quote=quote,
@@ -848,22 +1017,24 @@ class CaseWorkflow:
             since=offered_at,
             until=expires_at,
             what="the user's answer to the quote",
-            missed="You did not accept the quote",
+            missed=(
+                N_(
+                    "You did not accept the quote within {days} working days, so the case is closed; nothing was "
+                    "moved. File a new claim to have it looked at again."
+                ),
+                {},
+            ),
             days=terms.fee_acceptance_days,
         )
         answer = self._state.quote_answer
         assert answer is not None
         if answer.accept:
-            await self._save(
-                "quote-accepted",
-                CaseStatus.RECOVERING,
-                f"You accepted the fee of {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd})",
-                text=MessageRef(
-                    msgid=N_("You accepted the fee of {fee} (${fee_usd})"),
-                    params={"fee": ref_amount(quote.fee, quote.decimals, quote.asset), "fee_usd": str(quote.fee_usd)},
-                ),
-                waiting="recovery",
+            message, text = _ref(
+                N_("You accepted the fee of {fee} (${fee_usd})"),
+                fee=_amount(quote.fee, quote.decimals, quote.asset),
+                fee_usd=str(quote.fee_usd),
             )
+            await self._save("quote-accepted", CaseStatus.RECOVERING, message, text=text, waiting="recovery")
         return answer.accept
 
     async def _terms(self) -> SlaTerms:
@@ -999,22 +1170,20 @@ class CaseWorkflow:
         paused_at = workflow.now()
         expires_at = terms.calendar.add_working_days(paused_at, terms.info_timeout_days)
         self._state.paused = True
+        message, text = _ref(
+            N_(
+                "A recovery engineer asks: {question} Please answer by {due} (POST {request}); until then your "
+                "case waits for you."
+            ),
+            question=request.question,
+            due=_date(expires_at),
+            request=f"/v1/cases/{self._case.case_id}/messages",
+        )
         await self._save(
             f"info-request-{number}",
             CaseStatus.AWAITING_USER,
-            f"A recovery engineer asks: {request.question} Please answer by {expires_at:%d %b %Y} "
-            f"(POST /v1/cases/{self._case.case_id}/messages); until then your case waits for you.",
-            text=MessageRef(
-                msgid=N_(
-                    "A recovery engineer asks: {question} Please answer by {due} (POST {request}); until then your "
-                    "case waits for you."
-                ),
-                params={
-                    "question": request.question,
-                    "due": ref_date(expires_at),
-                    "request": f"/v1/cases/{self._case.case_id}/messages",
-                },
-            ),
+            message,
+            text=text,
             waiting="the user's answer",
             due_at=expires_at,
             handling=self._handling(),
@@ -1024,7 +1193,13 @@ class CaseWorkflow:
             since=paused_at,
             until=expires_at,
             what="the user's answer",
-            missed=f"You did not answer the question of {paused_at:%d %b %Y}",
+            missed=(
+                N_(
+                    "You did not answer the question of {asked} within {days} working days, so the case is closed; "
+                    "nothing was moved. File a new claim to have it looked at again."
+                ),
+                {"asked": _date(paused_at)},
+            ),
         )
         answer, self._state.answer = self._state.answer, None
         self._state.sla = self._state.sla.shifted(workflow.now() - paused_at)
@@ -1073,27 +1248,50 @@ class CaseWorkflow:
     async def _on_sla_event(self, event: SlaEvent) -> None:
         terms, plan = self._state.sla_terms, self._state.sla
         assert terms is not None and plan is not None
-        who = self._state.assigned_to or f"the {self._state.tier} queue"
+        who: Value = self._state.assigned_to or _ref(N_("the {tier} queue"), tier=self._state.tier.value)
         if event.kind == "reminder":
             days = sorted(d for d in terms.reminder_days if 0 < d < terms.target_days)[event.number - 1]
-            message = (
-                f"Still waiting for an engineer after {days} working days; {who} has been reminded. "
-                f"Target date: {plan.target_at:%d %b %Y}."
+            message, text = _ref(
+                N_(
+                    "Still waiting for an engineer after {days} working days; {who} has been reminded. Target date: "
+                    "{target}."
+                ),
+                days=days,
+                who=who,
+                target=_date(plan.target_at),
             )
         elif event.kind == "due_soon":
             self._state.sla_state = SlaState.DUE_SOON
-            message = f"Due soon: the target date is {plan.target_at:%d %b %Y}."
+            message, text = _ref(N_("Due soon: the target date is {target}."), target=_date(plan.target_at))
         elif event.kind == "target":
             self._state.sla_state = SlaState.TARGET_MISSED
             before, self._state.tier = self._state.tier, ESCALATION.get(self._state.tier, self._state.tier)
-            moved = f"from the {before} to the {self._state.tier} tier" if before != self._state.tier else "to experts"
-            message = f"Escalated: SLA target reached ({terms.target_days} working days); the case moves {moved}."
+            message, text = (
+                _ref(
+                    N_(
+                        "Escalated: SLA target reached ({days} working days); the case moves from the {before} to "
+                        "the {after} tier."
+                    ),
+                    days=terms.target_days,
+                    before=before.value,
+                    after=self._state.tier.value,
+                )
+                if before != self._state.tier
+                else _ref(
+                    N_("Escalated: SLA target reached ({days} working days); the case moves to experts."),
+                    days=terms.target_days,
+                )
+            )
         else:
             self._state.sla_state = SlaState.BREACHED
             expect = terms.calendar.add_working_days(workflow.now(), terms.breach_extension_days)
-            message = (
-                f"We did not finish your case within {terms.deadline_days} working days. It is now with our "
-                f"operations team; expect an answer by {expect:%d %b %Y}."
+            message, text = _ref(
+                N_(
+                    "We did not finish your case within {days} working days. It is now with our operations team; "
+                    "expect an answer by {due}."
+                ),
+                days=terms.deadline_days,
+                due=_date(expect),
             )
         workflow.upsert_search_attributes(
             [
@@ -1102,7 +1300,7 @@ class CaseWorkflow:
                 sa.SLA_BREACHED.value_set(self._state.sla_state is SlaState.BREACHED),
             ]
         )
-        await self._save(event.key, self._state.status, message, handling=self._handling())
+        await self._save(event.key, self._state.status, message, text=text, handling=self._handling())
 
     @_update("Send the case to the next tier (first_line → engineering → expert), with a reason.")
     async def escalate(self, request: Escalation) -> str:
@@ -1110,11 +1308,15 @@ class CaseWorkflow:
         before, self._state.tier = self._state.tier, ESCALATION[self._state.tier]
         self._state.escalations += 1
         workflow.upsert_search_attributes([sa.TIER.value_set(self._state.tier.value)])
+        message, text = _ref(
+            N_("Escalated by {engineer} from the {before} to the {after} tier: {reason}"),
+            engineer=request.engineer,
+            before=before.value,
+            after=self._state.tier.value,
+            reason=request.reason,  # the engineer's own words
+        )
         await self._save(
-            f"escalated-{self._state.escalations}",
-            self._state.status,
-            f"Escalated by {request.engineer} from the {before} to the {self._state.tier} tier: {request.reason}",
-            handling=self._handling(),
+            f"escalated-{self._state.escalations}", self._state.status, message, text=text, handling=self._handling()
         )
         await self._audit("escalate", request.engineer, False, request, snapshot)
         return f"escalated to {self._state.tier}"
@@ -1134,11 +1336,9 @@ class CaseWorkflow:
         self._state.assignments += 1
         workflow.upsert_search_attributes([sa.ASSIGNED_TO.value_set(request.to)])
         self._set_waiting(self._state.waiting_for)
+        message, text = _ref(N_("Assigned to {assignee} by {engineer}"), assignee=request.to, engineer=request.engineer)
         await self._save(
-            f"assigned-{self._state.assignments}",
-            self._state.status,
-            f"Assigned to {request.to} by {request.engineer}",
-            handling=self._handling(),
+            f"assigned-{self._state.assignments}", self._state.status, message, text=text, handling=self._handling()
         )
         await self._audit("assign", request.engineer, False, request, snapshot)
         return f"assigned to {request.to}"
@@ -1213,22 +1413,30 @@ class CaseWorkflow:
         limit = policy.auto_limit_usd if policy is not None else None
         if verdict.route is not Route.AUTOMATIC or quote is None or limit is None or quote.amount_usd <= limit:
             return verdict
-        reason = (
-            f"{verdict.reason} It is worth {quote.amount_usd} USD, above the automatic limit of {limit} USD: "
-            "a recovery engineer approves it before anything moves."
+        reason, reason_text = _ref(
+            N_(
+                "{reason} It is worth {value} USD, above the automatic limit of {limit} USD: a recovery "
+                "engineer approves it before anything moves."
+            ),
+            reason=_reason(verdict),
+            value=str(quote.amount_usd),
+            limit=str(limit),
+        )
+        message, text = _ref(
+            N_("Above the automatic limit of {limit} USD ({amount_usd} USD): an engineer decides"),
+            limit=str(limit),
+            amount_usd=str(quote.amount_usd),
         )
         await self._save(
-            "above-auto-limit",
-            CaseStatus.CLASSIFIED,
-            f"Above the automatic limit of {limit} USD ({quote.amount_usd} USD): an engineer decides",
-            reason=reason,
+            "above-auto-limit", CaseStatus.CLASSIFIED, message, text=text, reason=reason, reason_text=reason_text
         )
-        return verdict.model_copy(update={"route": Route.MANUAL, "reason": reason, "text": None})
+        return verdict.model_copy(update={"route": Route.MANUAL, "reason": reason, "text": reason_text})
 
-    def _decision_reason(self, verb: str) -> str:
+    def _rejection_reason(self) -> Text:
+        """The reason of an engineer's rejection (their own words, as they typed them)."""
         assert self._state.decision is not None
         _, decision = self._state.decision
-        return f"A recovery engineer {verb} the case: {decision.reason}"
+        return _ref(N_("A recovery engineer rejected the case: {reason}"), reason=decision.reason)
 
     # --- tracing and confirmations -------------------------------------------------------------
 
@@ -1299,20 +1507,18 @@ class CaseWorkflow:
     # --- recovery -------------------------------------------------------------------------------
 
     async def _recover(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
+        message, text = _ref(
+            N_("Recovering {amount} on {chain}: fee {fee} (${fee_usd}) plus gas"),
+            amount=_amount(deposit.amount, quote.decimals, quote.asset),
+            chain=deposit.chain,
+            fee=_amount(quote.fee, quote.decimals, quote.asset),
+            fee_usd=str(quote.fee_usd),
+        )
         await self._save(
             "recovering",
             CaseStatus.RECOVERING,
-            f"Recovering {format_units(deposit.amount, quote.decimals)} {quote.asset} on {deposit.chain}: "
-            f"fee {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) plus gas",
-            text=MessageRef(
-                msgid=N_("Recovering {amount} on {chain}: fee {fee} (${fee_usd}) plus gas"),
-                params={
-                    "amount": ref_amount(deposit.amount, quote.decimals, quote.asset),
-                    "chain": deposit.chain,
-                    "fee": ref_amount(quote.fee, quote.decimals, quote.asset),
-                    "fee_usd": str(quote.fee_usd),
-                },
-            ),
+            message,
+            text=text,
             waiting="signing the sweep",
             quote=quote,
         )
@@ -1351,14 +1557,20 @@ class CaseWorkflow:
         refunded = quote.net_estimate
         kept = deposit.amount - refunded
         sender = deposit.sender
+        message, text = _ref(
+            N_(
+                "Refunding {amount} to the sender {sender} on {chain}: fee {fee} (${fee_usd}) and network cost {gas} "
+                "kept"
+            ),
+            amount=_amount(refunded, quote.decimals, quote.asset),
+            sender=sender,
+            chain=deposit.chain,
+            fee=_amount(quote.fee, quote.decimals, quote.asset),
+            fee_usd=str(quote.fee_usd),
+            gas=_amount(quote.gas_estimate, quote.decimals, quote.asset),
+        )
         await self._save(
-            "refunding",
-            CaseStatus.RECOVERING,
-            f"Refunding {format_units(refunded, quote.decimals)} {quote.asset} to the sender {sender} on "
-            f"{deposit.chain}: fee {format_units(quote.fee, quote.decimals)} {quote.asset} (${quote.fee_usd}) and "
-            f"network cost {format_units(quote.gas_estimate, quote.decimals)} {quote.asset} kept",
-            waiting="signing the refund",
-            quote=quote,
+            "refunding", CaseStatus.RECOVERING, message, waiting="signing the refund", text=text, quote=quote
         )
         refund_key = f"{deposit.key}:refund"
         refund = await _activity(
@@ -1384,15 +1596,17 @@ class CaseWorkflow:
             CaseActivities.broadcast_transaction, refund, summary=f"send the refund {_short(refund.tx_hash or '')}"
         )
         if not receipt.succeeded:
-            await self._sweep_failed(receipt, "Refund")
-        await self._save(
-            "refund-mined",
-            CaseStatus.RECOVERING,
-            f"Refund {refund.tx_hash} to {sender} mined in block {receipt.block_number}",
+            await self._sweep_failed(receipt, REFUND_REVERTED)
+        message, text = _ref(
+            N_("Refund {tx_hash} to {sender} mined in block {block}"),
+            tx_hash=str(refund.tx_hash),
+            sender=sender,
+            block=_block(receipt.block_number),
         )
+        await self._save("refund-mined", CaseStatus.RECOVERING, message, text=text)
         final = await self._wait_for_tx_depth(refund, receipt, "the refund")
         if not final.succeeded:
-            await self._sweep_failed(final, "Refund")
+            await self._sweep_failed(final, REFUND_REVERTED)
         receipts.append(final)
         if kept_tx is not None:
             self._set_waiting(f"the fee transfer {kept_tx.tx_hash} to be mined")
@@ -1402,10 +1616,10 @@ class CaseWorkflow:
                 summary=f"send the fee to the hot wallet {_short(kept_tx.tx_hash or '')}",
             )
             if not kept_receipt.succeeded:
-                await self._sweep_failed(kept_receipt, "The fee transfer")
+                await self._sweep_failed(kept_receipt, FEE_TRANSFER_REVERTED)
             kept_final = await self._wait_for_tx_depth(kept_tx, kept_receipt, "the fee transfer")
             if not kept_final.succeeded:
-                await self._sweep_failed(kept_final, "The fee transfer")
+                await self._sweep_failed(kept_final, FEE_TRANSFER_REVERTED)
             receipts.append(kept_final)
         assert refund.tx_hash is not None
         return await self._settle(
@@ -1445,14 +1659,14 @@ class CaseWorkflow:
 
     async def _credit(self, case: CaseInput, deposit: Transfer, quote: Quote) -> Settlement:
         """Funds already in an exchange wallet (a shared address): a ledger credit, no transaction."""
+        message, text = _ref(
+            N_("Crediting {amount} already held at the exchange's address on {chain}: fee {fee}, no network fee"),
+            amount=_amount(deposit.amount, quote.decimals, quote.asset),
+            chain=deposit.chain,
+            fee=_amount(quote.fee, quote.decimals, quote.asset),
+        )
         await self._save(
-            "crediting",
-            CaseStatus.RECOVERING,
-            f"Crediting {format_units(deposit.amount, quote.decimals)} {quote.asset} already held at the "
-            f"exchange's address on {deposit.chain}: fee {format_units(quote.fee, quote.decimals)} {quote.asset}, "
-            "no network fee",
-            waiting="crediting the user",
-            quote=quote,
+            "crediting", CaseStatus.RECOVERING, message, waiting="crediting the user", text=text, quote=quote
         )
         return await self._settle(case, deposit, quote, [])
 
@@ -1483,28 +1697,35 @@ class CaseWorkflow:
         workflow.upsert_search_attributes([sa.CASE_STATUS.value_set(CaseStatus.COMPLETED.value)])
         return settlement
 
-    async def _sweep_failed(self, receipt: TxReceipt, label: str = "Sweep") -> None:
+    async def _sweep_failed(self, receipt: TxReceipt, msgid: str = SWEEP_REVERTED) -> None:
         """Nothing is credited for a sweep (or refund) that did not move the funds: stop and leave it to an
-        operator."""
-        message = (
-            f"{label} {receipt.tx_hash} reverted on {receipt.chain} in block {receipt.block_number}; nothing was "
-            "credited. An operator must investigate this case."
+        operator. ``msgid`` says which transaction reverted (:data:`SWEEP_REVERTED` and the like)."""
+        message, text = _ref(msgid, tx_hash=receipt.tx_hash, chain=receipt.chain, block=_block(receipt.block_number))
+        await self._save(
+            "sweep-reverted", CaseStatus.RECOVERING, message, waiting="an operator (sweep reverted)", text=text
         )
-        await self._save("sweep-reverted", CaseStatus.RECOVERING, message, waiting="an operator (sweep reverted)")
         raise ApplicationError(message, non_retryable=True)
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
-    async def _close(self, status: CaseStatus, pattern: Pattern, reason: str) -> CaseResult:
-        """End the case without moving anything (an expired request for information)."""
+    async def _close(self, status: CaseStatus, pattern: Pattern, reason: str, *, text: MessageRef | None) -> CaseResult:
+        """End the case without moving anything (an expired request for information, a declined quote);
+        ``text`` is the reason's message ref."""
         assert self._case is not None
         self._state.paused = False
         await self._save(
-            status.value.lower(), status, reason, waiting=f"nothing: {status.value.lower()}", reason=reason
+            status.value.lower(),
+            status,
+            reason,
+            waiting=f"nothing: {status.value.lower()}",
+            text=text,
+            reason=reason,
+            reason_text=text,
         )
         return CaseResult(case_id=self._case.case_id, status=status, pattern=pattern, reason=reason)
 
-    async def _reject(self, pattern: Pattern, reason: str, text: MessageRef | None = None) -> CaseResult:
+    async def _reject(self, pattern: Pattern, reason: str, *, text: MessageRef | None) -> CaseResult:
+        """Reject the case; ``text`` is the reason's message ref."""
         assert self._case is not None
         self._state.pattern = pattern
         await self._save(
@@ -1590,11 +1811,14 @@ def _short(tx_hash: str) -> str:
     return tx_hash if len(tx_hash) <= 14 else f"{tx_hash[:6]}…{tx_hash[-4:]}"
 
 
-def _too_small(quote: Quote) -> str:
-    cost = format_units(quote.fee + quote.gas_estimate, quote.decimals)
-    return (
-        f"The deposit of {format_units(quote.amount, quote.decimals)} {quote.asset} does not cover the recovery "
-        f"cost of about {cost} {quote.asset} (fee and gas); it cannot be recovered."
+def _too_small(quote: Quote) -> Text:
+    return _ref(
+        N_(
+            "The deposit of {amount} does not cover the recovery cost of about {cost} (fee and gas); it cannot be "
+            "recovered."
+        ),
+        amount=_amount(quote.amount, quote.decimals, quote.asset),
+        cost=_amount(quote.fee + quote.gas_estimate, quote.decimals, quote.asset),
     )
 
 
