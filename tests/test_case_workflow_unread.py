@@ -4,12 +4,15 @@ workflow on the time-skipping server with fake activities)."""
 
 from __future__ import annotations
 
+import os
+
 from temporalio.testing import WorkflowEnvironment
 
 from recovery.models import CaseStatus, Pattern
+from tests.stack_fixtures import HISTORIES
 from tests.workflow_fakes import FakeCase, facts, nothing_moved, running, trace, usdt_deposit, wait_for_status
 from workflows.case_messages import Decision
-from workflows.case_workflow import CaseWorkflow
+from workflows.case_workflow import UNDECODABLE_POLLS, CaseWorkflow
 
 UNREAD = "the receipt has no status (before Byzantium): success judged from its logs"
 
@@ -39,3 +42,18 @@ async def test_without_unread_parts_the_same_case_is_automatic(time_skipping_env
         result = await handle.result()
     assert result.status is CaseStatus.COMPLETED
     assert "(automatic)" in fake.saved_event("classified").event.message
+
+
+async def test_an_answer_that_cannot_be_decoded_is_not_polled_for_days(time_skipping_env: WorkflowEnvironment) -> None:
+    undecodable = trace(None).model_copy(
+        update={"succeeded": None, "block_number": None, "confirmations": 0, "unread": ["the receipt is not an object"]}
+    )
+    fake = FakeCase(traces=[undecodable], facts=facts(None))
+    async with running(time_skipping_env, fake) as handle:
+        result = await handle.result()
+        if os.environ.get("RECORD_HISTORIES"):  # for tests/test_replay.py
+            (HISTORIES / "undecodable_rejected.json").write_text((await handle.fetch_history()).to_json())
+    assert len(fake.trace_requests) == UNDECODABLE_POLLS  # a passing hiccup is polled through, then no more
+    assert result.status is CaseStatus.REJECTED and result.pattern is Pattern.NOT_FOUND
+    assert "could not read the node's answer" in result.reason and "contact support" in result.reason
+    nothing_moved(fake)

@@ -29,6 +29,7 @@ def test_recorded_histories_exist() -> None:
     assert manual_actions <= names, names
     assert "reconcile_mismatch" in names, names
     assert "notification_dispatcher" in names, names
+    assert "undecodable_rejected" in names, names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

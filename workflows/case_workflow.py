@@ -122,6 +122,12 @@ deposit goes back to its sender, after the sender's ownership proof, whatever th
 FEE_POLICIES = "fee-policies"
 """Patch id: cases started after it (and after REFUND_TO_SENDER) refuse manual work below the fee policy's
 eligibility floor, and wait for the user to accept a quote the policy says needs accepting."""
+UNDECODABLE_ANSWERS = "undecodable-answers"
+"""Patch id: cases started after it stop waiting for a transaction whose answer the adapter could not decode
+(found, no block, ``unread``) after ``UNDECODABLE_POLLS`` such answers in a row, instead of polling it for the
+pending limit as if it were unmined; the classifier then says the answer could not be read."""
+UNDECODABLE_POLLS = 3
+"""Undecodable answers in a row before the case stops waiting (a node's passing hiccup is polled through)."""
 OWNERSHIP_PROVER = "status-api"
 """The name the status API attests ownership proofs under (it is no engineer)."""
 PENDING_LIMIT = timedelta(days=3)
@@ -1456,9 +1462,13 @@ class CaseWorkflow:
         give_up_at = workflow.now() + PENDING_LIMIT
         saved: str | None = None
         unmined_polls = 0
+        undecodable = 0
         while result.found and result.succeeded is not False and not result.confirmed:
             if result.succeeded is None and workflow.now() >= give_up_at:
                 break  # still not mined: the classifier says so
+            undecodable = undecodable + 1 if _undecodable(result) else 0
+            if undecodable >= UNDECODABLE_POLLS and workflow.patched(UNDECODABLE_ANSWERS):
+                break  # the classifier says the node's answer could not be read
             key = f"deposit-confirmations-{result.confirmations}"
             if key != saved or not self._pending_backoff:
                 await self._save(
@@ -1809,6 +1819,11 @@ async def _activity(
 def _short(tx_hash: str) -> str:
     """``0xabcd…ef12``: enough of a hash to recognise it in the UI's timeline."""
     return tx_hash if len(tx_hash) <= 14 else f"{tx_hash[:6]}…{tx_hash[-4:]}"
+
+
+def _undecodable(result: TraceResult) -> bool:
+    """An answer the adapter could not decode: found, but neither mined nor unmined as far as it could read."""
+    return bool(result.unread) and result.succeeded is None and result.block_number is None
 
 
 def _too_small(quote: Quote) -> Text:
