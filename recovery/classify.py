@@ -23,6 +23,7 @@ from recovery.models import (
 from recovery.units import format_units
 
 ANY_CHAIN = N_("any configured chain")
+UNNAMED_TOKEN = N_("token")
 
 
 Param = str | int | tuple[str, MessageRef] | tuple[str, dict[str, Any]]
@@ -294,7 +295,10 @@ def _held_key_problem(facts: DepositFacts, deposit: Transfer) -> Classification 
 
 
 def _unlisted(facts: DepositFacts, deposit: Transfer) -> Classification:
-    name = f"{facts.token_symbol or 'token'} ({deposit.token_address})"
+    address = deposit.token_address or ""
+    name: str | Reason = (
+        f"{facts.token_symbol} ({address})" if facts.token_symbol else _ref(N_("token ({address})"), address=address)
+    )
     problems = "; ".join(f.detail for f in facts.token_findings)
     if problems and not facts.priced:
         reason = _ref(
@@ -423,7 +427,7 @@ def _classify(facts: DepositFacts) -> Classification:
             Pattern.ALREADY_CREDITED,
             _ref(
                 N_("This deposit ({asset} on {chain}) was already recovered and credited."),
-                asset=deposit.asset or "token",
+                asset=deposit.asset or (UNNAMED_TOKEN, MessageRef(msgid=UNNAMED_TOKEN)),
                 chain=deposit.chain,
             ),
         )

@@ -14,12 +14,14 @@ from sqlalchemy import Index, Text, UniqueConstraint, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from recovery.i18n import render_ref
+from recovery.i18n import N_, render_ref
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, Pattern, Settlement, Transfer
 from recovery.notifications import RERUN_TYPE, CaseOut, EventOut
 from store import notifications
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
+
+CLAIM_RECEIVED = N_("Claim received")
 
 
 class CaseBase(SQLModel):
@@ -154,7 +156,15 @@ def create_case(
         case.decimals = deposit.decimals
         case.amount = deposit.amount
     session.add(case)
-    _add_event(session, case, key="received", status=CaseStatus.RECEIVED, message="Claim received", at=now)
+    _add_event(
+        session,
+        case,
+        key="received",
+        status=CaseStatus.RECEIVED,
+        message=CLAIM_RECEIVED,
+        at=now,
+        text=MessageRef(msgid=CLAIM_RECEIVED),
+    )
     if note_key is not None:
         _add_event(session, case, key=note_key, status=CaseStatus.RECEIVED, message=note, at=now)
     try:

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.schemas import CaseDetail
 from recovery.classify import classify
-from recovery.i18n import format_amount, format_date, render_ref
+from recovery.i18n import format_amount, format_date, render_ref, translate
 from recovery.models import (
     CaseStatus,
     CaseUpdate,
@@ -189,8 +189,9 @@ def test_a_case_reads_in_the_readers_language_and_older_events_stay_english(
     assert detail.reason == expected["reason"]
     classified = timeline["classified"]  # the reason nested in the sentence, in the same language
     assert classified.startswith(CLASSIFIED_AS[locale]) and classified.endswith(expected["reason"])
+    assert timeline["received"] == translate(locale, "Claim received")
     # written without a ref: the stored English in every language
-    assert timeline["received"] == "Claim received" and timeline["old-style"] == "English of old-style"
+    assert timeline["old-style"] == "English of old-style"
 
 
 def test_the_store_keeps_the_english_rendering_and_the_ref(db_session: Session, fake_signer: MnemonicSigner) -> None:
@@ -223,15 +224,15 @@ async def test_the_api_reads_the_timeline_in_the_requested_language(api: Api) ->
         cases.apply_case_update(
             session, update=_update("deposit-confirmations-1", CaseStatus.WAITING_CONFIRMATIONS, ref)
         )
-    for language, expected in (
-        ("ja", "入金の承認数は 15 件中 1 件です"),
-        ("de", "Die Einzahlung hat 1 von 15 Bestätigungen"),
-        ("en", "Deposit has 1 of 15 confirmations"),
+    for language, expected, received in (
+        ("ja", "入金の承認数は 15 件中 1 件です", "申請を受け付けました"),
+        ("de", "Die Einzahlung hat 1 von 15 Bestätigungen", "Antrag eingegangen"),
+        ("en", "Deposit has 1 of 15 confirmations", "Claim received"),
     ):
         response = await api.http.get("/v1/cases/case-i18n", headers=api.auth() | {"Accept-Language": language})
         assert response.status_code == 200, response.text
         messages = [e["message"] for e in response.json()["timeline"]]
-        assert messages[-1] == expected and messages[0] == "Claim received"
+        assert messages[-1] == expected and messages[0] == received
 
 
 # --- the English text equals the ref rendered in English ----------------------------------------------
