@@ -132,11 +132,12 @@ class World:
         confirmations: int = 3,
         previewer: ClaimPreviewer | None = None,
         trace: TraceResult | None = None,
+        locale: str = "en",
     ) -> ClaimPreview:
         deposit = usdt(self.addresses[to], amount_usdt)
         trace = trace or found(deposit, confirmations=confirmations)
         return await (previewer or self.previewer()).preview(
-            case_id="case-x", user_id=claimant, trace=trace, deposit=deposit
+            case_id="case-x", user_id=claimant, trace=trace, deposit=deposit, locale=locale
         )
 
 
@@ -183,6 +184,16 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 # --- the routes -----------------------------------------------------------------------------------
+
+
+async def test_the_answer_is_in_the_readers_language(world: World) -> None:
+    english = await world.preview(30_000, confirmations=1)
+    german = await world.preview(30_000, confirmations=1, locale="de")
+    assert german.route is english.route and german.pattern is english.pattern and german.sla == english.sla
+    assert german.reason is not None and english.reason is not None
+    assert german.reason != english.reason and "30.000 USD" in german.reason  # the de number format
+    assert german.next != english.next and "Januar 2027" in german.next  # the SLA dates, in German
+    assert "Bestätigung" in german.next and all(c not in english.caveats for c in german.caveats)
 
 
 async def test_automatic_wrong_network(world: World) -> None:
