@@ -43,7 +43,7 @@ from recovery.settings import ChainConfig, Settings
 from recovery.working_days import SlaTerms, plan_sla
 from services.calendar import SlaCalendar
 from services.evm_chains import EvmChains
-from services.facts import FactGatherer, StoredFacts, stored_facts
+from services.facts import CodeAhead, FactGatherer, StoredFacts, stored_facts
 from store.users import AddressOwner
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,12 @@ class ClaimPreviewer:
         session: no thread hop or connection of the preview's own); None without a deposit."""
         return None if deposit is None else stored_facts(session, user_id=user_id, deposit=deposit)
 
+    def look_ahead(self, trace: TraceResult) -> CodeAhead:
+        """Start the chain lookups the answer will need for ``trace``'s transfers, before :meth:`preview` (the API
+        calls it right after the trace, then reads the database); the caller cancels what is left
+        (:meth:`CodeAhead.cancel`)."""
+        return self._facts.code_ahead(trace)
+
     async def preview(
         self,
         *,
@@ -238,6 +244,7 @@ class ClaimPreviewer:
         deposit: Transfer | None,
         stored: StoredFacts | None = None,
         locale: str = DEFAULT_LOCALE,
+        ahead: CodeAhead | None = None,
     ) -> ClaimPreview:
         """What the engine expects to do with the claim of ``user_id`` (``deposit``: the claimant's transfer in
         ``trace``, if the API found one; ``stored``: :meth:`stored` of it), its texts in ``locale``. Never raises
@@ -246,7 +253,7 @@ class ClaimPreviewer:
         tr: Tr = functools.partial(translate, locale)
         try:
             async with asyncio.timeout(self._budget.total_seconds()):
-                answer = await self._preview(case_id, user_id, trace, deposit, stored, now, locale)
+                answer = await self._preview(case_id, user_id, trace, deposit, stored, now, locale, ahead)
         except TimeoutError:
             why = (
                 tr(
@@ -281,6 +288,7 @@ class ClaimPreviewer:
         stored: StoredFacts | None,
         now: datetime,
         locale: str,
+        ahead: CodeAhead | None = None,
     ) -> ClaimPreview:
         tr: Tr = functools.partial(translate, locale)
         confirmations = self._confirmations(trace, now)
@@ -310,6 +318,7 @@ class ClaimPreviewer:
             log_index=deposit.log_index if deposit is not None else None,
             vanished_from_block=None,
             stored=stored,
+            ahead=ahead,
         )
         verdict = classify(facts)
         reason = verdict.reason if verdict.text is None else render_ref(locale, verdict.text.msgid, verdict.text.params)

@@ -70,6 +70,35 @@ class SignerCustody:
         return self._signer.address(HOT_WALLET_PATH)
 
 
+class CodeAhead:
+    """Code lookups on the deposit chain started before the facts are gathered: the status API starts them right
+    after the trace, for each transfer the trace found, while it reads the database, so that the claim's answer
+    does not wait for them afterwards. Keyed by (chain, recipient, sender), lower-case; :meth:`cancel` drops
+    the ones nobody took."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[tuple[str, str, str], asyncio.Task[tuple[bool, bool]]] = {}
+
+    def start(self, key: tuple[str, str, str], lookup: Awaitable[tuple[bool, bool]]) -> None:
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.ensure_future(lookup)
+
+    def take(self, chain: str, recipient: str, sender: str) -> asyncio.Task[tuple[bool, bool]] | None:
+        return self._tasks.pop((chain, recipient.lower(), sender.lower()), None)
+
+    def cancel(self) -> None:
+        for task in self._tasks.values():
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a lookup nobody needed failed, which is no one's error
+            else:
+                task.cancel()
+        self._tasks.clear()
+
+
+AHEAD_LIMIT = 4
+"""At most this many transfers' code lookups are started ahead (a transaction with more is looked up as usual)."""
+
+
 class FactGatherer:
     """``keys`` answers what the facts need of the exchange's keys; ``signer`` is short for
     ``keys=SignerCustody(signer)`` (the worker's). ``code_elsewhere``: ask every other EVM chain for code at the
@@ -108,9 +137,11 @@ class FactGatherer:
         log_index: int | None,
         vanished_from_block: int | None,
         stored: StoredFacts | None = None,
+        ahead: CodeAhead | None = None,
     ) -> DepositFacts:
         """``stored``: what the database knows, read by the caller in a session it had open anyway (the status
-        API, with the claim's own lookups); used if it is about the deposit gathered, else read here."""
+        API, with the claim's own lookups); used if it is about the deposit gathered, else read here. ``ahead``:
+        code lookups started already (:meth:`code_ahead`)."""
         facts = DepositFacts(
             claimant_user_id=user_id,
             trace=trace,
@@ -175,6 +206,7 @@ class FactGatherer:
                 deposit.sender,
                 trace.chain,
                 elsewhere=self._code_elsewhere or not facts.signer_holds_key,
+                ahead=ahead,
             )
             if evm
             else _none(),
@@ -201,8 +233,22 @@ class FactGatherer:
         wallets = self._keys.own_wallets()
         return wallets is not None and deposit.sender.lower() in wallets
 
+    def code_ahead(self, trace: TraceResult) -> CodeAhead:
+        """Start the deposit chain's code lookups for the transfers of ``trace`` (an EVM chain's, up to
+        ``AHEAD_LIMIT`` of them) before their facts are gathered."""
+        ahead = CodeAhead()
+        if trace.chain is None or not trace.found or len(trace.transfers) > AHEAD_LIMIT:
+            return ahead
+        if self._chains.config(trace.chain).family != "evm":
+            return ahead
+        chain = self._chains.get(trace.chain)
+        for transfer in trace.transfers:
+            key = (trace.chain, transfer.recipient.lower(), transfer.sender.lower())
+            ahead.start(key, _code_here(chain, transfer.recipient, transfer.sender))
+        return ahead
+
     async def _code(
-        self, recipient: str, sender: str, deposit_chain: str, *, elsewhere: bool
+        self, recipient: str, sender: str, deposit_chain: str, *, elsewhere: bool, ahead: CodeAhead | None = None
     ) -> tuple[list[str], bool]:
         """The EVM chains where ``recipient`` has code (only the deposit chain unless ``elsewhere``), and whether
         ``sender`` has code on the deposit chain: one batch on the deposit chain, one call on each other. Only the
@@ -210,16 +256,14 @@ class FactGatherer:
         contract-wallet case) rather than stalling every case."""
         evm = [c for c in self._chains.all() if elsewhere or c.config.name == deposit_chain]
 
+        started = ahead.take(deposit_chain, recipient, sender) if ahead is not None else None
+
         async def ask(chain: EvmChain) -> tuple[bool, bool]:
             if chain.config.name != deposit_chain:
                 return await chain.is_contract(recipient), False
-            here, sent_by = await chain.rpc.batch(
-                [("eth_getCode", [to_checksum_address(a), "latest"]) for a in (recipient, sender)]
-            )
-            for answer in (here, sent_by):
-                if isinstance(answer, RpcError):
-                    raise answer
-            return _has_code(here), _has_code(sent_by)
+            if started is not None:
+                return await started
+            return await _code_here(chain, recipient, sender)
 
         answers = await asyncio.gather(*(ask(chain) for chain in evm), return_exceptions=True)
         out: list[str] = []
@@ -287,6 +331,17 @@ def stored_facts(session: Session, *, user_id: str, deposit: Transfer) -> Stored
         owner=users.deposit_owner(session, address=deposit.recipient, memo=deposit.memo),
         settled=ledger.is_settled(session, deposit_key=deposit.key),
     )
+
+
+async def _code_here(chain: EvmChain, recipient: str, sender: str) -> tuple[bool, bool]:
+    """Whether ``recipient`` and ``sender`` have code on ``chain``: one JSON-RPC batch."""
+    here, sent_by = await chain.rpc.batch(
+        [("eth_getCode", [to_checksum_address(a), "latest"]) for a in (recipient, sender)]
+    )
+    for answer in (here, sent_by):
+        if isinstance(answer, RpcError):
+            raise answer
+    return _has_code(here), _has_code(sent_by)
 
 
 async def _none() -> None:

@@ -33,7 +33,7 @@ from services.claim_preview import (
     preview_approval_policy,
 )
 from services.evm_chains import EvmChains
-from services.facts import FactGatherer, SignerCustody
+from services.facts import CodeAhead, FactGatherer, SignerCustody
 from store import db, schema, users
 from tests.api_fixtures import TX, Api
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
@@ -184,6 +184,22 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 # --- the routes -----------------------------------------------------------------------------------
+
+
+async def test_the_code_lookups_started_ahead_are_the_ones_the_answer_uses(world: World) -> None:
+    deposit = usdt(world.addresses["alice"], 100)
+    trace = found(deposit)
+    previewer = world.previewer()
+    ahead = previewer.look_ahead(trace)
+    await asyncio.sleep(0.01)  # the look-ahead runs while the caller reads the database
+    asked = world.chains.get("bsc").calls
+    assert asked > 0
+    answer = await previewer.preview(case_id="case-x", user_id="alice", trace=trace, deposit=deposit, ahead=ahead)
+    ahead.cancel()
+    assert answer.route is ClaimRoute.AUTOMATIC
+    assert world.chains.get("bsc").calls == asked  # taken, not asked again
+    plain = await world.preview(100)
+    assert plain.model_dump(exclude={"as_of"}) == answer.model_dump(exclude={"as_of"})
 
 
 async def test_the_answer_is_in_the_readers_language(world: World) -> None:
@@ -499,6 +515,9 @@ async def test_the_claim_is_filed_when_the_preview_fails(api: Api) -> None:
 
 async def test_the_claim_is_filed_when_the_preview_breaks(api: Api) -> None:
     class Broken:
+        def look_ahead(self, trace: TraceResult) -> CodeAhead:
+            return CodeAhead()
+
         def stored(self, session: Session, **_: Any) -> None:
             return None
 
@@ -516,10 +535,12 @@ async def test_a_second_claim_does_not_wait_for_a_preview(api: Api) -> None:
     chains = _use_fake_chains(api)
     api.fakes.trace_result = found(usdt(api.addresses["alice"], 100))
     assert (await api.http.post("/v1/cases", json={"tx_hash": TX}, headers=api.auth())).status_code == 201
-    calls = sum(c.calls for c in chains.all())
-    chains.get("ethereum").delay = 30
+    calls = {c.config.name: c.calls for c in chains.all()}
+    chains.get("ethereum").delay = chains.get("bsc").delay = 30
     again = await api.http.post("/v1/cases", json={"tx_hash": TX}, headers=api.auth())
-    assert again.status_code == 409 and sum(c.calls for c in chains.all()) == calls
+    assert again.status_code == 409  # at once: neither the slow chains nor the look-ahead were waited for
+    assert chains.get("ethereum").calls == calls["ethereum"]  # the preview's own lookups were not made
+    assert chains.get("bsc").calls - calls["bsc"] <= 2  # only the look-ahead's code batch, started and dropped
 
 
 async def test_the_answer_is_documented_in_openapi(api: Api) -> None:
