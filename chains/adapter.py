@@ -2,7 +2,8 @@
 
 An adapter holds its chain's config and a pool, reports the pool's endpoint health and is cheap to
 construct: HTTP connections are pooled per event loop, health records are process-wide. Each family
-adds its own ``accepts`` (which transaction ids it takes) and ``trace``.
+adds its own ``accepts`` (which transaction ids it takes) and ``trace``. :class:`Findings` is what every
+adapter, the EVM's decoder included, reads a transaction into.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class RestAdapter(PooledAdapter):
 
 @dataclass
 class Findings:
-    """What a trace found in a transaction: its transfers, notes for a reader, and the parts it could not read.
+    """What a trace found in (part of) a transaction: its transfers, notes for a reader
+    (``TraceResult.notes``), and the parts it could not read (``TraceResult.unread``). Every adapter reads
+    into one.
 
     ``not_read`` is the one way to give up on a part of a transaction where value may have moved: the part
     goes to ``TraceResult.unread`` (the classifier sends the case to an engineer) and to the notes, so that
@@ -49,7 +52,13 @@ class Findings:
     notes: list[str] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
 
-    def not_read(self, what: str) -> None:
-        """``what``, in plain words, may have moved value and was not read."""
+    def not_read(self, what: str, note: str | None = None) -> None:
+        """``what``, in plain words, may have moved value and was not read; ``note`` is for an engineer
+        (by default ``not read: <what>``)."""
         self.unread.append(what)
-        self.notes.append(f"not read: {what}")
+        self.notes.append(f"not read: {what}" if note is None else note)
+
+    def extend(self, other: Findings) -> None:
+        self.transfers += other.transfers
+        self.notes += other.notes
+        self.unread += other.unread

@@ -201,9 +201,9 @@ class EvmChain:
         ``chunk_size`` calls each, ``concurrency`` batches in flight) and one ``eth_blockNumber``; then,
         for the transactions that ran contract code, batches of ``debug_traceTransaction``. An item's
         error does not sink the others: a missing transaction is ``found=False``; an item the node
-        answered with an error is ``found=False`` with a note and an ``unread`` entry (not read is not
-        "not found"); an answer that cannot be decoded is a result with ``unread``. Transport failures
-        raise.
+        answered with an error is also ``found=False``, but with a note and an ``unread`` entry saying the
+        node refused it (so a reader can tell it from a transaction the chain does not have); an answer
+        that cannot be decoded is a result with ``unread``. Transport failures raise.
         """
         hashes = [normalize_tx_hash(h) for h in tx_hashes]
         if not hashes:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_checksum_address
 
+from chains.adapter import Findings
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer, internal_log_index
 from recovery.settings import ChainConfig
 
@@ -51,27 +52,6 @@ def _topic_address(topic: Any) -> str | None:
     return to_checksum_address(raw[12:])
 
 
-@dataclass
-class Reading:
-    """What the decoder made of (part of) a transaction: its transfers, what a reader should know
-    (``TraceResult.notes``) and the parts it could not read where value may have moved
-    (``TraceResult.unread``)."""
-
-    transfers: list[Transfer] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    unread: list[str] = field(default_factory=list)
-
-    def extend(self, other: Reading) -> None:
-        self.transfers += other.transfers
-        self.notes += other.notes
-        self.unread += other.unread
-
-    def not_read(self, unread: str, note: str) -> None:
-        """Record a part not read: ``unread`` in plain words for the case, ``note`` for an engineer."""
-        self.unread.append(unread)
-        self.notes.append(note)
-
-
 # --- token transfer logs -----------------------------------------------------------------------
 
 
@@ -82,7 +62,7 @@ def _log_name(log: Mapping[str, Any]) -> str:
         return "a log"
 
 
-def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Reading:
+def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
     """One receipt log: an ERC-20 ``Transfer`` as a ``Transfer``; a log of any other event, nothing.
 
     A log that carries the ``Transfer`` event (or an ERC-1155 transfer event) but that the adapter
@@ -92,7 +72,7 @@ def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Reading:
     a short or dirty topic; odd data) is reported as not read: an unindexed ERC-20 transfer and an
     unindexed NFT transfer look the same, so no amount is guessed from it.
     """
-    out = Reading()
+    out = Findings()
     if not isinstance(log, Mapping):
         out.not_read(
             "A log in the receipt could not be read at all; it may have been a token transfer.",
@@ -184,8 +164,8 @@ def decode_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Transfer 
     return found[0] if found else None
 
 
-def read_logs(chain: ChainConfig, logs: Any) -> Reading:
-    out = Reading()
+def read_logs(chain: ChainConfig, logs: Any) -> Findings:
+    out = Findings()
     if logs is None:
         return out
     if not isinstance(logs, list):
@@ -234,8 +214,8 @@ def native_transfer(
     )
 
 
-def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Reading:
-    out = Reading()
+def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Findings:
+    out = Findings()
     try:
         transfer = native_transfer(chain, tx, receipt)
     except (KeyError, TypeError, ValueError) as exc:
@@ -256,8 +236,8 @@ def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str
     return out
 
 
-def _read_type(tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Reading:
-    out = Reading()
+def _read_type(tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Findings:
+    out = Findings()
     raw = tx.get("type", receipt.get("type"))
     if raw is None:
         return out  # nodes before EIP-2718 give no type: legacy
@@ -371,11 +351,11 @@ def _quantity(value: Any) -> int | None:
         return None
 
 
-def read_transaction(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> tuple[Outcome, Reading]:
+def read_transaction(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> tuple[Outcome, Findings]:
     """Whether a mined transaction succeeded, and what it moved: nothing if it failed. Every part that
-    cannot be read is in the reading's ``unread``; one part failing does not hide the others."""
+    cannot be read is in the findings' ``unread``; one part failing does not hide the others."""
     outcome = receipt_outcome(receipt, tx)
-    reading = Reading(notes=list(outcome.notes), unread=list(outcome.unread))
+    reading = Findings(notes=list(outcome.notes), unread=list(outcome.unread))
     reading.extend(_read_type(tx, receipt))
     if outcome.succeeded:
         reading.extend(_read_native(chain, tx, receipt))
@@ -457,21 +437,34 @@ no value of their own; CALLCODE runs the callee's code on the caller's own balan
 KNOWN_FRAME_TYPES = VALUE_FRAME_TYPES | {"CALLCODE", "DELEGATECALL", "STATICCALL"}
 
 
+PLAIN_TRANSFER_GAS = 21_000
+"""The gas a value transfer uses when it runs no code (and carries no access list)."""
+
+
 def needs_internal_trace(tx: Mapping[str, Any] | None, receipt: Mapping[str, Any] | None) -> bool:
     """Whether a contract may have forwarded native value inside this mined, successful transaction.
 
-    A plain value transfer to an account (empty input) runs no code we need to read; a call with input,
-    or a contract creation, may. A reverted transaction moved nothing.
+    A call with input, or a contract creation, may. So may a transfer without input whose receipt used more
+    than :data:`PLAIN_TRANSFER_GAS`: code ran (the recipient is a contract whose ``receive``/fallback may
+    forward the value, as a forwarding deposit contract does, or an account delegated to code under
+    EIP-7702); an access list's cost, or a node that does not give ``gasUsed``, only costs a needless trace.
+    Arbitrum counts the L1 data cost in ``gasUsed`` and gives it apart as ``gasUsedForL1``: it is taken off.
+    Only a transfer that used exactly the plain gas ran no code. A reverted transaction moved nothing.
     """
     if not isinstance(tx, Mapping) or not isinstance(receipt, Mapping) or receipt.get("blockNumber") is None:
         return False
     if not receipt_succeeded(receipt, tx):
         return False
     data = tx.get("input") or tx.get("data") or "0x"
-    return str(data) not in ("0x", "0X", "") or not tx.get("to")
+    if str(data) not in ("0x", "0X", "") or not tx.get("to"):
+        return True
+    gas_used = _quantity(receipt.get("gasUsed"))
+    if gas_used is None:
+        return True
+    return gas_used - (_quantity(receipt.get("gasUsedForL1")) or 0) > PLAIN_TRANSFER_GAS
 
 
-def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Reading:
+def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Findings:
     """Native value moved by contracts inside a transaction, from a ``callTracer`` result.
 
     Every nested frame (not the top one: that is the transaction's own ``value``) of a value-moving
@@ -480,7 +473,7 @@ def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Reading:
     adapter cannot read (not an object, a type it does not know, a value frame without a readable value,
     sender or recipient) is in ``unread``; its readable children are still read.
     """
-    out = Reading()
+    out = Findings()
     tx_hash = tx_hash.lower()
     if not isinstance(call_frame, Mapping):
         out.not_read(
@@ -520,8 +513,8 @@ def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Reading:
     return out
 
 
-def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], where: str, n: int) -> Reading:
-    out = Reading()
+def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], where: str, n: int) -> Findings:
+    out = Findings()
     kind = str(frame.get("type", "")).upper()
     if kind not in KNOWN_FRAME_TYPES:
         out.not_read(

@@ -9,8 +9,10 @@ Two sources, both batched on ``JsonRpcClient.batch``:
   transactions whose ``to`` is watched are kept unless their receipt says they failed (a deposit
   address can be a contract on some chain, and a call to a contract can revert; a receipt from before
   Byzantium has no status and is judged by :func:`chains.evm_decode.receipt_outcome`).
-* ``Transfer`` events to a watched address that are not ERC-20 transfers (an NFT, a form the decoder does
-  not know) are reported in :attr:`ScanBatch.unread`, never dropped.
+* ``Transfer`` events the log filter matches (a watched address as topic2) that are not ERC-20 transfers
+  (an ERC-721 NFT, odd data) are reported in :attr:`ScanBatch.unread`, never dropped. A ``Transfer`` that
+  does not index its recipient (early tokens, CryptoKitties) and an ERC-1155 transfer (another event) do not
+  match the filter and are not seen here.
 
 Value forwarded by contracts (internal transfers) needs traces and is not scanned here: a claim
 through the API still finds it.

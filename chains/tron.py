@@ -235,10 +235,15 @@ class _Reader:
             )
         )
 
-    def own(self, kind: str, token_id: str | None, sender: Any, recipient: Any, amount: Any) -> None:
+    def own(
+        self, kind: str, token_id: str | None, sender: Any, recipient: Any, amount: Any, *, optional: bool = False
+    ) -> None:
         """Value the transaction's contract itself moves (log index -1). A transaction has one contract and
         sends one asset; a second value (TRX and a TRC-10 token along one call) has no index of its own, so it
-        is reported as not read rather than dropped."""
+        is reported as not read rather than dropped. ``optional``: a missing amount is none (a call's
+        ``call_value``); else it is not read (a transfer always names its amount)."""
+        if amount is None and not optional:
+            raise Unreadable(f"{kind} amount is missing")
         units = _amount(amount, f"{kind} amount") if amount is not None else 0
         if units == 0:
             return
@@ -258,8 +263,11 @@ class _Reader:
         """The value the transaction's own contract(s) move; unknown contract types are not read."""
         for position, contract in enumerate((tx.get("raw_data") or {}).get("contract") or []):
             kind = str(contract.get("type") or "") if isinstance(contract, dict) else ""
-            value = ((contract.get("parameter") or {}).get("value") or {}) if isinstance(contract, dict) else {}
+            parameter = contract.get("parameter") if isinstance(contract, dict) else None
+            value = (parameter.get("value") if isinstance(parameter, dict) else None) or {}
             try:
+                if not isinstance(value, dict):
+                    raise Unreadable(f"its parameter value {value!r:.80} is not an object")
                 self._contract(kind or f"contract {position}", value)
             except Unreadable as exc:
                 self.found.not_read(f"{kind or f'contract {position}'}: {exc}")
@@ -272,7 +280,7 @@ class _Reader:
             self.own(kind, trc10_asset_id(value.get("asset_name")), owner, value.get("to_address"), value.get("amount"))
         elif kind == "TriggerSmartContract":
             target = value.get("contract_address")
-            self.own(kind, None, owner, target, value.get("call_value"))
+            self.own(kind, None, owner, target, value.get("call_value"), optional=True)
             if value.get("call_token_value"):
                 self.own(kind, trc10_asset_id(value.get("token_id")), owner, target, value.get("call_token_value"))
         elif kind == "CreateSmartContract":
@@ -313,7 +321,11 @@ class _Reader:
             if item.get("rejected") is True:
                 continue  # reverted: it moved nothing
             kind = _internal_kind(item.get("note"))
-            for value in item.get("callValueInfo") or []:
+            values = item.get("callValueInfo") or []
+            if not isinstance(values, list):
+                self.found.not_read(f"{what}: callValueInfo {values!r:.80} is not a list")
+                continue
+            for value in values:
                 try:
                     self._internal_value(f"{what} ({kind or 'no kind given'})", kind, item, value)
                 except Unreadable as exc:

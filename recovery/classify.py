@@ -114,7 +114,8 @@ def _trace_problem(facts: DepositFacts) -> Classification | None:
                 chain=where,
             ),
         )
-    mined_unjudged = trace.unread and trace.block_number is not None
+    # mined (in a block, with confirmations: an XRPL ledger index alone may be provisional) but not judged
+    mined_unjudged = trace.unread and trace.block_number is not None and trace.confirmations > 0
     if trace.succeeded is None and trace.unread and not mined_unjudged:
         return _reject(
             Pattern.NOT_FOUND,

@@ -292,7 +292,11 @@ class ClaimPreviewer:
     ) -> ClaimPreview:
         tr: Tr = functools.partial(translate, locale)
         confirmations = self._confirmations(trace, now)
-        if trace.found and trace.succeeded is None and not (trace.unread and trace.block_number is not None):
+        if (
+            trace.found
+            and trace.succeeded is None
+            and not (trace.unread and trace.block_number and trace.confirmations)
+        ):
             return ClaimPreview(
                 available=True,
                 route=ClaimRoute.UNDECIDED,

@@ -240,6 +240,10 @@ def test_no_deposit_with_unread_parts_is_not_a_silent_nothing_here() -> None:
 def test_a_mined_transaction_whose_success_could_not_be_judged_is_not_called_unmined_or_failed() -> None:
     verdict = classify(_facts(trace=_unread_trace(succeeded=None, block_number=4_000_000)))
     assert verdict.pattern is Pattern.WRONG_NETWORK_SAME_KEY and verdict.route is Route.MANUAL
+    provisional = _unread_trace(
+        succeeded=None, block_number=90_000_000, confirmations=0
+    )  # an XRPL ledger not validated
+    assert classify(_facts(trace=provisional, deposit=None)).pattern is Pattern.NOT_FOUND
     unmined = classify(_facts(trace=_facts().trace.model_copy(update={"succeeded": None}), deposit=None))
     assert unmined.pattern is Pattern.NOT_FOUND  # without a block and with nothing unread: never mined
     assert "never mined" in unmined.reason

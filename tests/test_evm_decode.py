@@ -257,3 +257,17 @@ def test_needs_internal_trace() -> None:
     assert not needs_internal_trace(usdt["tx"], None) and not needs_internal_trace(None, usdt["receipt"])
     result = internal_not_read(trace("eth_usdt_6dec"), "no debug_traceTransaction")
     assert result.notes == ["internal transfers not read: no debug_traceTransaction"]
+
+
+def test_transfer_without_input_that_ran_code_needs_internal_trace() -> None:
+    """A transfer without input to a contract runs its receive/fallback (or an EIP-7702 delegate), which may
+    forward the value: the receipt's gas shows code ran; only exactly the plain 21,000 gas shows none."""
+    _, r = replay("eth_native")
+    assert r["tx"]["input"] == "0x" and r["receipt"]["gasUsed"] == hex(21_000)
+    assert not needs_internal_trace(r["tx"], r["receipt"])
+    assert needs_internal_trace(r["tx"], r["receipt"] | {"gasUsed": hex(23_446)})  # a forwarding fallback ran
+    assert needs_internal_trace(r["tx"], {k: v for k, v in r["receipt"].items() if k != "gasUsed"})
+    # Arbitrum: the L1 data cost is in gasUsed, and apart in gasUsedForL1
+    arbitrum = r["receipt"] | {"gasUsed": hex(21_000 + 1_800), "gasUsedForL1": hex(1_800)}
+    assert not needs_internal_trace(r["tx"], arbitrum)
+    assert needs_internal_trace(r["tx"], arbitrum | {"gasUsed": hex(21_001 + 1_800)})

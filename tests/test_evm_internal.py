@@ -71,6 +71,31 @@ async def test_forwarder_internal_transfer(eth: ChainConfig) -> None:
     assert await EvmChain(eth).balance(to) == 10**18
 
 
+def fallback_forwarder_code(to: str) -> str:
+    """Runtime code that forwards all value it receives, with any input, to ``to`` (in its fallback):
+    ``CALL(gas, to, callvalue, 0, 0, 0, 0)``, as a forwarding deposit contract does."""
+    return "0x" + "6000" * 4 + "34" + "73" + to[2:].lower() + "5a" + "f1" + "50" + "00"
+
+
+async def test_transfer_without_input_forwarded_by_a_fallback(eth: ChainConfig) -> None:
+    """A plain value transfer (no input) to a contract whose fallback forwards it: the value that reached ``to``
+    is an internal transfer, not lost behind "no code ran"."""
+    forwarder, to = fresh_address(), fresh_address()
+    await JsonRpcClient(eth.rpc_urls).call("anvil_setCode", [forwarder, fallback_forwarder_code(to)])
+    tx = await send_as(eth, devnet.dev_account(2), forwarder, value=3 * 10**17)
+    assert await EvmChain(eth).balance(to) == 3 * 10**17
+    result = await EvmChain(eth).trace(tx)
+    assert result.succeeded and result.notes == [] and result.unread == []
+    native, internal = result.transfers
+    assert (native.log_index, native.recipient, native.amount) == (NATIVE_LOG_INDEX, forwarder, 3 * 10**17)
+    assert (internal.log_index, internal.sender, internal.recipient, internal.amount) == (
+        internal_log_index(1),
+        forwarder,
+        to,
+        3 * 10**17,
+    )
+
+
 async def test_splitter_two_deposits(eth: ChainConfig) -> None:
     first, second = fresh_address(), fresh_address()
     splitter, tx = await _split(eth, first, second, 25 * 10**16, 10**18)

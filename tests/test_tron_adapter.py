@@ -406,3 +406,51 @@ async def test_a_failed_transaction_reads_nothing(fake_nodes: NodeFactory) -> No
     node = tron_node(fake_nodes(), tx, info(receipt_result="REVERT"))
     result = await TronChain(tron_config(node.url)).trace(TXID)
     assert result.succeeded is False and result.transfers == [] and result.unread == []
+
+
+@pytest.mark.parametrize(
+    ("tx", "unread"),
+    [
+        # a transfer always names its amount (java-tron refuses 0): one without it is not read as 0
+        (
+            transaction("TransferContract", {"owner_address": SENDER_HEX, "to_address": RECIPIENT_HEX}),
+            "TransferContract: TransferContract amount is missing",
+        ),
+        (
+            transaction(
+                "TransferAssetContract",
+                {"asset_name": b"1002000".hex(), "owner_address": SENDER_HEX, "to_address": RECIPIENT_HEX},
+            ),
+            "TransferAssetContract: TransferAssetContract amount is missing",
+        ),
+        (
+            transaction("TransferContract", {})
+            | {"raw_data": {"contract": [{"type": "TransferContract", "parameter": {"value": "0a15"}}]}},
+            "TransferContract: its parameter value '0a15' is not an object",
+        ),
+    ],
+)
+async def test_contract_that_cannot_be_read_is_not_read(
+    fake_nodes: NodeFactory,  # noqa: F811
+    tx: dict[str, Any],
+    unread: str,
+) -> None:
+    node = tron_node(fake_nodes(), tx, info())
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    assert result.found and result.transfers == [] and result.unread == [unread]
+
+
+async def test_internal_transaction_without_a_value_list(fake_nodes: NodeFactory) -> None:  # noqa: F811
+    """An internal transaction whose ``callValueInfo`` is not a list is not read, and does not hide the rest."""
+    broken = internal(USDC_HEX, RECIPIENT_HEX, "call") | {"callValueInfo": 5}
+    items = [broken, internal(USDC_HEX, RECIPIENT_HEX, "call", {"callValue": 8})]
+    node = tron_node(
+        fake_nodes(),
+        trc20_call(USDT_HEX, 0),
+        info(logs=[], receipt_result="SUCCESS") | {"internal_transactions": items},
+    )
+    result = await TronChain(tron_config(node.url)).trace(TXID)
+    [t] = result.transfers
+    assert (t.log_index, t.amount) == (internal_log_index(1), 8)
+    [unread] = result.unread
+    assert unread == "internal transaction 1: callValueInfo 5 is not a list"
