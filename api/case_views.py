@@ -1,25 +1,58 @@
 """Case reads answered from a rendered copy while the case has not changed.
 
-A read costs one query (:func:`store.case_views.case_access`: the token's user and their language, the case's
-owner and its view version) on one connection; the case's JSON and ETag are rendered once per view version and
-language (its texts, such as ``next_action``, are in the reader's) and kept in a bounded, per-process cache. The
-version is moved by database triggers in the transaction of every change a read shows, so a copy is never served
-after its case changed, whichever process wrote the change.
+A read costs one query (:class:`store.case_views.CaseReads`: the token's user and their language, the case's owner
+and its view version, and the case itself, its row, timeline, handling, ownership requirement and refund in the
+same snapshot, when the kept copies are not of the version it finds). The case's JSON and ETag are rendered once per
+view version and language (its texts, such as ``next_action``, are in the reader's) and kept in a bounded,
+per-process cache. The version is moved by database triggers in the transaction of every change a read shows, so a
+copy is never served after its case changed, whichever process wrote the change. A second query reads the case
+only for a language not kept at its current version.
+
+The queries run on the driver's own connections, not through SQLAlchemy's engine, whose work per execution and
+per transaction costs several times what the database takes to answer:
+
+- SQLite: on one connection of the engine's pool kept for the reads, in autocommit (each statement its own
+  snapshot), on the event loop itself: the local file answers in tens of microseconds, less than handing the work
+  to a thread and back costs under load.
+- PostgreSQL: on a few asynchronous psycopg connections of their own (autocommit, prepared statements), awaited
+  on the event loop: no thread hop, and the loop serves other requests meanwhile.
+- An in-memory SQLite database (one connection shared by everything, in tests) reads through the engine.
+
+:class:`CaseReadLane` answers the plain reads (``GET /v1/cases/{case_id}`` with a bearer token and nothing else
+to check) before FastAPI's routing and dependency solving, which cost more than the rest of a read from a kept
+copy: the same read, the same rate limit and the same answer (:func:`case_answer`) as the route
+(``api.routes.cases.read_case``), which answers everything else (a missing or dead token, another user's case, a
+spent budget, a query string, a header or case id over its limit) and documents the operation.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from fastapi import Request
-from sqlalchemy import Connection, Engine
+from fastapi import HTTPException, Request, Response, status
+from sqlalchemy import Engine
+from sqlalchemy.pool import StaticPool
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.deps import bearer_token
+from api.languages import request_locale, use_user_locale
+from api.rate_limits import Budget, limiter_of
 from api.schemas import CaseDetail
 from recovery.i18n import supported
-from store.case_views import CaseAccess, case_access, case_view
+from store.case_views import CaseAccess, CaseReads, CaseView, case_access, case_view
+
+log = logging.getLogger(__name__)
+
+POSTGRES_CONNECTIONS = 8
+"""Connections of a process's PostgreSQL reads: a read holds one for about a round trip (a tenth of a
+millisecond), so a few serve many concurrent requests."""
 
 
 class Rendered(NamedTuple):
@@ -28,53 +61,305 @@ class Rendered(NamedTuple):
     etag: str
 
 
+class _Copies(NamedTuple):
+    """A case's rendered copies of one view version, by language (a new version replaces them all)."""
+
+    version: int
+    by_locale: dict[str, Rendered]
+
+
 class CaseViews:
     def __init__(self, engine: Engine, *, max_cases: int = 20_000) -> None:
         self._engine = engine
         self._max = max_cases
-        self._rendered: OrderedDict[tuple[str, str], Rendered] = OrderedDict()
-        """By case id and language."""
+        self._copies: OrderedDict[str, _Copies] = OrderedDict()
+        """By case id, least recently read first."""
         self._lock = threading.Lock()
-        self.inline = engine.dialect.name == "sqlite"
-        """Read on the event loop itself: SQLite answers from the local file in a fraction of a millisecond,
-        less than handing the work to a thread and back costs under load. PostgreSQL reads go to a thread."""
+        self._reads = CaseReads(engine.dialect)
+        self._sqlite: _SqliteReads | None = None
+        self._postgres: _PostgresReads | None = None
+        dialect = engine.dialect.name
+        if dialect == "sqlite" and not isinstance(engine.pool, StaticPool):
+            self._sqlite = _SqliteReads(engine, self._reads)
+        elif dialect == "postgresql":
+            self._postgres = _PostgresReads(engine, self._reads)
 
-    def read(self, *, token: str, case_id: str, locale: str | None = None) -> tuple[CaseAccess | None, Rendered | None]:
+    async def read(
+        self, *, token: str, case_id: str, locale: str | None = None
+    ) -> tuple[CaseAccess | None, Rendered | None]:
         """Who asks, and the case's rendered answer if the case is theirs and the token live (rendered now
-        unless a copy of its current version in that language is kept): one transaction, one query when the copy
-        is kept. The answer's language is ``locale`` (the one ``Accept-Language`` asked for), else the user's."""
-        with self._engine.begin() as connection:
-            found = case_access(connection, token=token, case_id=case_id)
-            if found is None or not found.live or found.case_owner != found.user_id or found.view_version is None:
-                return found, None
-            key = (case_id, supported(locale or found.locale))
-            kept = self._kept(key, found.view_version)
-            return found, kept if kept is not None else self._render(connection, key)
+        unless a copy of its current version in that language is kept): one query, which also reads the case
+        when the kept copies are not of its current version. The answer's language is ``locale`` (the one
+        ``Accept-Language`` asked for), else the user's."""
+        if self._postgres is not None:
+            return await self._postgres.read(self, token=token, case_id=case_id, locale=locale)
+        if self._sqlite is not None:
+            return self._sqlite.read(self, token=token, case_id=case_id, locale=locale)
+        return self._read_by_engine(token=token, case_id=case_id, locale=locale)
 
-    def _kept(self, key: tuple[str, str], version: int) -> Rendered | None:
+    async def close(self) -> None:
+        """Close the connections of the reads (at the app's shutdown)."""
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._postgres is not None:
+            await self._postgres.close()
+
+    def key_to_render(self, found: CaseAccess | None, case_id: str, locale: str | None) -> tuple[str, str] | None:
+        """The copy a read answers with, by case id and language; None when the read shows no case (no such user,
+        a dead token, another user's case or none)."""
+        if found is None or not found.live or found.case_owner != found.user_id or found.view_version is None:
+            return None
+        return case_id, supported(locale or found.locale)
+
+    def kept_version(self, case_id: str) -> int:
+        """The view version of the case's kept copies; -1: none kept."""
         with self._lock:
-            found = self._rendered.get(key)
-            if found is None or found.version != version:
-                return None
-            self._rendered.move_to_end(key)
-            return found
+            copies = self._copies.get(case_id)
+            return -1 if copies is None else copies.version
 
-    def _render(self, connection: Connection, key: tuple[str, str]) -> Rendered:
-        """Read and render the case in the key's language, kept under the version read with it: a change committed
-        meanwhile moves the version (and what was read is never older than the version), so the next read renders
-        again."""
+    def kept(self, key: tuple[str, str], version: int) -> Rendered | None:
         case_id, locale = key
-        view = case_view(connection, case_id=case_id)
-        assert view is not None
+        with self._lock:
+            copies = self._copies.get(case_id)
+            if copies is None or copies.version != version:
+                return None
+            self._copies.move_to_end(case_id)
+            return copies.by_locale.get(locale)
+
+    def answer(
+        self, found: CaseAccess | None, view: CaseView | None, case_id: str, locale: str | None
+    ) -> tuple[tuple[str, str] | None, Rendered | None]:
+        """What a read's one query gives: the copy to answer with (its key, and the copy when it is kept or
+        ``view`` was read with the query); (key, None) when the case must be read for the key's language."""
+        key = self.key_to_render(found, case_id, locale)
+        if key is None:
+            return None, None
+        if view is not None:
+            return key, self.render(view, key)
+        assert found is not None and found.view_version is not None
+        return key, self.kept(key, found.view_version)
+
+    def render(self, view: CaseView, key: tuple[str, str]) -> Rendered:
+        """Render the case in the key's language and keep it under the version read with it (in the same
+        snapshot): a change committed since moves the version, so the next read renders again."""
+        case_id, locale = key
         detail = CaseDetail.build(view.case, view.events, view.handling, view.ownership, view.refund, locale=locale)
         body = detail.model_dump_json().encode()
-        rendered = Rendered(view.case.view_version, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        version = view.case.view_version
+        rendered = Rendered(version, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
         with self._lock:
-            self._rendered[key] = rendered
-            self._rendered.move_to_end(key)
-            while len(self._rendered) > self._max:
-                self._rendered.popitem(last=False)
+            copies = self._copies.get(case_id)
+            if copies is None or copies.version < version:
+                self._copies[case_id] = _Copies(version, {locale: rendered})
+            elif copies.version == version:
+                copies.by_locale[locale] = rendered
+            # else: a concurrent read kept a newer version; this one still answers its own read
+            self._copies.move_to_end(case_id)
+            while len(self._copies) > self._max:
+                self._copies.popitem(last=False)
         return rendered
+
+    def _read_by_engine(
+        self, *, token: str, case_id: str, locale: str | None
+    ) -> tuple[CaseAccess | None, Rendered | None]:
+        with self._engine.begin() as connection:
+            found = case_access(connection, token=token, case_id=case_id)
+            key = self.key_to_render(found, case_id, locale)
+            if found is None or key is None:
+                return found, None
+            assert found.view_version is not None
+            kept = self.kept(key, found.view_version)
+            if kept is not None:
+                return found, kept
+            view = case_view(connection, case_id=case_id)
+            assert view is not None
+            return found, self.render(view, key)
+
+
+class _SqliteReads:
+    """The reads on one connection of the engine's pool, kept checked out for them (autocommit: the engine's
+    connections run no transaction of their own)."""
+
+    def __init__(self, engine: Engine, reads: CaseReads) -> None:
+        self._engine = engine
+        self._reads = reads
+        self._pooled: Any = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        if self._pooled is None:
+            self._pooled = self._engine.raw_connection()
+        return self._pooled.driver_connection
+
+    def read(
+        self, views: CaseViews, *, token: str, case_id: str, locale: str | None
+    ) -> tuple[CaseAccess | None, Rendered | None]:
+        reads = self._reads
+        params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
+        with self._lock:
+            connection = self._connection()
+            cursor = connection.execute(reads.read.sql, params)
+            found, view = reads.read_of(cursor, cursor.fetchall())
+            key, rendered = views.answer(found, view, case_id, locale)
+            if key is None or rendered is not None:
+                return found, rendered
+            # the kept version, not kept in this language
+            cursor = connection.execute(reads.view.sql, reads.view.params(case_id=case_id))
+            view = reads.view_of(cursor, cursor.fetchall())
+        assert view is not None  # a case is never deleted
+        return found, views.render(view, key)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pooled is not None:
+                self._pooled.close()  # back to the engine's pool
+                self._pooled = None
+
+
+class _PostgresReads:
+    """The reads on a few psycopg ``AsyncConnection`` of their own, in autocommit, made on first use on the
+    running event loop (a connection belongs to the loop that made it); each keeps one cursor, and its statements
+    prepared."""
+
+    def __init__(self, engine: Engine, reads: CaseReads, *, size: int = POSTGRES_CONNECTIONS) -> None:
+        self._connect_args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
+        self._reads = reads
+        self._size = size
+        self._idle: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    async def read(
+        self, views: CaseViews, *, token: str, case_id: str, locale: str | None
+    ) -> tuple[CaseAccess | None, Rendered | None]:
+        import psycopg
+
+        try:
+            return await self._read(views, token=token, case_id=case_id, locale=locale)
+        except psycopg.OperationalError as exc:  # a connection the server closed (a restart): once more, anew
+            log.warning("case read: a PostgreSQL connection failed (%r); reading again on a new one", exc)
+            return await self._read(views, token=token, case_id=case_id, locale=locale)
+
+    async def _read(
+        self, views: CaseViews, *, token: str, case_id: str, locale: str | None
+    ) -> tuple[CaseAccess | None, Rendered | None]:
+        reads = self._reads
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or another loop (tests): connections of this loop
+            self._loop, self._idle, self._slots = loop, [], asyncio.Semaphore(self._size)
+        assert self._slots is not None
+        params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
+        async with self._slots:
+            cursor = self._idle.pop() if self._idle else await self._connect()
+            done = False
+            try:
+                await cursor.execute(reads.read.sql, params, prepare=True)
+                found, view = reads.read_of(cursor, await cursor.fetchall())
+                key, rendered = views.answer(found, view, case_id, locale)
+                if key is not None and rendered is None:  # the kept version, not kept in this language
+                    await cursor.execute(reads.view.sql, reads.view.params(case_id=case_id), prepare=True)
+                    view = reads.view_of(cursor, await cursor.fetchall())
+                done = True
+            finally:
+                if done:
+                    self._idle.append(cursor)
+                else:  # failed or cancelled half-way: its state is unknown, so it is not used again
+                    await _close_quietly(cursor.connection)
+        if key is None or rendered is not None:
+            return found, rendered
+        assert view is not None  # a case is never deleted
+        return found, views.render(view, key)
+
+    async def _connect(self) -> Any:
+        """A new connection's cursor (one per connection, used for every read on it: prepared statements, no
+        cursor made per read)."""
+        import psycopg
+
+        connection = await psycopg.AsyncConnection.connect(*self._connect_args, **self._connect_kwargs, autocommit=True)
+        return connection.cursor()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        if self._loop is asyncio.get_running_loop():
+            for cursor in idle:
+                await _close_quietly(cursor.connection)
+
+
+async def _close_quietly(connection: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection: nothing to do
+        await asyncio.shield(connection.close())
+
+
+def case_answer(rendered: Rendered, if_none_match: str | None) -> Response:
+    """A read's answer: the rendered case with its ETag, or ``304 Not Modified`` when ``If-None-Match`` names it."""
+    if if_none_match is not None and _matches(if_none_match, rendered.etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": rendered.etag})
+    return Response(content=rendered.body, media_type="application/json", headers={"ETag": rendered.etag})
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison of ``If-None-Match`` with our (strong) ``etag``."""
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+CASE_PATH = "/v1/cases/"
+MAX_CASE_ID = 255
+"""``case_id``'s ``max_length`` in the route."""
+MAX_IF_NONE_MATCH = 1024
+"""``If-None-Match``'s ``max_length`` in the route."""
+LANE_STATE = "case_read_lane"
+"""``app.state.case_read_lane = False`` sends every read through the route (tests compare the two)."""
+
+
+class CaseReadLane:
+    """Answers ``GET /v1/cases/{case_id}`` before the router when the route would answer it 200 or 304; passes
+    every other request on untouched (nothing read is kept but the rendered copy, nothing counted): a request with
+    a query string, a root path, a case id the route's path would not take or over its length, no bearer token,
+    more than one ``If-None-Match`` or one over its length; a token that is not a live user's; a case that is
+    not the caller's; a read over the budget (a refused read counts nothing: the route refuses it again)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(CASE_PATH):
+            response = await self._answer(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope) -> Response | None:
+        case_id = scope["path"][len(CASE_PATH) :]
+        if (
+            not case_id
+            or "/" in case_id
+            or len(case_id) > MAX_CASE_ID
+            or scope.get("query_string")
+            or scope.get("root_path")
+            or not getattr(scope["app"].state, LANE_STATE, True)
+        ):
+            return None
+        headers = Headers(scope=scope)
+        token = bearer_token(headers.get("authorization"))
+        if token is None:
+            return None
+        if_none_match = headers.getlist("if-none-match")
+        if len(if_none_match) > 1 or (if_none_match and len(if_none_match[0]) > MAX_IF_NONE_MATCH):
+            return None
+        request = Request(scope)
+        found, rendered = await case_views_of(request).read(
+            token=token, case_id=case_id, locale=request_locale(request).header
+        )
+        if found is None or not found.live or rendered is None:
+            return None
+        use_user_locale(request, found.locale)
+        try:
+            limiter_of(request).spend(Budget.READS, f"user:{found.user_id}")
+        except HTTPException:
+            return None
+        return case_answer(rendered, if_none_match[0] if if_none_match else None)
 
 
 def case_views_of(request: Request) -> CaseViews:

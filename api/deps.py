@@ -13,6 +13,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
@@ -78,6 +79,14 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 _bearer = HTTPBearer(auto_error=False, description="API token from `recovery users create`")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 """The bearer token as sent, unchecked (for routes that check it themselves, in one query with their own)."""
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization`` header as :data:`BearerDep` takes it (FastAPI's ``HTTPBearer``), or None."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 def get_current_user(request: Request, session: SessionDep, credentials: BearerDep) -> User:

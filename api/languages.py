@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery.locales import DEFAULT_LOCALE, SUPPORTED, match_locale, negotiate
@@ -94,15 +94,30 @@ class LocaleMiddleware:
 
         async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["Content-Language"] = chosen.tag
-                headers.add_vary_header("Accept-Language")
+                message["headers"] = _with_language(message.get("headers", ()), chosen.tag)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_language)
         finally:
             _current.reset(token)
+
+
+def _with_language(headers: Any, tag: str) -> list[tuple[bytes, bytes]]:
+    """ASGI raw ``headers`` with ``Content-Language: tag`` (replacing any) and ``Accept-Language`` added to
+    ``Vary`` (one ``Vary`` header, the values of any before joined, as Starlette's ``add_vary_header`` does)."""
+    out: list[tuple[bytes, bytes]] = []
+    vary: list[bytes] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"vary":
+            vary.append(value)
+        elif lower != b"content-language":
+            out.append((name, value))
+    vary.append(b"Accept-Language")
+    out.append((b"content-language", tag.encode("latin-1")))
+    out.append((b"vary", b", ".join(vary)))
+    return out
 
 
 # --- the OpenAPI spec -----------------------------------------------------------------------------

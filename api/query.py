@@ -27,8 +27,9 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def known_query_parameters(request: Request) -> None:
-    """An app-wide dependency: 422 naming the unknown parameters and the ones the route takes."""
+async def known_query_parameters(request: Request) -> None:
+    """An app-wide dependency: 422 naming the unknown parameters and the ones the route takes (``async``: a plain
+    function would be run in the thread pool, a thread hop on every request)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return

@@ -33,7 +33,7 @@ from store.ownership import OwnershipRequirement
 
 CaseRecord = Case | SimpleNamespace
 """A case as the ORM loads it, or its columns as the fast read path reads them (``store.case_views``)."""
-EventRecord = CaseEvent | Row[Any]
+EventRecord = CaseEvent | Row[Any] | SimpleNamespace
 OwnershipRecord = OwnershipRequirement | SimpleNamespace
 RefundRecord = RefundEntry | SimpleNamespace
 
@@ -371,10 +371,27 @@ class CaseDetail(CaseSummary):
         decimals = case.decimals if case.decimals is not None else (quote.decimals if quote else None)
         settled = case.credited is not None
         gas = case.gas if settled or quote is None else quote.gas_estimate
-        summary = CaseSummary.of(case).model_dump()
-        summary["amount"] = AmountOut.of(case.amount, decimals)
+        timeline: list[Any] = [  # validated as TimelineEntry with the rest, in one pass (not one model at a time)
+            {
+                "at": e.at,
+                "status": e.status,
+                "message": _localized(
+                    e.message, getattr(e, "message_id", None), getattr(e, "message_params", None), locale
+                ),
+                "due_at": e.due_at,
+            }
+            for e in events
+        ]
         return cls(
-            **summary,
+            case_id=case.case_id,
+            status=case.status,
+            pattern=case.pattern,
+            chain=case.chain,
+            tx_hash=case.tx_hash,
+            asset=case.asset,
+            amount=AmountOut.of(case.amount, decimals),
+            created_at=case.created_at,
+            updated_at=case.updated_at,
             reason=_localized(
                 case.reason, getattr(case, "reason_id", None), getattr(case, "reason_params", None), locale
             ),
@@ -399,17 +416,7 @@ class CaseDetail(CaseSummary):
             sweep_tx_hash=case.sweep_tx_hash,
             sla=SlaOut.of(handling),
             next_action=next_action(case, events, ownership, handling, locale=locale),
-            timeline=[
-                TimelineEntry(
-                    at=e.at,
-                    status=e.status,
-                    message=_localized(
-                        e.message, getattr(e, "message_id", None), getattr(e, "message_params", None), locale
-                    ),
-                    due_at=e.due_at,
-                )
-                for e in events
-            ],
+            timeline=timeline,
         )
 
 

@@ -22,7 +22,6 @@ answers 404 saying to remove it (:mod:`api.errors`).
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DOCS_PATHS = ("/docs", "/redoc")
@@ -55,6 +54,21 @@ def security_headers(path: str) -> dict[str, str]:
     return headers
 
 
+_ENCODED: dict[tuple[bool, bool], tuple[frozenset[bytes], list[tuple[bytes, bytes]]]] = {}
+"""The headers of :func:`security_headers` as ASGI raw headers, and their names, by (docs page, under ``/v1``)."""
+
+
+def _encoded(path: str) -> tuple[frozenset[bytes], list[tuple[bytes, bytes]]]:
+    kind = (_is_docs(path), path == NO_STORE_PREFIX or path.startswith(NO_STORE_PREFIX + "/"))
+    found = _ENCODED.get(kind)
+    if found is None:
+        headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in security_headers(path).items()
+        ]
+        found = _ENCODED[kind] = (frozenset(name for name, _ in headers), headers)
+    return found
+
+
 class SecurityHeadersMiddleware:
     """Adds :func:`security_headers` to every HTTP response, replacing any value a route set for the same
     header (``Cache-Control`` included: case data is never stored)."""
@@ -66,13 +80,13 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(scope.get("path", ""))
+        names, extra = _encoded(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in extra.items():
-                    headers[name] = value
+                message["headers"] = [
+                    (name, value) for name, value in message.get("headers", ()) if name.lower() not in names
+                ] + extra
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+import httpx
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
+from api.case_views import CaseViews
+from api.main import create_app
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, TimelineEvent
 from recovery.roster import Tier
-from store import cases, ownership
+from recovery.settings import RateLimitConfig
+from store import cases, ownership, users
+from store.db import utcnow
 from store.ledger import RefundEntry
 from tests.api_fixtures import TX, Api
+from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -178,3 +185,142 @@ async def test_a_cached_read_is_never_served_after_a_change_from_elsewhere(api: 
         ownership.require(session, case_id=case_id, chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
     changed = await api.http.get(f"/v1/cases/{case_id}", headers=api.auth() | {"If-None-Match": first.headers["etag"]})
     assert changed.status_code == 200 and changed.json()["next_action"]["action"] == "prove_ownership"
+
+
+# --- the read path: the lane before the router, the driver's own connections ---------------------------------
+
+
+def _answer(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
+    """What a client sees of an answer (its date aside)."""
+    headers = sorted((k, v) for k, v in response.headers.multi_items() if k != "date")
+    return response.status_code, headers, response.content
+
+
+async def test_the_lane_answers_every_read_as_the_route_does(api: Api) -> None:
+    """Plain reads are answered before the router (api.case_views.CaseReadLane), everything else by the route:
+    with the lane off, every answer is the same."""
+    [case_id] = _file_cases(api, 1)
+    with Session(api.engine) as session:  # bob's token expired yesterday
+        session.connection().execute(
+            update(users.User).where(users.User.user_id == "bob").values(token_expires_at=utcnow() - timedelta(days=1))  # type: ignore[arg-type]
+        )
+        session.commit()
+    first = await api.http.get(f"/v1/cases/{case_id}", headers=api.auth())
+    etag = first.headers["etag"]
+    requests: list[tuple[str, dict[str, str]]] = [
+        (f"/v1/cases/{case_id}", api.auth()),
+        (f"/v1/cases/{case_id}", api.auth() | {"If-None-Match": etag}),
+        (f"/v1/cases/{case_id}", api.auth() | {"If-None-Match": f'"x", W/{etag}'}),
+        (f"/v1/cases/{case_id}", api.auth() | {"If-None-Match": '"stale"'}),
+        (f"/v1/cases/{case_id}", api.auth() | {"Accept-Language": "de, en;q=0.5"}),
+        (f"/v1/cases/{case_id}", {"Authorization": "bearer " + api.tokens["alice"]}),
+        (f"/v1/cases/{case_id}", api.auth("bob")),  # expired
+        (f"/v1/cases/{case_id}", {"Authorization": "Bearer nobody-has-this"}),
+        (f"/v1/cases/{case_id}", {"Authorization": "Basic " + api.tokens["alice"]}),
+        (f"/v1/cases/{case_id}", {}),
+        (f"/v1/cases/{case_id}?verbose=1", api.auth()),
+        (f"/v1/cases/{case_id}/", api.auth()),
+        ("/v1/cases/case-nobody-filed", api.auth()),
+        ("/v1/cases/" + "x" * 256, api.auth()),
+        (f"/v1/cases/{case_id}", api.auth() | {"If-None-Match": '"' + "x" * 1030 + '"'}),
+    ]
+    with_lane = [_answer(await api.http.get(path, headers=headers)) for path, headers in requests]
+    api.app.state.case_read_lane = False
+    without = [_answer(await api.http.get(path, headers=headers)) for path, headers in requests]
+    assert [a[0] for a in with_lane] == [200, 304, 304, 200, 200, 200, 401, 401, 401, 401, 422, 404, 404, 422, 422]
+    assert with_lane == without
+    assert "expired at" in json.loads(with_lane[6][2])["detail"]
+
+
+async def test_reads_spend_the_reads_budget_and_a_refusal_counts_nothing(api: Api) -> None:
+    [case_id] = _file_cases(api, 1)
+    settings = api.app.state.settings.model_copy(update={"rate_limits": RateLimitConfig(reads="3/minute")})
+    app = create_app(settings, engine=api.engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        for _ in range(3):
+            assert (await http.get(f"/v1/cases/{case_id}", headers=api.auth())).status_code == 200
+        refused = await http.get(f"/v1/cases/{case_id}", headers=api.auth())
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
+        assert "the limit is 3/minute" in refused.json()["detail"]
+        assert (await http.get(f"/v1/cases/{case_id}", headers=api.auth("bob"))).status_code == 404  # bob's own
+
+
+async def test_a_rotated_token_reads_nothing_at_once(api: Api) -> None:
+    [case_id] = _file_cases(api, 1)
+    assert (await api.http.get(f"/v1/cases/{case_id}", headers=api.auth())).status_code == 200
+    with Session(api.engine) as session:
+        _user, fresh = users.rotate_token(session, user_id="alice")
+    old = await api.http.get(f"/v1/cases/{case_id}", headers=api.auth())
+    assert old.status_code == 401 and "invalid API token" in old.json()["detail"]
+    new = await api.http.get(f"/v1/cases/{case_id}", headers={"Authorization": f"Bearer {fresh}"})
+    assert new.status_code == 200 and new.json()["case_id"] == case_id
+
+
+async def test_the_driver_reads_are_the_engine_reads(db_engine: Engine, fake_signer: MnemonicSigner) -> None:
+    """On each database (PostgreSQL when TEST_POSTGRES_URL is set): who asks, and the rendered case, read on the
+    driver's own connections as through the engine; a change renders anew."""
+    with Session(db_engine) as session:
+        _alice, token = users.create_user(session, user_id="alice", signer=fake_signer, path_for=deposit_path_for_tests)
+        _bob, bobs = users.create_user(
+            session, user_id="bob", signer=fake_signer, path_for=deposit_path_for_tests, locale="de"
+        )
+        cases.create_case(session, case_id="case-a", user_id="alice", chain="bsc", tx_hash=TX, log_index=0)
+        cases.apply_case_update(
+            session,
+            update=CaseUpdate(
+                case_id="case-a",
+                event=TimelineEvent(key="manual", status=CaseStatus.AWAITING_APPROVAL, message="an engineer decides"),
+                handling=CaseHandling(tier=Tier.FIRST_LINE),
+            ),
+        )
+        ownership.require(session, case_id="case-a", chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
+        for key in ("refund-1", "refund-2"):  # two refunds of one case: the timeline is still read once
+            session.add(
+                RefundEntry(
+                    idempotency_key=key,
+                    case_id="case-a",
+                    user_id="alice",
+                    chain="bsc",
+                    asset="USDT",
+                    amount=5,
+                    to_address="0x" + "11" * 20,
+                    tx_hash="0x" + "cd" * 32,
+                )
+            )
+        session.commit()
+    views, by_engine = CaseViews(db_engine), CaseViews(db_engine)
+    try:
+        for who, case_id, locale in [
+            (token, "case-a", None),
+            (token, "case-a", "ja"),
+            (bobs, "case-a", None),
+            (token, "case-none", None),
+            ("nobody-has-this", "case-a", None),
+        ]:
+            found, rendered = await views.read(token=who, case_id=case_id, locale=locale)
+            expected = by_engine._read_by_engine(token=who, case_id=case_id, locale=locale)
+            assert (found, rendered) == expected
+        found, rendered = await views.read(token=token, case_id="case-a")
+        assert found is not None and rendered is not None and found.user_id == "alice"
+        assert [e["message"] for e in json.loads(rendered.body)["timeline"]] == [
+            "Claim received",
+            "an engineer decides",
+        ]
+
+        with Session(db_engine) as session:
+            cases.apply_case_update(
+                session,
+                update=CaseUpdate(
+                    case_id="case-a",
+                    event=TimelineEvent(key="approved", status=CaseStatus.AWAITING_APPROVAL, message="approved by bob"),
+                ),
+            )
+        _again, changed = await views.read(token=token, case_id="case-a")
+        assert changed is not None and changed.version > rendered.version and changed.etag != rendered.etag
+        assert changed == by_engine._read_by_engine(token=token, case_id="case-a", locale=None)[1]
+
+        with Session(db_engine) as session:
+            users.revoke_token(session, user_id="alice")
+        assert await views.read(token=token, case_id="case-a") == (None, None)  # its hash is no one's any more
+    finally:
+        await views.close()

@@ -14,15 +14,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BeforeValidator
+from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from api.case_views import case_views_of
+from api.case_views import MAX_CASE_ID, MAX_IF_NONE_MATCH, case_answer, case_views_of
 from api.deps import (
     TOKEN_HELP,
     BearerDep,
+    CaseStarter,
     ChainUnreachable,
     CurrentUser,
     EngineDep,
@@ -52,10 +54,11 @@ from api.schemas import (
     MessageCreate,
 )
 from recovery.i18n import N_, Listed, Message, MessageError, render
-from recovery.models import CaseStatus, NewCase
-from recovery.settings import UnknownChain
+from recovery.models import CaseStatus, NewCase, TraceResult
+from recovery.settings import Settings, UnknownChain
 from services.case_opening import CaseOpener, Outcome
-from services.facts import StoredFacts
+from services.claim_preview import ClaimPreviewer
+from services.facts import CodeAhead, StoredFacts
 from store import cases, users
 from store.cases import Case
 from store.users import User
@@ -176,6 +179,42 @@ async def create_case(
         raise HTTPException(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, detail=unreachable) from None
 
     chain_name = trace.chain or (config.name if config else None)
+    ahead = previewer.look_ahead(trace)  # the answer's chain lookups start while the database is read
+    try:
+        return await _file_claim(
+            body=body,
+            response=response,
+            session=session,
+            engine=engine,
+            user=user,
+            settings=settings,
+            temporal=temporal,
+            start_case=start_case,
+            previewer=previewer,
+            trace=trace,
+            chain_name=chain_name,
+            ahead=ahead,
+        )
+    finally:
+        ahead.cancel()  # what the answer did not take (a 403, 409 or 503 takes none)
+
+
+async def _file_claim(
+    *,
+    body: CaseCreate,
+    response: Response,
+    session: Session,
+    engine: Engine,
+    user: User,
+    settings: Settings,
+    temporal: TemporalConnector,
+    start_case: CaseStarter,
+    previewer: ClaimPreviewer,
+    trace: TraceResult,
+    chain_name: str | None,
+    ahead: CodeAhead,
+) -> Any:
+    """The claim once its transaction is traced: its deposit, its case and workflow, and the answer."""
 
     def look_up() -> tuple[NewCase | None, Case | None, StoredFacts | None]:
         """The claimant's deposit in the transaction, its case if filed already, and what the answer needs from
@@ -198,7 +237,15 @@ async def create_case(
 
     # the answer's own lookups run while the claim is filed; they never fail it (the preview never raises)
     preview = asyncio.ensure_future(
-        previewer.preview(case_id=case_id, user_id=user.user_id, trace=trace, deposit=new_case.deposit, stored=stored)
+        previewer.preview(
+            case_id=case_id,
+            user_id=user.user_id,
+            trace=trace,
+            deposit=new_case.deposit,
+            stored=stored,
+            locale=current_locale(),
+            ahead=ahead,
+        )
     )
     try:
         client = await _connected(temporal)
@@ -319,21 +366,16 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
 )
 async def read_case(
     request: Request,
-    case_id: Annotated[str, Path(max_length=255)],
+    case_id: Annotated[str, Path(max_length=MAX_CASE_ID)],
     credentials: BearerDep,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=MAX_IF_NONE_MATCH)] = None,
 ) -> Any:
     """A case's status, amounts, fees and timeline. The answer carries an ``ETag``: send it back in
     ``If-None-Match`` and an unchanged case answers ``304 Not Modified`` with no body."""
     views = case_views_of(request)
     token = credentials.credentials if credentials is not None else ""
     asked = request_locale(request).header  # Accept-Language first, else the user's stored locale
-    if not token:
-        found, rendered = None, None
-    elif views.inline:
-        found, rendered = views.read(token=token, case_id=case_id, locale=asked)
-    else:
-        found, rendered = await run_in_threadpool(views.read, token=token, case_id=case_id, locale=asked)
+    found, rendered = await views.read(token=token, case_id=case_id, locale=asked) if token else (None, None)
     if found is None or not found.live:
         await run_in_threadpool(_refuse, request, credentials)  # the same answers as every user route
         raise AssertionError("unreachable: _refuse raises")
@@ -341,9 +383,7 @@ async def read_case(
     limiter_of(request).spend(Budget.READS, f"user:{found.user_id}")
     if rendered is None:
         raise _not_yours(case_id)
-    if if_none_match is not None and _matches(if_none_match, rendered.etag):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": rendered.etag})
-    return Response(content=rendered.body, media_type="application/json", headers={"ETag": rendered.etag})
+    return case_answer(rendered, if_none_match)
 
 
 def _refuse(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
@@ -351,12 +391,6 @@ def _refuse(request: Request, credentials: HTTPAuthorizationCredentials | None) 
     with Session(request.app.state.engine) as session:
         get_current_user(request, session, credentials)
     raise unauthorized(Message("invalid API token: {help}", help=TOKEN_HELP))
-
-
-def _matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 weak comparison of ``If-None-Match`` with our (strong) ``etag``."""
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or etag in tags
 
 
 @router.post(
