@@ -151,18 +151,7 @@ def test_every_change_a_case_read_shows_moves_its_view_version(db_session: Sessi
     ownership.require(db_session, case_id="case-v", chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
     seen.append(_version(db_session, "case-v"))
     db_session.commit()
-    db_session.add(
-        RefundEntry(
-            idempotency_key="refund-v",
-            case_id="case-v",
-            user_id="alice",
-            chain="bsc",
-            asset="USDT",
-            amount=5,
-            to_address="0x" + "11" * 20,
-            tx_hash="0x" + "cd" * 32,
-        )
-    )
+    db_session.add(_refund("refund-v", "case-v"))
     db_session.commit()
     seen.append(_version(db_session, "case-v"))
     db_session.commit()
@@ -275,18 +264,7 @@ async def test_the_driver_reads_are_the_engine_reads(db_engine: Engine, fake_sig
         )
         ownership.require(session, case_id="case-a", chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
         for key in ("refund-1", "refund-2"):  # two refunds of one case: the timeline is still read once
-            session.add(
-                RefundEntry(
-                    idempotency_key=key,
-                    case_id="case-a",
-                    user_id="alice",
-                    chain="bsc",
-                    asset="USDT",
-                    amount=5,
-                    to_address="0x" + "11" * 20,
-                    tx_hash="0x" + "cd" * 32,
-                )
-            )
+            session.add(_refund(key, "case-a"))
         session.commit()
     views, by_engine = CaseViews(db_engine), CaseViews(db_engine)
     try:
@@ -324,3 +302,17 @@ async def test_the_driver_reads_are_the_engine_reads(db_engine: Engine, fake_sig
         assert await views.read(token=token, case_id="case-a") == (None, None)  # its hash is no one's any more
     finally:
         await views.close()
+
+
+def _refund(key: str, case_id: str) -> RefundEntry:
+    """A refund ledger row of 5 USDT of alice's ``case_id`` (a row whose change a case read shows)."""
+    return RefundEntry(
+        idempotency_key=key,
+        case_id=case_id,
+        user_id="alice",
+        chain="bsc",
+        asset="USDT",
+        amount=5,
+        to_address="0x" + "11" * 20,
+        tx_hash="0x" + "cd" * 32,
+    )
