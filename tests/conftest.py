@@ -5,3 +5,4 @@ from tests.chain_fixtures import *  # noqa: F403
 from tests.db_fixtures import *  # noqa: F403
 from tests.stack_fixtures import *  # noqa: F403
 from tests.temporal_fixtures import *  # noqa: F403
+from tests.workflow_fakes import timeline_refs_checked  # noqa: F401  (autouse)

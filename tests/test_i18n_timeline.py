@@ -4,13 +4,10 @@ beside the English text, the store keeps both, a reader and a notification get t
 from __future__ import annotations
 
 import ast
-import inspect
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -35,19 +32,12 @@ from recovery.models import (
 )
 from store import cases, users
 from store.notifications import Notification
-from tests import (
-    test_case_workflow_approvals,
-    test_case_workflow_fast,
-    test_case_workflow_fees,
-    test_case_workflow_info,
-    test_case_workflow_manual_actions,
-    test_case_workflow_sla,
-)
 from tests.api_fixtures import TX, Api
 from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
 from tests.workflow_fakes import (
     ATTESTER,
     FakeCase,
+    english_equals_refs,
     facts,
     new_case,
     quote,
@@ -263,16 +253,6 @@ async def test_the_workflows_english_equals_its_refs_in_english(time_skipping_en
     assert cases.english(rejected.event.text) == rejected.event.message == result.reason
 
 
-def _english_equals_refs(fake: FakeCase) -> None:
-    """Every saved event and reason has a ref whose English rendering is the workflow's English."""
-    for update in fake.saved:
-        assert update.event.text is not None, update.event.key
-        assert cases.english(update.event.text) == update.event.message, update.event.key
-        if update.reason is not None:
-            assert update.reason_text is not None, update.event.key
-            assert cases.english(update.reason_text) == update.reason, update.event.key
-
-
 async def test_an_engineers_path_has_refs_whose_english_is_the_workflows(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
@@ -302,7 +282,7 @@ async def test_an_engineers_path_has_refs_whose_english_is_the_workflows(
     )
     waiting = fake.saved_event("awaiting-approval").event.message  # the SLA's dates, as Babel writes them
     assert re.search(r"Target: [A-Z][a-z]+ \d{1,2}, \d{4}, at the latest [A-Z][a-z]+ \d{1,2}, \d{4}$", waiting)
-    _english_equals_refs(fake)
+    english_equals_refs(fake)
 
     rejected = FakeCase(
         traces=[trace(usdt_deposit())], facts=facts(usdt_deposit(), credited_chains=[]), quotes=[quote()]
@@ -312,7 +292,7 @@ async def test_an_engineers_path_has_refs_whose_english_is_the_workflows(
         await handle.execute_update(CaseWorkflow.reject, Decision(engineer="bob", reason="a scam token"))
         result = await handle.result()
     assert result.reason == "A recovery engineer rejected the case: a scam token"
-    _english_equals_refs(rejected)
+    english_equals_refs(rejected)
 
     reverted = FakeCase(
         traces=[trace(usdt_deposit())],
@@ -323,48 +303,7 @@ async def test_an_engineers_path_has_refs_whose_english_is_the_workflows(
         with pytest.raises(WorkflowFailureError):
             await handle.result()
     assert reverted.keys[-1] == "sweep-reverted"
-    _english_equals_refs(reverted)
-
-
-def _scenarios() -> list[Callable[[WorkflowEnvironment], Awaitable[None]]]:
-    """The fast workflow tests that take only the time-skipping server: together they reach every timeline
-    message and reason of ``CaseWorkflow``."""
-    found = []
-    for module in (
-        test_case_workflow_fast,
-        test_case_workflow_approvals,
-        test_case_workflow_fees,
-        test_case_workflow_info,
-        test_case_workflow_manual_actions,
-        test_case_workflow_sla,
-    ):
-        for name, function in sorted(vars(module).items()):
-            takes_only_the_server = inspect.iscoroutinefunction(function) and list(
-                inspect.signature(function).parameters
-            ) == ["time_skipping_env"]
-            if name.startswith("test_") and takes_only_the_server:
-                found.append(function)
-    return found
-
-
-@pytest.mark.parametrize("scenario", _scenarios(), ids=lambda f: f"{f.__module__.rsplit('.', 1)[-1]}.{f.__name__}")
-async def test_every_workflow_test_saves_refs_whose_english_is_the_workflows(
-    scenario: Callable[[WorkflowEnvironment], Awaitable[None]],
-    time_skipping_env: WorkflowEnvironment,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    fakes: list[FakeCase] = []
-    original = FakeCase.__init__
-
-    def recording(self: FakeCase, **kwargs: Any) -> None:
-        original(self, **kwargs)
-        fakes.append(self)
-
-    monkeypatch.setattr(FakeCase, "__init__", recording)
-    await scenario(time_skipping_env)
-    assert fakes and any(fake.saved for fake in fakes)
-    for fake in fakes:
-        _english_equals_refs(fake)
+    english_equals_refs(reverted)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
@@ -40,6 +40,7 @@ from recovery.roster import ApprovalPolicy
 from recovery.settings import dev_roster
 from recovery.working_days import SlaTerms, WorkingCalendar
 from services.attesting import Attester
+from store.cases import english
 from workflows import search_attributes as sa
 from workflows.case_messages import (
     AuditRecord,
@@ -431,3 +432,30 @@ async def saved_soon(fake: FakeCase, key: str, timeout: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{key} never saved; saved: {fake.keys}")
         await asyncio.sleep(0.02)
+
+
+def english_equals_refs(fake: FakeCase) -> None:
+    """Every event and reason the workflow saved has a ref whose English rendering is the workflow's English."""
+    for update in fake.saved:
+        assert update.event.text is not None, f"{update.event.key}: a timeline message without a ref"
+        assert english(update.event.text) == update.event.message, update.event.key
+        if update.reason is not None:
+            assert update.reason_text is not None, f"{update.event.key}: a reason without a ref"
+            assert english(update.reason_text) == update.reason, update.event.key
+
+
+@pytest.fixture(autouse=True)
+def timeline_refs_checked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """After every test that runs the workflow against a :class:`FakeCase`: each timeline message and reason
+    it saved has a ref (docs/i18n.md) whose English is the workflow's English."""
+    fakes: list[FakeCase] = []
+    original = FakeCase.__init__
+
+    def recording(self: FakeCase, **kwargs: Any) -> None:
+        original(self, **kwargs)
+        fakes.append(self)
+
+    monkeypatch.setattr(FakeCase, "__init__", recording)
+    yield
+    for fake in fakes:
+        english_equals_refs(fake)
