@@ -72,8 +72,10 @@ class CaseViews:
     def __init__(self, engine: Engine, *, max_cases: int = 20_000) -> None:
         self._engine = engine
         self._max = max_cases
+        """At most this many rendered bodies are kept (a case read in several languages keeps one per language)."""
         self._copies: OrderedDict[str, _Copies] = OrderedDict()
         """By case id, least recently read first."""
+        self._bodies = 0
         self._lock = threading.Lock()
         self._reads = CaseReads(engine.dialect)
         self._sqlite: _SqliteReads | None = None
@@ -91,6 +93,8 @@ class CaseViews:
         unless a copy of its current version in that language is kept): one query, which also reads the case
         when the kept copies are not of its current version. The answer's language is ``locale`` (the one
         ``Accept-Language`` asked for), else the user's."""
+        if "\x00" in case_id:  # no case id holds one (and PostgreSQL text cannot): the read shows no case
+            return None, None
         if self._postgres is not None:
             return await self._postgres.read(self, token=token, case_id=case_id, locale=locale)
         if self._sqlite is not None:
@@ -150,13 +154,16 @@ class CaseViews:
         with self._lock:
             copies = self._copies.get(case_id)
             if copies is None or copies.version < version:
+                self._bodies += 1 - (0 if copies is None else len(copies.by_locale))
                 self._copies[case_id] = _Copies(version, {locale: rendered})
             elif copies.version == version:
+                self._bodies += locale not in copies.by_locale
                 copies.by_locale[locale] = rendered
             # else: a concurrent read kept a newer version; this one still answers its own read
             self._copies.move_to_end(case_id)
-            while len(self._copies) > self._max:
-                self._copies.popitem(last=False)
+            while self._bodies > self._max and self._copies:
+                _, dropped = self._copies.popitem(last=False)
+                self._bodies -= len(dropped.by_locale)
         return rendered
 
     def _read_by_engine(
@@ -172,8 +179,7 @@ class CaseViews:
             if kept is not None:
                 return found, kept
             view = case_view(connection, case_id=case_id)
-            assert view is not None
-            return found, self.render(view, key)
+            return found, None if view is None else self.render(view, key)
 
 
 class _SqliteReads:
@@ -206,7 +212,8 @@ class _SqliteReads:
             # the kept version, not kept in this language
             cursor = connection.execute(reads.view.sql, reads.view.params(case_id=case_id))
             view = reads.view_of(cursor, cursor.fetchall())
-        assert view is not None  # a case is never deleted
+        if view is None:  # deleted since the first statement (a claim whose workflow could not start)
+            return found, None
         return found, views.render(view, key)
 
     def close(self) -> None:
@@ -236,13 +243,16 @@ class _PostgresReads:
 
         try:
             return await self._read(views, token=token, case_id=case_id, locale=locale)
-        except psycopg.OperationalError as exc:  # a connection the server closed (a restart): once more, anew
+        except psycopg.OperationalError as exc:  # the server closed a connection (a restart): the idle ones too
             log.warning("case read: a PostgreSQL connection failed (%r); reading again on a new one", exc)
+            await self.close()
             return await self._read(views, token=token, case_id=case_id, locale=locale)
 
     async def _read(
         self, views: CaseViews, *, token: str, case_id: str, locale: str | None
     ) -> tuple[CaseAccess | None, Rendered | None]:
+        import psycopg
+
         reads = self._reads
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or another loop (tests): connections of this loop
@@ -251,7 +261,6 @@ class _PostgresReads:
         params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
         async with self._slots:
             cursor = self._idle.pop() if self._idle else await self._connect()
-            done = False
             try:
                 await cursor.execute(reads.read.sql, params, prepare=True)
                 found, view = reads.read_of(cursor, await cursor.fetchall())
@@ -259,15 +268,20 @@ class _PostgresReads:
                 if key is not None and rendered is None:  # the kept version, not kept in this language
                     await cursor.execute(reads.view.sql, reads.view.params(case_id=case_id), prepare=True)
                     view = reads.view_of(cursor, await cursor.fetchall())
-                done = True
-            finally:
-                if done:
-                    self._idle.append(cursor)
-                else:  # failed or cancelled half-way: its state is unknown, so it is not used again
-                    await _close_quietly(cursor.connection)
+            except psycopg.OperationalError:  # the connection is broken
+                await _close_quietly(cursor.connection)
+                raise
+            except psycopg.Error:  # a statement's error leaves an autocommit connection as it was: kept
+                self._idle.append(cursor)
+                raise
+            except BaseException:  # cancelled half-way: its state is unknown, so it is not used again
+                await _close_quietly(cursor.connection)
+                raise
+            self._idle.append(cursor)
         if key is None or rendered is not None:
             return found, rendered
-        assert view is not None  # a case is never deleted
+        if view is None:  # deleted since the first statement (a claim whose workflow could not start)
+            return found, None
         return found, views.render(view, key)
 
     async def _connect(self) -> Any:

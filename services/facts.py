@@ -79,9 +79,11 @@ class CodeAhead:
     def __init__(self) -> None:
         self._tasks: dict[tuple[str, str, str], asyncio.Task[tuple[bool, bool]]] = {}
 
+    def started(self, key: tuple[str, str, str]) -> bool:
+        return key in self._tasks
+
     def start(self, key: tuple[str, str, str], lookup: Awaitable[tuple[bool, bool]]) -> None:
-        if key not in self._tasks:
-            self._tasks[key] = asyncio.ensure_future(lookup)
+        self._tasks[key] = asyncio.ensure_future(lookup)
 
     def take(self, chain: str, recipient: str, sender: str) -> asyncio.Task[tuple[bool, bool]] | None:
         return self._tasks.pop((chain, recipient.lower(), sender.lower()), None)
@@ -244,7 +246,8 @@ class FactGatherer:
         chain = self._chains.get(trace.chain)
         for transfer in trace.transfers:
             key = (trace.chain, transfer.recipient.lower(), transfer.sender.lower())
-            ahead.start(key, _code_here(chain, transfer.recipient, transfer.sender))
+            if not ahead.started(key):
+                ahead.start(key, _code_here(chain, transfer.recipient, transfer.sender))
         return ahead
 
     async def _code(

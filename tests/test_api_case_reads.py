@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -316,3 +317,38 @@ def _refund(key: str, case_id: str) -> RefundEntry:
         to_address="0x" + "11" * 20,
         tx_hash="0x" + "cd" * 32,
     )
+
+
+async def test_reads_survive_odd_ids_dropped_connections_and_keep_a_bounded_cache(
+    db_engine: Engine, fake_signer: MnemonicSigner
+) -> None:
+    """Found in review: a NUL in the id (PostgreSQL text cannot hold one) is no case, not a 500 that also threw a
+    connection away; connections the server dropped (a restart) are replaced on the next read, not answered with
+    500s; the cache bounds the bodies it keeps, whatever the number of languages."""
+    with Session(db_engine) as session:
+        _alice, token = users.create_user(session, user_id="alice", signer=fake_signer, path_for=deposit_path_for_tests)
+        for n in range(3):
+            cases.create_case(session, case_id=f"case-{n}", user_id="alice", chain="bsc", tx_hash=TX, log_index=n)
+    views = CaseViews(db_engine, max_cases=4)
+    try:
+        assert await views.read(token=token, case_id="case-\x00") == (None, None)
+        for n in range(3):
+            for locale in ("en", "de", "ja"):
+                _found, rendered = await views.read(token=token, case_id=f"case-{n}", locale=locale)
+                assert rendered is not None
+        assert sum(len(c.by_locale) for c in views._copies.values()) <= 4
+        if db_engine.dialect.name == "postgresql":
+            reads = [views.read(token=token, case_id=f"case-{n % 3}", locale="en") for n in range(6)]
+            assert all(r is not None for _f, r in await asyncio.gather(*reads))  # several connections, idle now
+            with db_engine.connect() as connection:  # what a server restart does to the idle connections
+                killed = connection.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+                    " AND query LIKE '%%view_version%%'"
+                ).all()
+            assert len(killed) >= 2, "the reads' own connections, more than one"
+            for n in range(3):
+                _found, rendered = await views.read(token=token, case_id=f"case-{n}", locale="fr")
+                assert rendered is not None
+    finally:
+        await views.close()
