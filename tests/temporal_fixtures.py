@@ -23,7 +23,7 @@ def temporal_binary(name: str) -> str:
     return found
 
 
-async def skip_time(env: WorkflowEnvironment, duration: timedelta, *, attempts: int = 3) -> None:
+async def skip_time(env: WorkflowEnvironment, duration: timedelta | float, *, attempts: int = 3) -> None:
     """``env.sleep(duration)`` on the time-skipping server, asked again when the call itself fails (the test
     server's gRPC connection has dropped it with "h2 protocol error" under CI load; a second sleep only skips
     more time, which a test waiting for a timer accepts)."""
