@@ -130,7 +130,7 @@ def make_settings(
     return settings.model_copy(update={"fee": default, "fee_policies": policies})
 
 
-@pytest.fixture(scope="session", params=["time-skipping", "dev-server"])
+@pytest.fixture(params=["time-skipping", "dev-server"])
 def temporal_env(request: pytest.FixtureRequest) -> WorkflowEnvironment:
     name = "time_skipping_env" if request.param == "time-skipping" else "dev_server_env"
     env: WorkflowEnvironment = request.getfixturevalue(name)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from workflows import search_attributes as sa
@@ -23,21 +21,15 @@ def temporal_binary(name: str) -> str:
     return found
 
 
-async def skip_time(env: WorkflowEnvironment, duration: timedelta | float, *, attempts: int = 3) -> None:
-    """``env.sleep(duration)`` on the time-skipping server, asked again when the call itself fails (the test
-    server's gRPC connection has dropped it with "h2 protocol error" under CI load; a second sleep only skips
-    more time, which a test waiting for a timer accepts)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await env.sleep(duration)
-            return
-        except RPCError:
-            if attempt == attempts:
-                raise
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server for each test (it starts in about 0.1 s).
+
+    One server shared by the session let a test's leftover workflow stop time for every later test: when a
+    leftover's timer fires, the server schedules a workflow task that no worker will ever take, and a
+    scheduled task locks time skipping for good (terminating the workflow does not release the lock). Every
+    later ``env.sleep`` then ran in real time until the test service's 30-second call deadline
+    ("Timeout expired", or "h2 protocol error" under load)."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_binary("temporal-test-server"),

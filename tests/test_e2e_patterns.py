@@ -28,7 +28,6 @@ from store import cases, users
 from store.fee_ledger import FeeKind, FeeLedgerEntry
 from store.ledger import LedgerCredit
 from tests.stack_fixtures import Stack, open_stack, record_history
-from tests.temporal_fixtures import skip_time
 from workflows.case_messages import CaseInput, Decision
 from workflows.case_workflow import CaseWorkflow
 from workflows.starter import start_case
@@ -215,7 +214,7 @@ async def test_deposit_reorged_out_before_depth_is_never_credited(
         case_id = response.json()["case_id"]
         await stack.wait_for(token, case_id, "WAITING_CONFIRMATIONS")
         assert await rpc.call("evm_revert", [snapshot])  # the deposit's block is gone, and the deposit with it
-        await skip_time(time_skipping_env, timedelta(minutes=11))  # the case's next confirmation poll
+        await time_skipping_env.sleep(timedelta(minutes=11))  # the case's next confirmation poll
         case = await stack.wait_for(token, case_id, "REJECTED", "COMPLETED")
         assert case["status"] == "REJECTED" and case["pattern"] == "NOT_FOUND"
         assert "reorganisation" in case["reason"] and "Nothing was credited" in case["reason"]
