@@ -55,6 +55,12 @@ POSTGRES_CONNECTIONS = 8
 millisecond), so a few serve many concurrent requests."""
 
 
+SQLITE_READ_MMAP_BYTES = 1 << 30
+"""The reads' connection maps up to this much of the database file into memory (address space, not memory: the
+pages are the operating system's page cache): a read's dozen or so page visits then copy nothing and make no
+system call, about a fifth of the statement's time on a 100,000-case database (measured on its own)."""
+
+
 class Rendered(NamedTuple):
     version: int
     body: bytes
@@ -195,6 +201,7 @@ class _SqliteReads:
     def _connection(self) -> Any:
         if self._pooled is None:
             self._pooled = self._engine.raw_connection()
+            self._pooled.driver_connection.execute(f"PRAGMA mmap_size={SQLITE_READ_MMAP_BYTES}")
         return self._pooled.driver_connection
 
     def read(

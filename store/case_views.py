@@ -7,8 +7,9 @@ anything the read shows changes; migration 0005). :func:`case_view` reads what t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple, cast
 
@@ -18,21 +19,21 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
-    null,
     select,
     text,
-    union_all,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Integer, String, TypeDecorator, TypeEngine
 
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling
 from store.api_tokens import hash_token
 from store.cases import Case, CaseEvent, CaseHandlingRow
-from store.db import UTCDateTime, utcnow
+from store.db import StrEnumType, UTCDateTime, utcnow
 from store.ledger import RefundEntry
 from store.ownership import OwnershipRequirement
 from store.users import User
@@ -144,6 +145,7 @@ class Statement:
         self._dialect = dialect
         self._types = [None if t is None else t.dialect_impl(dialect) for t in types]
         self._processors: list[Callable[[Any], Any] | None] | None = None
+        self._spans: dict[tuple[int, int], Conversions] = {}
 
     def params(self, **values: Any) -> Sequence[Any] | dict[str, Any]:
         """The driver's parameters: positional (SQLite's ``?``) or by name (psycopg's ``%(name)s``)."""
@@ -161,14 +163,32 @@ class Statement:
             ]
         return processors
 
+    def conversions(self, cursor: Any, start: int, end: int) -> Conversions:
+        """The conversions of the result columns ``start`` to ``end`` (:func:`_converted`), worked out once."""
+        key = (start, end)
+        found = self._spans.get(key)
+        if found is None:
+            found = self._spans[key] = _conversions(self.processors(cursor), start, end)
+        return found
 
-def _converted(
-    row: Sequence[Any], processors: Sequence[Callable[[Any], Any] | None], start: int, end: int
-) -> list[Any]:
-    return [
-        value if fn is None or value is None else fn(value)
-        for value, fn in zip(row[start:end], processors[start:end], strict=True)
-    ]
+
+Conversions = tuple[tuple[int, Callable[[Any], Any]], ...]
+"""The columns of a span of a row that have a conversion: (offset in the span, conversion)."""
+
+
+def _conversions(processors: Sequence[Callable[[Any], Any] | None], start: int, end: int) -> Conversions:
+    return tuple((i, fn) for i, fn in enumerate(processors[start:end]) if fn is not None)
+
+
+def _converted(row: Sequence[Any], conversions: Conversions, start: int, end: int) -> list[Any]:
+    """``row[start:end]`` with each column converted by its type (most columns have no conversion: only those
+    that have one are visited)."""
+    values = list(row[start:end])
+    for i, fn in conversions:
+        value = values[i]
+        if value is not None:
+            values[i] = fn(value)
+    return values
 
 
 _VIEW_TABLES = (*_PARTS, _EVENT_ROWS)
@@ -206,8 +226,65 @@ _ACCESS_COLUMNS = (
     _USERS.c.locale,
 )
 _SHOWN_PARTS = (_SHOWN, *_PARTS[1:])
-_CASE_PART = (
-    select(*_ACCESS_COLUMNS, *_SHOWN_PARTS, *(null() for _ in _EVENT_ROWS.columns))
+
+
+class _JsonRows(FunctionElement[Any]):
+    """The rows of its columns as one JSON array of arrays (NULL over no rows on PostgreSQL, ``[]`` on SQLite)."""
+
+    name = "json_rows"
+    inherit_cache = True
+
+
+@compiles(_JsonRows, "sqlite")
+def _json_rows_sqlite(element: _JsonRows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(_JsonRows, "postgresql")
+def _json_rows_postgresql(element: _JsonRows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_agg(json_build_array({compiler.process(element.clauses, **kw)}))"
+
+
+_TIMELINE = select(_JsonRows(*_EVENT_ROWS.columns)).where(_EVENT_ROWS.c.case_id == _SHOWN.c.case_id).scalar_subquery()
+"""The case's timeline, one JSON array per entry (its columns in the table's order), in one value: the timeline in
+the case's own row, not a row per entry as wide as the case's."""
+
+
+def _json_array(value: Any) -> list[Any]:
+    """A JSON array as the driver gives it: text (SQLite), parsed (psycopg), or NULL (an aggregate of no rows)."""
+    if value is None:
+        return []
+    parsed = json.loads(value) if isinstance(value, str | bytes) else value
+    assert isinstance(parsed, list)
+    return parsed
+
+
+def _utc(value: str) -> datetime:
+    """A timestamp as JSON has it (SQLite's naive UTC text; PostgreSQL's ISO 8601 with its offset) as
+    :class:`store.db.UTCDateTime` reads it: aware, in UTC."""
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _json_conversion(column: Any) -> Callable[[Any], Any] | None:
+    """What makes a timeline column's value in :data:`_TIMELINE` (a JSON number or string) the value its type
+    reads from the table: None when JSON already has it."""
+    if isinstance(column.type, UTCDateTime):
+        return _utc
+    if isinstance(column.type, StrEnumType):
+        return cast(Callable[[Any], Any], column.type.enum_cls)
+    plain = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+    if isinstance(plain, Integer | String):  # Text is a String
+        return None
+    raise TypeError(f"{column}: no conversion from JSON for {column.type!r}; add one to _json_conversion")
+
+
+_TIMELINE_CONVERSIONS: Conversions = tuple(
+    (i, fn) for i, column in enumerate(_EVENT_ROWS.columns) if (fn := _json_conversion(column)) is not None
+)
+
+_READ = (
+    select(*_ACCESS_COLUMNS, *_SHOWN_PARTS, _TIMELINE)
     .select_from(
         _USERS.outerjoin(_ASKED, _ASKED.c.case_id == bindparam("case_id"))
         .outerjoin(
@@ -224,34 +301,15 @@ _CASE_PART = (
     )
     .where(_USERS.c.token_hash == bindparam("token_hash"))
 )
-_TIMELINE_PART = (
-    select(
-        *(null() for _ in _ACCESS_COLUMNS),
-        *(null() for part in _SHOWN_PARTS for _ in part.columns),
-        _EVENT_ROWS,
-    )
-    .select_from(
-        _USERS.join(
-            _ASKED,
-            and_(
-                _ASKED.c.case_id == bindparam("case_id"),
-                _ASKED.c.user_id == _USERS.c.user_id,
-                _ASKED.c.view_version != bindparam("kept_version"),
-            ),
-        ).join(_EVENT_ROWS, _EVENT_ROWS.c.case_id == _ASKED.c.case_id)
-    )
-    .where(_USERS.c.token_hash == bindparam("token_hash"))
-)
-_READ = union_all(_CASE_PART, _TIMELINE_PART)
 """:data:`_ACCESS` and, when the case is the caller's and its view version is not ``kept_version`` (the one of
 the copy the reader keeps; -1: none), :data:`_VIEW`, in one statement (one snapshot): a read that renders anew
-costs one round trip, not two. The caller's row (with the case's, its handling, ownership requirement and refund)
-and each timeline entry's row come apart, the rest of each row null: the case's columns are not repeated on
-every entry's row."""
+costs one round trip, not two. One row (one per refund of the case, each with the same timeline), the timeline in
+its last column (:data:`_TIMELINE`)."""
 _ACCESS_TYPES: tuple[TypeEngine[Any] | None, ...] = (None, UTCDateTime(), None, None, None, None)
 
 
 _PARTS_WIDTH = sum(len(table.columns) for table in _PARTS)
+_PARTS_TYPES = _VIEW_TYPES[:_PARTS_WIDTH]
 
 
 class CaseReads:
@@ -262,7 +320,7 @@ class CaseReads:
     def __init__(self, dialect: Dialect) -> None:
         self.access = Statement(_ACCESS, dialect, _ACCESS_TYPES)
         self.view = Statement(_VIEW, dialect, _VIEW_TYPES)
-        self.read = Statement(_READ, dialect, [*_ACCESS_TYPES, *_VIEW_TYPES])
+        self.read = Statement(_READ, dialect, [*_ACCESS_TYPES, *_PARTS_TYPES, None])
         self._spans: list[tuple[list[str], int, int, int]] = []
         """Each table's column names, where its columns start and end among the case's and its parts' columns
         (the timeline's among its own), and where its key is."""
@@ -283,67 +341,68 @@ class CaseReads:
         """The answer of :attr:`access` from its ``cursor`` and the row it fetched."""
         if row is None:
             return None
-        return self._access(self.access.processors(cursor), row)
+        return self._access(self.access, cursor, row)
 
     def read_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> tuple[CaseAccess | None, CaseView | None]:
         """The answer of :attr:`read` from its ``cursor`` and the rows it fetched: who asks, and the case's view
         when the statement read it (the case is the caller's and its version not the kept one)."""
-        head = next((row for row in rows if row[0] is not None), None)
-        if head is None:
+        if not rows:
             return None, None
-        processors = self.read.processors(cursor)
+        head = rows[0]
         at = len(_ACCESS_TYPES)
-        return self._access(processors, head), self._view(processors, head, at, processors, rows, at + _PARTS_WIDTH)
+        access = self._access(self.read, cursor, head)
+        view = self._view(self.read, cursor, head, at)
+        if view is None:
+            return access, None
+        names, start, end, key = self._spans[4]
+        entries = sorted(_json_array(head[-1]), key=lambda entry: entry[key])  # by id: the order they were written
+        events = [
+            Record(**dict(zip(names, _converted(entry, _TIMELINE_CONVERSIONS, start, end), strict=True)))
+            for entry in entries
+        ]
+        return access, view._replace(events=events)
 
     def view_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> CaseView | None:
         """The view from the rows of :attr:`view` its ``cursor`` fetched (several refunds of one case repeat its
         timeline: each entry is taken once, with the first row's refund, as :func:`case_view` takes one)."""
         if not rows:
             return None
-        processors = self.view.processors(cursor)
-        return self._view(processors, rows[0], 0, processors, rows, _PARTS_WIDTH)
-
-    @staticmethod
-    def _access(processors: Sequence[Callable[[Any], Any] | None], row: Sequence[Any]) -> CaseAccess:
-        values = _converted(row, processors, 0, len(_ACCESS_TYPES))
-        return CaseAccess(values[0], values[1], bool(values[2]), values[3], values[4], values[5] or DEFAULT_LOCALE)
-
-    def _view(
-        self,
-        processors: Sequence[Callable[[Any], Any] | None],
-        first: Sequence[Any],
-        at: int,
-        event_processors: Sequence[Callable[[Any], Any] | None],
-        rows: Sequence[Sequence[Any]],
-        events_at: int,
-    ) -> CaseView | None:
-        """The view: the case's and its parts' columns in ``first`` from ``at`` on, the timeline's in ``rows`` from
-        ``events_at`` on; None when the case's columns are null."""
-        case, handling, owned, refund = (
-            None
-            if first[at + key] is None
-            else Record(**dict(zip(names, _converted(first, processors, at + start, at + end), strict=True)))
-            for names, start, end, key in self._spans[:4]
-        )
-        if case is None:
+        view = self._view(self.view, cursor, rows[0], 0)
+        if view is None:
             return None
         names, start, end, key = self._spans[4]
+        start, end, key = _PARTS_WIDTH + start, _PARTS_WIDTH + end, _PARTS_WIDTH + key
         timeline: dict[Any, Sequence[Any]] = {}
         for row in rows:
-            if row[events_at + key] is not None:
-                timeline.setdefault(row[events_at + key], row)
+            if row[key] is not None:
+                timeline.setdefault(row[key], row)
+        conversions = self.view.conversions(cursor, start, end)
         events = [
-            Record(
-                **dict(
-                    zip(
-                        names,
-                        _converted(timeline[n], event_processors, events_at + start, events_at + end),
-                        strict=True,
-                    )
-                )
-            )
+            Record(**dict(zip(names, _converted(timeline[n], conversions, start, end), strict=True)))
             for n in sorted(timeline)
         ]
+        return view._replace(events=events)
+
+    @staticmethod
+    def _access(statement: Statement, cursor: Any, row: Sequence[Any]) -> CaseAccess:
+        width = len(_ACCESS_TYPES)
+        values = _converted(row, statement.conversions(cursor, 0, width), 0, width)
+        return CaseAccess(values[0], values[1], bool(values[2]), values[3], values[4], values[5] or DEFAULT_LOCALE)
+
+    def _view(self, statement: Statement, cursor: Any, first: Sequence[Any], at: int) -> CaseView | None:
+        """The view without its timeline: the case's and its parts' columns in ``first`` from ``at`` on; None when
+        the case's columns are null."""
+        parts: list[Record | None] = []
+        for names, start, end, key in self._spans[:4]:
+            if first[at + key] is None:
+                parts.append(None)
+                continue
+            conversions = statement.conversions(cursor, at + start, at + end)
+            parts.append(Record(**dict(zip(names, _converted(first, conversions, at + start, at + end), strict=True))))
+        case, handling, owned, refund = parts
+        if case is None:
+            return None
+        events: list[Record] = []
         fields = CaseHandling.model_fields
         return CaseView(
             case=case,

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from api.case_views import CaseViews
 from api.main import create_app
-from recovery.models import CaseHandling, CaseStatus, CaseUpdate, TimelineEvent
+from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, TimelineEvent
 from recovery.roster import Tier
 from recovery.settings import RateLimitConfig
 from store import cases, ownership, users
@@ -263,6 +263,20 @@ async def test_the_driver_reads_are_the_engine_reads(db_engine: Engine, fake_sig
                 handling=CaseHandling(tier=Tier.FIRST_LINE),
             ),
         )
+        confirmations = MessageRef(msgid="Deposit has {have} of {need} confirmations", params={"have": 1, "need": 15})
+        cases.apply_case_update(  # a message with values and a deadline: the timeline's every kind of column
+            session,
+            update=CaseUpdate(
+                case_id="case-a",
+                event=TimelineEvent(
+                    key="waiting",
+                    status=CaseStatus.AWAITING_APPROVAL,
+                    message="Deposit has 1 of 15 confirmations",
+                    text=confirmations,
+                    due_at=datetime(2027, 1, 13, 10, 0, 0, 123456, tzinfo=UTC),
+                ),
+            ),
+        )
         ownership.require(session, case_id="case-a", chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
         for key in ("refund-1", "refund-2"):  # two refunds of one case: the timeline is still read once
             session.add(_refund(key, "case-a"))
@@ -284,7 +298,9 @@ async def test_the_driver_reads_are_the_engine_reads(db_engine: Engine, fake_sig
         assert [e["message"] for e in json.loads(rendered.body)["timeline"]] == [
             "Claim received",
             "an engineer decides",
+            "Deposit has 1 of 15 confirmations",
         ]
+        assert json.loads(rendered.body)["timeline"][-1]["due_at"] == "2027-01-13T10:00:00.123456Z"
 
         with Session(db_engine) as session:
             cases.apply_case_update(
