@@ -38,14 +38,17 @@ from typing import Any, NamedTuple
 from fastapi import HTTPException, Request, Response, status
 from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
+from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import bearer_token
-from api.languages import request_locale, use_user_locale
-from api.rate_limits import Budget, limiter_of
+from api.languages import negotiated, with_language
+from api.rate_limits import Budget, limiter_of_app
 from api.schemas import CaseDetail
+from api.security import with_security_headers
 from recovery.i18n import supported
+from recovery.locales import match_locale
 from store.case_views import CaseAccess, CaseReads, CaseView, case_access, case_view
 
 log = logging.getLogger(__name__)
@@ -334,32 +337,44 @@ LANE_STATE = "case_read_lane"
 
 
 class CaseReadLane:
-    """Answers ``GET /v1/cases/{case_id}`` before the router when the route would answer it 200 or 304; passes
-    every other request on untouched (nothing read is kept but the rendered copy, nothing counted): a request with
-    a query string, a root path, a case id the route's path would not take or over its length, no bearer token,
-    more than one ``If-None-Match`` or one over its length; a token that is not a live user's; a case that is
-    not the caller's; a read over the budget (a refused read counts nothing: the route refuses it again)."""
+    """Answers ``GET /v1/cases/{case_id}`` in front of the whole app (:func:`install_case_read_lane`) when the route
+    would answer it 200 or 304, with the route's answer: its status, body and headers, the security headers
+    (:func:`api.security.with_security_headers`) and the language (:func:`api.languages.with_language`) included,
+    which the middlewares it is in front of add to every other answer. Passes every other request on untouched
+    (nothing read is kept but the rendered copy, nothing counted): a request with a query string, a root path, a
+    case id the route's path would not take or over its length, no bearer token, more than one ``If-None-Match``
+    or one over its length; a token that is not a live user's; a case that is not the caller's; a read over the
+    budget (a refused read counts nothing: the route refuses it again). A read that fails here (the database
+    down) is passed on too: the route reads again and answers as it answers every error."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(CASE_PATH):
-            response = await self._answer(scope)
-            if response is not None:
-                await response(scope, receive, send)
+            try:
+                answer = await self._answer(scope)
+            except Exception:
+                log.warning("case read lane: the read failed; the route answers it", exc_info=True)
+                answer = None
+            if answer is not None:
+                response, headers = answer
+                await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+                await send({"type": "http.response.body", "body": response.body})
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope) -> Response | None:
-        case_id = scope["path"][len(CASE_PATH) :]
+    async def _answer(self, scope: Scope) -> tuple[Response, list[tuple[bytes, bytes]]] | None:
+        path: str = scope["path"]
+        case_id = path[len(CASE_PATH) :]
+        app = scope["app"]
         if (
             not case_id
             or "/" in case_id
             or len(case_id) > MAX_CASE_ID
             or scope.get("query_string")
             or scope.get("root_path")
-            or not getattr(scope["app"].state, LANE_STATE, True)
+            or not getattr(app.state, LANE_STATE, True)
         ):
             return None
         headers = Headers(scope=scope)
@@ -369,24 +384,38 @@ class CaseReadLane:
         if_none_match = headers.getlist("if-none-match")
         if len(if_none_match) > 1 or (if_none_match and len(if_none_match[0]) > MAX_IF_NONE_MATCH):
             return None
-        request = Request(scope)
-        found, rendered = await case_views_of(request).read(
-            token=token, case_id=case_id, locale=request_locale(request).header
-        )
+        language = negotiated(headers)
+        found, rendered = await views_of(app).read(token=token, case_id=case_id, locale=language.header)
         if found is None or not found.live or rendered is None:
             return None
-        use_user_locale(request, found.locale)
+        language.user = match_locale(found.locale) if found.locale else None
         try:
-            limiter_of(request).spend(Budget.READS, f"user:{found.user_id}")
+            limiter_of_app(app).spend(Budget.READS, f"user:{found.user_id}")
         except HTTPException:
             return None
-        return case_answer(rendered, if_none_match[0] if if_none_match else None)
+        response = case_answer(rendered, if_none_match[0] if if_none_match else None)
+        return response, with_language(with_security_headers(response.raw_headers, path), language.tag)
+
+
+def install_case_read_lane(app: Starlette) -> None:
+    """Puts :class:`CaseReadLane` in front of the app's whole middleware stack (Starlette's error and exception
+    layers, and ours): a plain read costs none of their work. ``scope["app"]`` is set before it runs."""
+    build = app.build_middleware_stack
+
+    def build_with_lane() -> ASGIApp:
+        return CaseReadLane(build())
+
+    app.build_middleware_stack = build_with_lane  # type: ignore[method-assign]
 
 
 def case_views_of(request: Request) -> CaseViews:
     """The app's cache of rendered case reads, made on first use."""
-    views: CaseViews | None = getattr(request.app.state, "case_views", None)
+    return views_of(request.app)
+
+
+def views_of(app: Starlette) -> CaseViews:
+    views: CaseViews | None = getattr(app.state, "case_views", None)
     if views is None:
-        views = CaseViews(request.app.state.engine)
-        request.app.state.case_views = views
+        views = CaseViews(app.state.engine)
+        app.state.case_views = views
     return views

@@ -94,7 +94,7 @@ class LocaleMiddleware:
 
         async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = _with_language(message.get("headers", ()), chosen.tag)
+                message["headers"] = with_language(message.get("headers", ()), chosen.tag)
             await send(message)
 
         try:
@@ -103,7 +103,7 @@ class LocaleMiddleware:
             _current.reset(token)
 
 
-def _with_language(headers: Any, tag: str) -> list[tuple[bytes, bytes]]:
+def with_language(headers: Any, tag: str) -> list[tuple[bytes, bytes]]:
     """ASGI raw ``headers`` with ``Content-Language: tag`` (replacing any) and ``Accept-Language`` added to
     ``Vary`` (one ``Vary`` header, the values of any before joined, as Starlette's ``add_vary_header`` does)."""
     out: list[tuple[bytes, bytes]] = []

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
-from api.case_views import CaseReadLane, CaseViews
+from api.case_views import CaseViews, install_case_read_lane
 from api.deps import TemporalConnector, temporal_connector
 from api.docs import add_offline_docs
 from api.errors import document_errors, error_response, http_error, unexpected_error, validation_error
@@ -237,13 +237,13 @@ def create_app(
     app.state.temporal_client = temporal_client or temporal_connector(settings)
 
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(CaseReadLane)  # plain case reads, answered before routing (api.case_views)
     app.add_middleware(SecurityHeadersMiddleware)  # its headers are on every answer
     app.add_middleware(LocaleMiddleware)  # outermost of ours: every answer, the body limit's too, knows its language
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
     add_offline_docs(app)
+    install_case_read_lane(app)  # plain case reads, answered in front of everything (api.case_views)
 
     for router in (cases.router, staff.router, finance.router, feedback.router, ownership.router, quotes.router):
         app.include_router(router, prefix="/v1")  # one level of routers to match a request through, not two

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from math import floor, inf
+from typing import Any
 
 from fastapi import HTTPException, Request, status
 from limits import RateLimitItem, parse_many
@@ -157,10 +158,14 @@ class RateLimiter:
 
 def limiter_of(request: Request) -> RateLimiter:
     """The app's limiter, made from its settings on first use."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    return limiter_of_app(request.app)
+
+
+def limiter_of_app(app: Any) -> RateLimiter:
+    limiter: RateLimiter | None = getattr(app.state, "rate_limiter", None)
     if limiter is None:
-        limiter = RateLimiter(request.app.state.settings.rate_limits)
-        request.app.state.rate_limiter = limiter
+        limiter = RateLimiter(app.state.settings.rate_limits)
+        app.state.rate_limiter = limiter
     return limiter
 
 

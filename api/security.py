@@ -22,6 +22,8 @@ answers 404 saying to remove it (:mod:`api.errors`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DOCS_PATHS = ("/docs", "/redoc")
@@ -69,6 +71,13 @@ def _encoded(path: str) -> tuple[frozenset[bytes], list[tuple[bytes, bytes]]]:
     return found
 
 
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]], path: str) -> list[tuple[bytes, bytes]]:
+    """ASGI raw ``headers`` of an answer to ``path`` with :func:`security_headers` (replacing any of the same
+    names)."""
+    names, extra = _encoded(path)
+    return [(name, value) for name, value in headers if name.lower() not in names] + extra
+
+
 class SecurityHeadersMiddleware:
     """Adds :func:`security_headers` to every HTTP response, replacing any value a route set for the same
     header (``Cache-Control`` included: case data is never stored)."""
@@ -80,13 +89,11 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        names, extra = _encoded(scope.get("path", ""))
+        path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    (name, value) for name, value in message.get("headers", ()) if name.lower() not in names
-                ] + extra
+                message["headers"] = with_security_headers(message.get("headers", ()), path)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from api.case_views import CaseViews
+from api.case_views import CaseReadLane, CaseViews
 from api.main import create_app
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, TimelineEvent
 from recovery.roster import Tier
@@ -233,6 +235,24 @@ async def test_reads_spend_the_reads_budget_and_a_refusal_counts_nothing(api: Ap
         assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 60
         assert "the limit is 3/minute" in refused.json()["detail"]
         assert (await http.get(f"/v1/cases/{case_id}", headers=api.auth("bob"))).status_code == 404  # bob's own
+
+
+async def test_a_read_that_fails_in_the_lane_is_answered_by_the_route(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane runs in front of the app's error handling: a read that fails there (a broken connection) goes on
+    to the route, which reads again; the answer is the route's."""
+    [case_id] = _file_cases(api, 1)
+    expected = _answer(await api.http.get(f"/v1/cases/{case_id}", headers=api.auth()))
+    calls: list[str] = []
+
+    async def failing(self: CaseReadLane, scope: Any) -> None:
+        calls.append(scope["path"])
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(CaseReadLane, "_answer", failing)
+    again = _answer(await api.http.get(f"/v1/cases/{case_id}", headers=api.auth()))
+    assert calls == [f"/v1/cases/{case_id}"] and again == expected
 
 
 async def test_a_rotated_token_reads_nothing_at_once(api: Api) -> None:
