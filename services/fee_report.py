@@ -59,7 +59,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from recovery.units import format_units
-from services.support_metrics import nearest_rank
+from services.support_metrics import nearest_rank, nearest_rank_of_runs
 from store.fee_ledger import AMOUNT_LIMBS, LIMB, USD_LIMBS, FeeKind, FeeLedgerEntry, FeeOpenQuote, Route
 from store.reconciliation import CaseReconciliation, ReconStatus
 
@@ -543,7 +543,7 @@ def _p90_levels(
 ) -> tuple[dict[LineKey, int], dict[GroupKey, int], dict[GroupKey, int], dict[GroupKey, int]]:
     """From every line's times: the nearest-rank p90 of each line, each group, each (chain, asset) and all.
     Each line's times are sorted once; a level made of one line takes that line's p90, and a level of several
-    sorts the joined sorted runs, which Python's sort merges in linear time."""
+    selects from its lines' sorted runs without merging them (:func:`nearest_rank_of_runs`)."""
     ordered = {key: sorted(values) for key, values in times.items() if values}
     lines = {key: _p90_sorted(values) for key, values in ordered.items()}
 
@@ -556,7 +556,9 @@ def _p90_levels(
             if len(keys) == 1:
                 out[name] = lines[keys[0]]
             else:
-                out[name] = _p90_sorted(sorted(v for key in keys for v in ordered[key]))
+                found = nearest_rank_of_runs([ordered[key] for key in keys], 90)
+                assert found is not None  # a level has at least one value
+                out[name] = found
         return out
 
     return lines, level(lambda k: k[0]), level(lambda k: (k[1], k[2])), level(lambda k: ())

@@ -24,6 +24,7 @@ Durations are whole seconds; percentiles are nearest-rank on the sorted duration
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -164,6 +165,26 @@ def nearest_rank(values: Sequence[int], percent: int, *, presorted: bool = False
     ordered = values if presorted else sorted(values)
     rank = max(1, -(-percent * len(ordered) // 100))  # ceil(percent * n / 100), in integers
     return ordered[rank - 1]
+
+
+def nearest_rank_of_runs(runs: Sequence[Sequence[int]], percent: int) -> int | None:
+    """:func:`nearest_rank` of the values of several sorted runs together, without merging them: the smallest
+    integer with at least the rank's count of values at or below it (a value of the runs, since the count only
+    grows at one), found by halving the range between the runs' smallest and largest values and counting with
+    ``bisect`` in each run. None for no values."""
+    runs = [run for run in runs if run]
+    total = sum(len(run) for run in runs)
+    if total == 0:
+        return None
+    rank = max(1, -(-percent * total // 100))
+    low, high = min(run[0] for run in runs), max(run[-1] for run in runs)
+    while low < high:  # the answer is in [low, high]
+        middle = (low + high) // 2
+        if sum(bisect_right(run, middle) for run in runs) >= rank:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _seconds(delta: timedelta) -> int:

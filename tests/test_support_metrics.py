@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
@@ -25,7 +27,7 @@ from cli.app import app
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, SlaState, TimelineEvent
 from recovery.roster import Tier
 from recovery.settings import get_settings
-from services.support_metrics import case_facts, compute, nearest_rank, support_metrics
+from services.support_metrics import case_facts, compute, nearest_rank, nearest_rank_of_runs, support_metrics
 from store import audit, cases
 from store.feedback import add_feedback
 
@@ -196,6 +198,16 @@ def test_nearest_rank() -> None:
     assert [nearest_rank(ten, p) for p in (1, 10, 11, 50, 90, 91, 100)] == [1, 1, 2, 5, 9, 10, 10]
     assert nearest_rank([42], 90) == 42 and nearest_rank([], 50) is None
     assert (nearest_rank([5, 1, 3], 50), nearest_rank([5, 1, 3], 90)) == (3, 5)  # ranks ceil(1.5)=2, ceil(2.7)=3
+
+
+@given(
+    runs=st.lists(st.lists(st.integers(min_value=-(10**12), max_value=10**12), max_size=40), max_size=8),
+    percent=st.integers(min_value=1, max_value=100),
+)
+def test_nearest_rank_of_sorted_runs_is_the_nearest_rank_of_them_all(runs: list[list[int]], percent: int) -> None:
+    """The fee report's p90 of a level selects from its lines' sorted times without merging them."""
+    runs = [sorted(run) for run in runs]
+    assert nearest_rank_of_runs(runs, percent) == nearest_rank([v for run in runs for v in run], percent)
 
 
 def test_a_first_action_counts_from_when_the_case_waited() -> None:
