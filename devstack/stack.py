@@ -714,6 +714,7 @@ class DevStack:
             api_argv = [
                 sys.executable, "-m", "uvicorn", "api.main:app",
                 "--host", s.api_host, "--port", str(s.api_port), "--log-level", "info",
+                "--workers", str(s.api_workers),
             ]  # fmt: skip
             self._add_process(await spawn("api", api_argv, log_dir=self.log_dir, env=env))
             steps.append(self._wait_api())

@@ -392,6 +392,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=2, ge=1)
+    """API processes ``make run`` starts (``uvicorn --workers``): a burst of claims spreads over the cores (with
+    one, the whole burst waited on one core). Rate limits are counted in each process."""
     ui_port: int = 8233
     max_body_bytes: int = 16_384
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
