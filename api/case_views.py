@@ -56,6 +56,13 @@ log = logging.getLogger(__name__)
 POSTGRES_CONNECTIONS = 8
 """Connections of a process's PostgreSQL reads: a read holds one for about a round trip (a tenth of a
 millisecond), so a few serve many concurrent requests."""
+READ_SLOT_WAIT_S = 5.0
+"""How long a read waits for one of those connections before it is refused (:class:`ReadsBusy`): when the
+database stops answering, reads queue no longer than this instead of holding their clients without end."""
+
+
+class ReadsBusy(Exception):
+    """No connection for a case read came free within :data:`READ_SLOT_WAIT_S` (the database is slow or stuck)."""
 
 
 SQLITE_READ_MMAP_BYTES = 1 << 30
@@ -238,10 +245,18 @@ class _PostgresReads:
     running event loop (a connection belongs to the loop that made it); each keeps one cursor, and its statements
     prepared."""
 
-    def __init__(self, engine: Engine, reads: CaseReads, *, size: int = POSTGRES_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        reads: CaseReads,
+        *,
+        size: int = POSTGRES_CONNECTIONS,
+        slot_wait_s: float = READ_SLOT_WAIT_S,
+    ) -> None:
         self._connect_args, self._connect_kwargs = engine.dialect.create_connect_args(engine.url)
         self._reads = reads
         self._size = size
+        self._slot_wait_s = slot_wait_s
         self._idle: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -269,7 +284,11 @@ class _PostgresReads:
             self._loop, self._idle, self._slots = loop, [], asyncio.Semaphore(self._size)
         assert self._slots is not None
         params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
-        async with self._slots:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._slot_wait_s)
+        except TimeoutError:
+            raise ReadsBusy(self._slot_wait_s) from None  # the seconds waited; the route words the refusal
+        try:
             cursor = self._idle.pop() if self._idle else await self._connect()
             try:
                 await cursor.execute(reads.read.sql, params, prepare=True)
@@ -288,6 +307,8 @@ class _PostgresReads:
                 await _close_quietly(cursor.connection)
                 raise
             self._idle.append(cursor)
+        finally:
+            self._slots.release()
         if key is None or rendered is not None:
             return found, rendered
         if view is None:  # deleted since the first statement (a claim whose workflow could not start)

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from api.case_views import CaseReadLane, CaseViews
+from api.case_views import CaseReadLane, CaseViews, ReadsBusy, _PostgresReads
 from api.main import create_app
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, TimelineEvent
 from recovery.roster import Tier
 from recovery.settings import RateLimitConfig
 from store import cases, ownership, users
+from store.case_views import CaseReads
 from store.db import utcnow
 from store.ledger import RefundEntry
 from tests.api_fixtures import TX, Api
@@ -253,6 +254,54 @@ async def test_a_read_that_fails_in_the_lane_is_answered_by_the_route(
     monkeypatch.setattr(CaseReadLane, "_answer", failing)
     again = _answer(await api.http.get(f"/v1/cases/{case_id}", headers=api.auth()))
     assert calls == [f"/v1/cases/{case_id}"] and again == expected
+
+
+async def test_a_read_that_waits_too_long_for_the_database_answers_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No connection for the read came free in time (in the lane, then in the route): a 503 in the reader's
+    language that says to try again, with Retry-After."""
+    [case_id] = _file_cases(api, 1)
+
+    async def busy(self: CaseViews, **_: Any) -> None:
+        raise ReadsBusy(5.0)
+
+    monkeypatch.setattr(CaseViews, "read", busy)
+    refused = await api.http.get(f"/v1/cases/{case_id}", headers=api.auth() | {"Accept-Language": "de"})
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    assert (
+        refused.json()["detail"]
+        == "die Datenbank ist ausgelastet; nichts wurde gelesen: versuchen Sie es in einigen Sekunden erneut"
+    )
+
+
+async def test_postgresql_reads_wait_a_bounded_time_for_a_connection(
+    db_engine: Engine, fake_signer: MnemonicSigner
+) -> None:
+    """The PostgreSQL reads' own connections: with every one of them held, a read gives up after the wait, and
+    reads again once one is free."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the reads' own connection slots exist on PostgreSQL only (SQLite reads on one connection)")
+    with Session(db_engine) as session:
+        _alice, token = users.create_user(session, user_id="alice", signer=fake_signer, path_for=deposit_path_for_tests)
+        cases.create_case(session, case_id="case-a", user_id="alice", chain="bsc", tx_hash=TX, log_index=0)
+    views = CaseViews(db_engine)
+    assert views._postgres is not None
+    views._postgres = _PostgresReads(db_engine, CaseReads(db_engine.dialect), size=1, slot_wait_s=0.2)
+    try:
+        found, rendered = await views.read(token=token, case_id="case-a")
+        assert found is not None and rendered is not None
+        slots = views._postgres._slots
+        assert slots is not None
+        await slots.acquire()  # someone holds the only connection
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ReadsBusy):
+            await views.read(token=token, case_id="case-a")
+        assert 0.2 <= asyncio.get_running_loop().time() - started < 2
+        slots.release()
+        assert (await views.read(token=token, case_id="case-a"))[1] == rendered
+    finally:
+        await views.close()
 
 
 async def test_a_rotated_token_reads_nothing_at_once(api: Api) -> None:

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from api.case_views import MAX_CASE_ID, MAX_IF_NONE_MATCH, case_answer, case_views_of
+from api.case_views import MAX_CASE_ID, MAX_IF_NONE_MATCH, ReadsBusy, case_answer, case_views_of
 from api.deps import (
     TOKEN_HELP,
     BearerDep,
@@ -356,12 +356,17 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         ) from None
 
 
+READ_RETRY_AFTER_S = 5
+"""``Retry-After`` of a read refused because the database did not answer in time."""
+
+
 @router.get(
     "/{case_id}",
     response_model=CaseDetail,
     responses={
         304: {"description": "Unchanged since the ETag sent in If-None-Match"},
         404: {"model": ErrorOut, "description": "No such case among yours"},
+        503: {"model": ErrorOut, "description": "The database did not answer in time; try again"},
     },
 )
 async def read_case(
@@ -375,7 +380,14 @@ async def read_case(
     views = case_views_of(request)
     token = credentials.credentials if credentials is not None else ""
     asked = request_locale(request).header  # Accept-Language first, else the user's stored locale
-    found, rendered = await views.read(token=token, case_id=case_id, locale=asked) if token else (None, None)
+    try:
+        found, rendered = await views.read(token=token, case_id=case_id, locale=asked) if token else (None, None)
+    except ReadsBusy:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=Message("the database is busy; nothing was read: try again in a few seconds"),
+            headers={"Retry-After": str(READ_RETRY_AFTER_S)},
+        ) from None
     if found is None or not found.live:
         await run_in_threadpool(_refuse, request, credentials)  # the same answers as every user route
         raise AssertionError("unreachable: _refuse raises")
