@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from store.case_views import CaseReads
 from store.db import utcnow
 from store.ledger import RefundEntry
 from tests.api_fixtures import TX, Api
-from tests.db_fixtures import MnemonicSigner, deposit_path_for_tests
+from tests.db_fixtures import POSTGRES_URL, MnemonicSigner, deposit_path_for_tests
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -275,31 +276,32 @@ async def test_a_read_that_waits_too_long_for_the_database_answers_503(
     )
 
 
+@pytest.mark.skipif(POSTGRES_URL is None, reason="runs when TEST_POSTGRES_URL is set (always in CI)")
 async def test_postgresql_reads_wait_a_bounded_time_for_a_connection(
-    db_engine: Engine, fake_signer: MnemonicSigner
+    postgres_engine: Engine, fake_signer: MnemonicSigner
 ) -> None:
-    """The PostgreSQL reads' own connections: with every one of them held, a read gives up after the wait, and
-    reads again once one is free."""
-    if db_engine.dialect.name != "postgresql":
-        pytest.skip("the reads' own connection slots exist on PostgreSQL only (SQLite reads on one connection)")
+    """The PostgreSQL reads' own connections (SQLite reads on one, with no slots): with every one of them held, a
+    read gives up after the wait, and reads again once one is free."""
+    db_engine = postgres_engine
+    user_id, case_id = f"slots-{uuid.uuid4().hex[:8]}", f"case-{uuid.uuid4().hex[:8]}"
     with Session(db_engine) as session:
-        _alice, token = users.create_user(session, user_id="alice", signer=fake_signer, path_for=deposit_path_for_tests)
-        cases.create_case(session, case_id="case-a", user_id="alice", chain="bsc", tx_hash=TX, log_index=0)
+        _user, token = users.create_user(session, user_id=user_id, signer=fake_signer, path_for=deposit_path_for_tests)
+        cases.create_case(session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash=TX, log_index=0)
     views = CaseViews(db_engine)
     assert views._postgres is not None
     views._postgres = _PostgresReads(db_engine, CaseReads(db_engine.dialect), size=1, slot_wait_s=0.2)
     try:
-        found, rendered = await views.read(token=token, case_id="case-a")
+        found, rendered = await views.read(token=token, case_id=case_id)
         assert found is not None and rendered is not None
         slots = views._postgres._slots
         assert slots is not None
         await slots.acquire()  # someone holds the only connection
         started = asyncio.get_running_loop().time()
         with pytest.raises(ReadsBusy):
-            await views.read(token=token, case_id="case-a")
+            await views.read(token=token, case_id=case_id)
         assert 0.2 <= asyncio.get_running_loop().time() - started < 2
         slots.release()
-        assert (await views.read(token=token, case_id="case-a"))[1] == rendered
+        assert (await views.read(token=token, case_id=case_id))[1] == rendered
     finally:
         await views.close()
 
