@@ -19,8 +19,8 @@ per transaction costs several times what the database takes to answer:
 - An in-memory SQLite database (one connection shared by everything, in tests) reads through the engine.
 
 :class:`CaseReadLane` answers the plain reads (``GET /v1/cases/{case_id}`` with a bearer token and nothing else
-to check) before FastAPI's routing and dependency solving, which cost more than the rest of a read from a kept
-copy: the same read, the same rate limit and the same answer (:func:`case_answer`) as the route
+to check) in front of the middleware stack, routing and dependency solving, which cost more than the rest of a
+read from a kept copy: the same read, the same rate limit and the same answer (:func:`case_answer`) as the route
 (``api.routes.cases.read_case``), which answers everything else (a missing or dead token, another user's case, a
 spent budget, a query string, a header or case id over its limit) and documents the operation.
 """

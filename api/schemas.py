@@ -311,17 +311,22 @@ class CaseSummary(BaseModel):
 
     @classmethod
     def of(cls, case: CaseRecord) -> CaseSummary:
-        return cls(
-            case_id=case.case_id,
-            status=case.status,
-            pattern=case.pattern,
-            chain=case.chain,
-            tx_hash=case.tx_hash,
-            asset=case.asset,
-            amount=AmountOut.of(case.amount, case.decimals),
-            created_at=case.created_at,
-            updated_at=case.updated_at,
-        )
+        return cls(**cls.fields_of(case, case.decimals))
+
+    @staticmethod
+    def fields_of(case: CaseRecord, decimals: int | None) -> dict[str, Any]:
+        """The summary's fields of ``case``, its amount in ``decimals``."""
+        return {
+            "case_id": case.case_id,
+            "status": case.status,
+            "pattern": case.pattern,
+            "chain": case.chain,
+            "tx_hash": case.tx_hash,
+            "asset": case.asset,
+            "amount": AmountOut.of(case.amount, decimals),
+            "created_at": case.created_at,
+            "updated_at": case.updated_at,
+        }
 
 
 class RefundOut(BaseModel):
@@ -383,15 +388,7 @@ class CaseDetail(CaseSummary):
             for e in events
         ]
         return cls(
-            case_id=case.case_id,
-            status=case.status,
-            pattern=case.pattern,
-            chain=case.chain,
-            tx_hash=case.tx_hash,
-            asset=case.asset,
-            amount=AmountOut.of(case.amount, decimals),
-            created_at=case.created_at,
-            updated_at=case.updated_at,
+            **CaseSummary.fields_of(case, decimals),
             reason=_localized(
                 case.reason, getattr(case, "reason_id", None), getattr(case, "reason_params", None), locale
             ),

@@ -117,16 +117,21 @@ def case_view(connection: Connection, *, case_id: str) -> CaseView | None:
         return None
     case, handling, owned, refund = (_part(row._mapping, table) for table in _PARTS)
     assert case is not None
-    fields = CaseHandling.model_fields
     return CaseView(
         case=case,
         events=list(connection.execute(_EVENTS, params)),
-        handling=None
-        if handling is None
-        else CaseHandling.model_validate({k: v for k, v in vars(handling).items() if k in fields}),
+        handling=_handling(handling),
         ownership=owned,
         refund=refund,
     )
+
+
+def _handling(row: Record | None) -> CaseHandling | None:
+    """The case's handling from its ``case_handling`` row's columns (the row has more than the model)."""
+    if row is None:
+        return None
+    fields = CaseHandling.model_fields
+    return CaseHandling.model_validate({k: v for k, v in vars(row).items() if k in fields})
 
 
 # --- the same reads on the driver's own connection ------------------------------------------------
@@ -314,11 +319,10 @@ _PARTS_TYPES = _VIEW_TYPES[:_PARTS_WIDTH]
 
 class CaseReads:
     """:func:`case_access` and :func:`case_view` as statements for one database's driver (:class:`Statement`):
-    run :attr:`read` (or :attr:`access`, :attr:`view`) on its cursor, then make their answers with
-    :meth:`read_of` (:meth:`access_of`, :meth:`view_of`)."""
+    run :attr:`read` (or :attr:`view`) on its cursor, then make its answer with :meth:`read_of`
+    (:meth:`view_of`)."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.access = Statement(_ACCESS, dialect, _ACCESS_TYPES)
         self.view = Statement(_VIEW, dialect, _VIEW_TYPES)
         self.read = Statement(_READ, dialect, [*_ACCESS_TYPES, *_PARTS_TYPES, None])
         self._spans: list[tuple[list[str], int, int, int]] = []
@@ -331,17 +335,8 @@ class CaseReads:
             self._spans.append((names, at, at + len(names), at + key))
             at = 0 if table is _PARTS[-1] else at + len(names)
 
-    def access_params(self, *, token: str, case_id: str) -> Sequence[Any] | dict[str, Any]:
-        return self.access.params(case_id=case_id, token_hash=hash_token(token))
-
     def read_params(self, *, token: str, case_id: str, kept_version: int) -> Sequence[Any] | dict[str, Any]:
         return self.read.params(case_id=case_id, token_hash=hash_token(token), kept_version=kept_version)
-
-    def access_of(self, cursor: Any, row: Sequence[Any] | None) -> CaseAccess | None:
-        """The answer of :attr:`access` from its ``cursor`` and the row it fetched."""
-        if row is None:
-            return None
-        return self._access(self.access, cursor, row)
 
     def read_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> tuple[CaseAccess | None, CaseView | None]:
         """The answer of :attr:`read` from its ``cursor`` and the rows it fetched: who asks, and the case's view
@@ -402,14 +397,4 @@ class CaseReads:
         case, handling, owned, refund = parts
         if case is None:
             return None
-        events: list[Record] = []
-        fields = CaseHandling.model_fields
-        return CaseView(
-            case=case,
-            events=events,
-            handling=None
-            if handling is None
-            else CaseHandling.model_validate({k: v for k, v in vars(handling).items() if k in fields}),
-            ownership=owned,
-            refund=refund,
-        )
+        return CaseView(case=case, events=[], handling=_handling(handling), ownership=owned, refund=refund)
