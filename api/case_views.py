@@ -36,6 +36,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from fastapi import HTTPException, Request, Response, status
+from pydantic_core import to_json
 from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
 from starlette.applications import Starlette
@@ -163,8 +164,9 @@ class CaseViews:
         """Render the case in the key's language and keep it under the version read with it (in the same
         snapshot): a change committed since moves the version, so the next read renders again."""
         case_id, locale = key
-        detail = CaseDetail.build(view.case, view.events, view.handling, view.ownership, view.refund, locale=locale)
-        body = detail.model_dump_json().encode()
+        body = to_json(
+            CaseDetail.fields_of(view.case, view.events, view.handling, view.ownership, view.refund, locale=locale)
+        )
         version = view.case.view_version
         rendered = Rendered(version, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
         with self._lock:

@@ -10,16 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic_core import to_json
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from api.case_views import CaseReadLane, CaseViews, ReadsBusy, _PostgresReads
 from api.main import create_app
+from api.schemas import CaseDetail
+from bench.bench_api import Dataset, generate, load
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, TimelineEvent
 from recovery.roster import Tier
 from recovery.settings import RateLimitConfig
 from store import cases, ownership, users
-from store.case_views import CaseReads
+from store.case_views import CaseReads, case_view
 from store.db import utcnow
 from store.ledger import RefundEntry
 from tests.api_fixtures import TX, Api
@@ -439,3 +442,32 @@ async def test_reads_survive_odd_ids_dropped_connections_and_keep_a_bounded_cach
                 assert rendered is not None
     finally:
         await views.close()
+
+
+async def test_a_rendered_read_is_the_validated_models_json(db_engine: Engine) -> None:
+    """A read's body is rendered from the case's fields with ``pydantic_core.to_json``, without the model: byte for
+    byte what the validated ``CaseDetail`` writes, for every kind of case the engine leaves (the API bench's
+    cases: each status, handling with SLA dates, ownership to prove, quotes to accept, refunds, timelines with
+    deadlines) and in languages of every script, on each database."""
+    data = Dataset()
+    load(db_engine, generate(240, 6, 11, data), lambda _: None)
+    views = CaseViews(db_engine)
+    kinds: set[tuple[str, bool, bool, bool]] = set()
+    try:
+        for n, case_id in enumerate(data.case_ids):
+            with db_engine.connect() as connection:
+                view = case_view(connection, case_id=case_id)
+            assert view is not None
+            shown = (view.handling, view.ownership, view.refund)
+            kinds.add((view.case.status, *(part is not None for part in shown)))
+            locale = ("en", "de", "ja", "ar", "zh-Hant")[n % 5]
+            parts = (view.case, view.events, view.handling, view.ownership, view.refund)
+            fields = CaseDetail.fields_of(*parts, locale=locale)
+            validated = CaseDetail.model_validate(fields)
+            assert validated == CaseDetail.build(*parts, locale=locale)
+            assert to_json(fields) == validated.model_dump_json().encode()
+            _, rendered = await views.read(token=data.tokens[data.owners[n]], case_id=case_id, locale=locale)
+            assert rendered is not None and rendered.body == to_json(fields)
+    finally:
+        await views.close()
+    assert len({status for status, *_ in kinds}) >= 5 and all(any(kind[i] for kind in kinds) for i in (1, 2, 3))
