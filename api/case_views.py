@@ -381,13 +381,13 @@ class CaseReadLane:
                 log.warning("case read lane: the read failed; the route answers it", exc_info=True)
                 answer = None
             if answer is not None:
-                response, headers = answer
-                await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-                await send({"type": "http.response.body", "body": response.body})
+                code, body, headers = answer
+                await send({"type": "http.response.start", "status": code, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Scope) -> tuple[Response, list[tuple[bytes, bytes]]] | None:
+    async def _answer(self, scope: Scope) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
         path: str = scope["path"]
         case_id = path[len(CASE_PATH) :]
         app = scope["app"]
@@ -416,8 +416,24 @@ class CaseReadLane:
             limiter_of_app(app).spend(Budget.READS, f"user:{found.user_id}")
         except HTTPException:
             return None
-        response = case_answer(rendered, if_none_match[0] if if_none_match else None)
-        return response, with_language(with_security_headers(response.raw_headers, path), language.tag)
+        if if_none_match:
+            response = case_answer(rendered, if_none_match[0])
+            return response.status_code, response.body, _answered(response.raw_headers, path, language.tag)
+        return 200, rendered.body, _answered(_ok_headers(rendered), path, language.tag)
+
+
+def _ok_headers(rendered: Rendered) -> list[tuple[bytes, bytes]]:
+    """The raw headers of :func:`case_answer`'s ``200`` (in its order), without making the response."""
+    return [
+        (b"etag", rendered.etag.encode("latin-1")),
+        (b"content-length", str(len(rendered.body)).encode("latin-1")),
+        (b"content-type", b"application/json"),
+    ]
+
+
+def _answered(headers: list[tuple[bytes, bytes]], path: str, language: str) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with those the middlewares the lane is in front of add to every other answer."""
+    return with_language(with_security_headers(headers, path), language)
 
 
 def install_case_read_lane(app: Starlette) -> None:
