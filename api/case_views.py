@@ -418,7 +418,7 @@ class CaseReadLane:
             return None
         if if_none_match:
             response = case_answer(rendered, if_none_match[0])
-            return response.status_code, response.body, _answered(response.raw_headers, path, language.tag)
+            return response.status_code, bytes(response.body), _answered(response.raw_headers, path, language.tag)
         return 200, rendered.body, _answered(_ok_headers(rendered), path, language.tag)
 
 
