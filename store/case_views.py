@@ -86,6 +86,7 @@ class Record(Protocol):
 
     def __getattr__(self, name: str) -> Any: ...
 
+
 _CASES = Case.__table__  # type: ignore[attr-defined]
 _HANDLINGS = CaseHandlingRow.__table__  # type: ignore[attr-defined]
 _OWNERSHIPS = OwnershipRequirement.__table__  # type: ignore[attr-defined]
