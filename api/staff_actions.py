@@ -5,6 +5,7 @@ key) and its ``status`` and ``evidence`` queries. Refusals come back as exceptio
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,11 +14,13 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from recovery.i18n import Message
+from recovery.i18n import Message, Stored
 from recovery.models import RecoveryChoice
 from recovery.settings import Settings
 from services.attesting import Attester, load_or_create_key
 from workflows.case_messages import CaseEvidence, Decision, ManualExecution
+
+log = logging.getLogger(__name__)
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 """How long an engineer's action may wait for the case's worker (an approval runs a quote and the audit)."""
@@ -78,6 +81,17 @@ def attested_execution(
     )
 
 
+def refusal_text(cause: BaseException | None) -> str:
+    """Why the workflow refused an update: a message in the reader's language where the workflow gave its message
+    ref (the details of its ``ApplicationError``, as the refusals a user can meet do), else the workflow's words."""
+    if not isinstance(cause, ApplicationError):
+        return str(cause)
+    ref = cause.details[0] if cause.details else None
+    if isinstance(ref, dict) and isinstance(ref.get("msgid"), str) and isinstance(ref.get("params", {}), dict):
+        return Stored(cause.message, ref["msgid"], ref.get("params") or {})
+    return cause.message
+
+
 async def send_update(client: Client, case_id: str, name: str, payload: BaseModel) -> str:
     """Execute the case workflow's update ``name``; returns the workflow's answer."""
     handle = client.get_workflow_handle(case_id)
@@ -85,11 +99,11 @@ async def send_update(client: Client, case_id: str, name: str, payload: BaseMode
         async with asyncio.timeout(UPDATE_TIMEOUT.total_seconds()):
             answer: str = await handle.execute_update(name, payload, result_type=str)
     except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        raise ActionRefused(cause.message if isinstance(cause, ApplicationError) else str(cause)) from None
+        raise ActionRefused(refusal_text(exc.cause)) from None
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise CaseNotRunning(exc.message) from None
+            log.info("update %s of %s: %s", name, case_id, exc.message)
+            raise CaseNotRunning(Message("the case is not running any more: it is closed")) from None
         raise ActionRefused(exc.message) from None
     except TimeoutError:
         seconds = int(UPDATE_TIMEOUT.total_seconds())

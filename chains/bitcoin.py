@@ -21,11 +21,12 @@ from typing import Any
 
 from chains.adapter import Findings, RestAdapter
 from chains.endpoints import RestError, RpcError
+from recovery.i18n import N_, Message
 from recovery.models import TraceResult, Transfer
 from recovery.settings import ChainConfig
 
 TXID_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-TXID_FORMAT = "64 hex digits, no 0x"
+TXID_FORMAT = N_("64 hex digits, no 0x")
 NOT_FOUND_STATUS = frozenset({400, 404})
 """Esplora answers 404 "Transaction not found" (and some deployments 400) for a txid it does not know."""
 
@@ -115,7 +116,7 @@ def transfers_of(config: ChainConfig, tx: dict[str, Any]) -> Findings:
     found = Findings()
     vout = tx.get("vout")
     if not isinstance(vout, list):
-        found.not_read(f"the outputs (vout is {type(vout).__name__}, not a list)")
+        found.not_read(Message("the outputs (vout is {type}, not a list)", type=type(vout).__name__))
         return found
     memos = [
         memo_text(op_return_payload(str(out.get("scriptpubkey") or "")))
@@ -130,18 +131,26 @@ def transfers_of(config: ChainConfig, tx: dict[str, Any]) -> Findings:
     txid = str(tx["txid"]).lower()
     for index, out in enumerate(vout):
         if not isinstance(out, dict):
-            found.not_read(f"output {index} (not an object)")
+            found.not_read(Message("{what} (not an object)", what=Message("output {index}", index=index)))
             continue
         value, address, kind = out.get("value"), out.get("scriptpubkey_address"), out.get("scriptpubkey_type")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            found.not_read(f"output {index}: its value {value!r} is not a whole number of satoshis")
+            found.not_read(
+                Message(
+                    "output {index}: its value {value} is not a whole number of satoshis",
+                    index=index,
+                    value=repr(value),
+                )
+            )
             continue
         if address is None or address == "":
             if kind != "op_return" and value > 0:
                 found.notes.append(f"output {index} ({kind or 'unknown script'}, {value} sat) pays no address: skipped")
             continue
         if not isinstance(address, str):
-            found.not_read(f"output {index}: its address {address!r} is not text")
+            found.not_read(
+                Message("output {index}: its address {address} is not text", index=index, address=repr(address))
+            )
             continue
         found.transfers.append(
             Transfer(

@@ -23,6 +23,7 @@ from chains.evm_decode import (
     with_internal_transfers,
 )
 from chains.jsonrpc import JsonRpcClient
+from recovery.i18n import Message
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig
 
@@ -181,8 +182,10 @@ class EvmChain:
                     "notes": [*result.notes, f"call trace not decoded: {type(exc).__name__}: {exc}"],
                     "unread": [
                         *result.unread,
-                        "The node's call trace of the transaction could not be decoded; value forwarded by "
-                        "contracts may not be listed.",
+                        Message(
+                            "The node's call trace of the transaction could not be decoded; value forwarded by "
+                            "contracts may not be listed."
+                        ),
                     ],
                 }
             )
@@ -242,7 +245,12 @@ class EvmChain:
                         required_confirmations=self.config.confirmations,
                         block_time_ms=self.config.block_time_ms,
                         notes=[f"not read: {errors[0]}"],
-                        unread=[f"The node answered an error for this transaction, so it was not read: {errors[0]}"],
+                        unread=[
+                            Message(
+                                "The node answered an error for this transaction, so it was not read: {error}",
+                                error=str(errors[0]),
+                            )
+                        ],
                     )
                 )
                 continue

@@ -9,6 +9,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from chains.adapter import Findings
+from recovery.i18n import Message
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer, internal_log_index
 from recovery.settings import ChainConfig
 
@@ -57,9 +58,9 @@ def _topic_address(topic: Any) -> str | None:
 
 def _log_name(log: Mapping[str, Any]) -> str:
     try:
-        return f"log #{hex_to_int(log.get('logIndex'))}"
+        return Message("log #{index}", index=hex_to_int(log.get("logIndex")))
     except (TypeError, ValueError):
-        return "a log"
+        return Message("a log")
 
 
 def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
@@ -75,7 +76,7 @@ def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
     out = Findings()
     if not isinstance(log, Mapping):
         out.not_read(
-            "A log in the receipt could not be read at all; it may have been a token transfer.",
+            Message("A log in the receipt could not be read at all; it may have been a token transfer."),
             f"receipt log is not an object: {log!r:.80}",
         )
         return out
@@ -85,7 +86,7 @@ def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
     name = _log_name(log)
     if not isinstance(topics, list):
         out.not_read(
-            f"The topics of event {name} could not be read; it may have been a token transfer.",
+            Message("The topics of event {name} could not be read; it may have been a token transfer.", name=name),
             f"{name}: topics are not a list: {topics!r:.80}",
         )
         return out
@@ -94,8 +95,12 @@ def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
     topic0 = str(topics[0]).lower()
     if topic0 in MULTI_TOKEN_TOPICS:
         out.not_read(
-            f"Event {name} of contract {log.get('address')} is an ERC-1155 multi-token transfer. The engine "
-            "does not recover these tokens; if they went to an exchange address an engineer must look.",
+            Message(
+                "Event {name} of contract {contract} is an ERC-1155 multi-token transfer. The engine does not "
+                "recover these tokens; if they went to an exchange address an engineer must look.",
+                name=name,
+                contract=str(log.get("address")),
+            ),
             f"{name}: ERC-1155 transfer event, not decoded",
         )
         return out
@@ -111,16 +116,32 @@ def read_transfer_log(chain: ChainConfig, log: Mapping[str, Any]) -> Findings:
         if sender and recipient and token_id is not None and len(token_id) == 32:
             number = int.from_bytes(token_id, "big")
             out.not_read(
-                f"Event {name} is an NFT (ERC-721) transfer of token #{number} of contract "
-                f"{log.get('address')} from {sender} to {recipient}. The engine does not recover NFTs; if it "
-                "went to an exchange address an engineer must look.",
+                Message(
+                    "Event {name} is an NFT (ERC-721) transfer of token #{number} of contract {contract} from "
+                    "{sender} to {recipient}. The engine does not recover NFTs; if it went to an exchange address "
+                    "an engineer must look.",
+                    name=name,
+                    number=number,
+                    contract=str(log.get("address")),
+                    sender=sender,
+                    recipient=recipient,
+                ),
                 f"{name}: ERC-721 Transfer of token id {number}, not a fungible amount",
             )
             return out
-    shape = f"{len(topics)} topics, {len(data)} data bytes" if data is not None else f"{len(topics)} topics, bad data"
+    shape = (
+        Message("{topics} topics, {data} data bytes", topics=len(topics), data=len(data))
+        if data is not None
+        else Message("{topics} topics, bad data", topics=len(topics))
+    )
     out.not_read(
-        f"Event {name} of contract {log.get('address')} is a token Transfer event of a form the adapter "
-        f"cannot decode ({shape}): tokens may have moved that are not listed.",
+        Message(
+            "Event {name} of contract {contract} is a token Transfer event of a form the adapter cannot decode "
+            "({shape}): tokens may have moved that are not listed.",
+            name=name,
+            contract=str(log.get("address")),
+            shape=shape,
+        ),
         f"{name}: Transfer event not decoded ({shape})",
     )
     return out
@@ -170,7 +191,7 @@ def read_logs(chain: ChainConfig, logs: Any) -> Findings:
         return out
     if not isinstance(logs, list):
         out.not_read(
-            "The receipt's event logs could not be read; tokens may have moved that are not listed.",
+            Message("The receipt's event logs could not be read; tokens may have moved that are not listed."),
             f"receipt logs are not a list: {logs!r:.80}",
         )
         return out
@@ -220,8 +241,12 @@ def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str
         transfer = native_transfer(chain, tx, receipt)
     except (KeyError, TypeError, ValueError) as exc:
         out.not_read(
-            f"The transaction's own value, sender or recipient could not be read ({exc}); "
-            f"{chain.native_symbol} may have moved that is not listed.",
+            Message(
+                "The transaction's own value, sender or recipient could not be read ({error}); {symbol} may have "
+                "moved that is not listed.",
+                error=str(exc),
+                symbol=chain.native_symbol,
+            ),
             f"native value not decoded: {type(exc).__name__}: {exc}",
         )
         return out
@@ -229,8 +254,11 @@ def _read_native(chain: ChainConfig, tx: Mapping[str, Any], receipt: Mapping[str
         out.transfers.append(transfer)
     elif _quantity(tx.get("value") or 0):
         out.not_read(
-            f"The transaction carries {chain.native_symbol} but neither a recipient nor a created contract "
-            "is known; where the value went is not listed.",
+            Message(
+                "The transaction carries {symbol} but neither a recipient nor a created contract is known; where "
+                "the value went is not listed.",
+                symbol=chain.native_symbol,
+            ),
             "native value without a recipient or a contractAddress",
         )
     return out
@@ -244,8 +272,11 @@ def _read_type(tx: Mapping[str, Any], receipt: Mapping[str, Any]) -> Findings:
     kind = _quantity(raw)
     if kind not in KNOWN_TX_TYPES:
         out.not_read(
-            f"The transaction is of type {raw!r}, which the adapter does not know; value it moved in a way "
-            "only that type has (such as an L2 deposit) is not listed.",
+            Message(
+                "The transaction is of type {type}, which the adapter does not know; value it moved in a way only "
+                "that type has (such as an L2 deposit) is not listed.",
+                type=repr(raw),
+            ),
             f"unknown transaction type {raw!r}",
         )
     return out
@@ -300,8 +331,11 @@ def receipt_outcome(receipt: Mapping[str, Any], tx: Mapping[str, Any] | None = N
             True,
             notes=(f"receipt status {status!r} is neither 0x0 nor 0x1: read as not failed",),
             unread=(
-                f"The receipt's status ({status!r}) is not one the adapter knows, so it is not known whether "
-                "the transaction succeeded; the transfers listed are what it moved if it did.",
+                Message(
+                    "The receipt's status ({status}) is not one the adapter knows, so it is not known whether the "
+                    "transaction succeeded; the transfers listed are what it moved if it did.",
+                    status=repr(status),
+                ),
             ),
         )
     logs = receipt.get("logs")
@@ -310,8 +344,10 @@ def receipt_outcome(receipt: Mapping[str, Any], tx: Mapping[str, Any] | None = N
             True,
             notes=("no status in the receipt (before Byzantium): judged succeeded because it emitted logs",),
             unread=(
-                "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
-                "judged successful because it emitted events, which a failed transaction never does.",
+                Message(
+                    "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
+                    "judged successful because it emitted events, which a failed transaction never does."
+                ),
             ),
         )
     gas_used, gas_limit = _quantity(receipt.get("gasUsed")), _quantity((tx or {}).get("gas"))
@@ -323,23 +359,28 @@ def receipt_outcome(receipt: Mapping[str, Any], tx: Mapping[str, Any] | None = N
                 f"of its {gas_limit} gas (a failure then used all of it)",
             ),
             unread=(
-                "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
-                "judged successful because it used less gas than its limit: before October 2017 a failed "
-                "transaction always used all of it.",
+                Message(
+                    "The node gave no success status for this transaction (an old, pre-2017 receipt). It was "
+                    "judged successful because it used less gas than its limit: before October 2017 a failed "
+                    "transaction always used all of it."
+                ),
             ),
         )
     why = (
-        "it used all its gas limit and emitted no events"
+        Message("it used all its gas limit and emitted no events")
         if gas_used is not None and gas_used == gas_limit
-        else "the receipt does not show enough (no events, and no gas limit or pre-2017 state root to compare)"
+        else Message("the receipt does not show enough (no events, and no gas limit or pre-2017 state root to compare)")
     )
     return Outcome(
         True,
         notes=(f"no status in the receipt, and success cannot be judged: {why}",),
         unread=(
-            f"The node gave no success status for this transaction and whether it succeeded cannot be judged: "
-            f"{why}, which a failed call and a plain transfer with an exact gas limit both do. The transfers "
-            "listed are what it moved if it succeeded.",
+            Message(
+                "The node gave no success status for this transaction and whether it succeeded cannot be judged: "
+                "{why}, which a failed call and a plain transfer with an exact gas limit both do. The transfers "
+                "listed are what it moved if it succeeded.",
+                why=why,
+            ),
         ),
     )
 
@@ -379,8 +420,11 @@ def not_decoded(chain: ChainConfig, tx_hash: str, exc: BaseException, *, found: 
         block_time_ms=chain.block_time_ms,
         notes=[f"node answer not decoded: {type(exc).__name__}: {exc}"],
         unread=[
-            f"The node's answer for this transaction could not be decoded ({type(exc).__name__}); whether it "
-            "was mined and what it moved is not known."
+            Message(
+                "The node's answer for this transaction could not be decoded ({error}); whether it was mined and "
+                "what it moved is not known.",
+                error=type(exc).__name__,
+            )
         ],
     )
 
@@ -477,8 +521,10 @@ def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Findings
     tx_hash = tx_hash.lower()
     if not isinstance(call_frame, Mapping):
         out.not_read(
-            "The node's call trace of the transaction could not be read; value forwarded by contracts may "
-            "not be listed.",
+            Message(
+                "The node's call trace of the transaction could not be read; value forwarded by contracts may not "
+                "be listed."
+            ),
             f"callTracer result is not an object: {call_frame!r:.80}",
         )
         return out
@@ -491,8 +537,14 @@ def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Findings
             return
         if not isinstance(calls, list):
             out.not_read(
-                f"The inner calls of call {path or 'top'} could not be read; value forwarded by contracts "
-                "may not be listed.",
+                Message(
+                    "The inner calls of call {call} could not be read; value forwarded by contracts may not be listed.",
+                    call=path,
+                )
+                if path
+                else Message(
+                    "The inner calls of the top call could not be read; value forwarded by contracts may not be listed."
+                ),
                 f"call {path or 'top'}: calls is not a list",
             )
             return
@@ -500,7 +552,10 @@ def read_internal(chain: ChainConfig, tx_hash: str, call_frame: Any) -> Findings
             where = f"{path}.{i}" if path else str(i)
             if not isinstance(child, Mapping):
                 out.not_read(
-                    f"Inner call {where} could not be read; value forwarded by contracts may not be listed.",
+                    Message(
+                        "Inner call {call} could not be read; value forwarded by contracts may not be listed.",
+                        call=where,
+                    ),
                     f"call {where}: frame is not an object",
                 )
                 continue
@@ -518,8 +573,11 @@ def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], wher
     kind = str(frame.get("type", "")).upper()
     if kind not in KNOWN_FRAME_TYPES:
         out.not_read(
-            f"Inner call {where} is of a kind the adapter does not know ({frame.get('type')!r}); value "
-            "it moved is not listed.",
+            Message(
+                "Inner call {call} is of a kind the adapter does not know ({type}); value it moved is not listed.",
+                call=where,
+                type=repr(frame.get("type")),
+            ),
             f"call {where}: unknown frame type {frame.get('type')!r}",
         )
         return out
@@ -529,15 +587,23 @@ def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], wher
         # geth's callTracer always gives a CALL, CREATE or SELFDESTRUCT its value ("0x0" if none); old
         # tracers gave a SELFDESTRUCT neither value nor beneficiary.
         out.not_read(
-            f"Inner call {where} ({kind}) does not say how much {chain.native_symbol} it moved, or to whom.",
+            Message(
+                "Inner call {call} ({kind}) does not say how much {symbol} it moved, or to whom.",
+                call=where,
+                kind=kind,
+                symbol=chain.native_symbol,
+            ),
             f"call {where}: {kind} frame without a value",
         )
         return out
     value = _quantity(frame.get("value"))
     if value is None:
         out.not_read(
-            f"The value of inner call {where} could not be read; {chain.native_symbol} may have moved that is "
-            "not listed.",
+            Message(
+                "The value of inner call {call} could not be read; {symbol} may have moved that is not listed.",
+                call=where,
+                symbol=chain.native_symbol,
+            ),
             f"call {where}: value {frame.get('value')!r} not read",
         )
         return out
@@ -547,8 +613,12 @@ def _read_frame(chain: ChainConfig, tx_hash: str, frame: Mapping[str, Any], wher
         sender, recipient = to_checksum_address(frame["from"]), to_checksum_address(frame["to"])
     except (KeyError, TypeError, ValueError):
         out.not_read(
-            f"Inner call {where} moved {value} base units of {chain.native_symbol} but its sender or recipient "
-            "could not be read.",
+            Message(
+                "Inner call {call} moved {value} base units of {symbol} but its sender or recipient could not be read.",
+                call=where,
+                value=value,
+                symbol=chain.native_symbol,
+            ),
             f"call {where}: from/to not read ({frame.get('from')!r}, {frame.get('to')!r})",
         )
         return out

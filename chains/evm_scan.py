@@ -31,6 +31,7 @@ from typing import Any
 from chains.endpoints import RpcError
 from chains.evm_decode import TRANSFER_TOPIC, hex_to_int, native_transfer, read_transfer_log, receipt_succeeded
 from chains.jsonrpc import JsonRpcClient
+from recovery.i18n import Message
 from recovery.models import Transfer
 from recovery.settings import ChainConfig
 
@@ -130,15 +131,20 @@ def uncredited_reason(
     if transfer.sender.lower() in internal_senders:
         return None
     if deprecated_recipient:
-        return f"sent to a deprecated deposit address on {chain.name}"
+        return Message("sent to a deprecated deposit address on {chain}", chain=chain.name)
     asset = transfer.asset
     if asset is None:
-        return f"token {transfer.token_address} is not listed on {chain.name}"
+        return Message("token {token} is not listed on {chain}", token=str(transfer.token_address), chain=chain.name)
     if asset not in chain.credited_assets:
-        return f"{asset} is not credited on {chain.name}"
+        return Message("{asset} is not credited on {chain}", asset=asset, chain=chain.name)
     minimum = chain.deposit_minimums.get(asset, 0)
     if transfer.amount < minimum:
-        return f"below the {asset} deposit minimum on {chain.name} ({minimum} base units)"
+        return Message(
+            "below the {asset} deposit minimum on {chain} ({minimum} base units)",
+            asset=asset,
+            chain=chain.name,
+            minimum=minimum,
+        )
     return None
 
 

@@ -16,16 +16,17 @@ from chains.endpoints import RpcError, RpcUnavailable
 from chains.evm import EvmChain
 from chains.tron import TronChain
 from chains.xrpl import XrplChain
+from recovery.i18n import N_, Message, separated
 from recovery.models import TraceResult
 from recovery.settings import ChainConfig, ChainFamily
 
 FORMATS: dict[ChainFamily, str] = {
-    "evm": "0x + 64 hex digits",
+    "evm": N_("0x + 64 hex digits"),
     "bitcoin": bitcoin.TXID_FORMAT,
     "tron": tron.TXID_FORMAT,
     "xrpl": xrpl.TX_HASH_FORMAT,
 }
-"""What a transaction id looks like in each family (for error messages)."""
+"""What a transaction id looks like in each family (for error messages): message ids."""
 
 PATTERNS: dict[ChainFamily, str] = {
     "evm": evm.TX_HASH_RE.pattern,
@@ -76,7 +77,14 @@ def accepted_formats(configs: Iterable[ChainConfig]) -> str:
     by_family: dict[ChainFamily, list[str]] = {}
     for c in configs:
         by_family.setdefault(c.family, []).append(c.name)
-    return "; ".join(f"{family} ({', '.join(names)}): {FORMATS[family]}" for family, names in by_family.items())
+    return separated(
+        [
+            Message(
+                "{family} ({chains}): {format}", family=family, chains=", ".join(names), format=Message(FORMATS[family])
+            )
+            for family, names in by_family.items()
+        ]
+    )
 
 
 async def locate(
@@ -94,7 +102,11 @@ async def locate(
     candidates = [a for a in (make_adapter(c) for c in configs) if a.accepts(tx_hash)]
     if not candidates:
         raise ValueError(
-            f"{tx_hash!r} is not a transaction id on any configured chain; accepted: {accepted_formats(configs)}"
+            Message(
+                "{tx_hash} is not a transaction id on any configured chain; accepted: {formats}",
+                tx_hash=repr(tx_hash),
+                formats=accepted_formats(configs),
+            )
         )
     tasks = {asyncio.create_task(a.trace(tx_hash), name=f"locate:{a.config.name}"): a for a in candidates}
     failures: list[str] = []

@@ -41,6 +41,7 @@ from eth_utils import to_checksum_address
 from chains.endpoints import RpcError
 from chains.evm import BALANCE_OF_SELECTOR, EvmChain, _pad_address, build_erc20_transfer_data, method_unsupported
 from chains.evm_decode import TRANSFER_TOPIC, _hex_bytes, _topic_address, hex_to_int
+from recovery.i18n import Message, separated
 from recovery.models import TokenFinding, TokenRisk
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,11 @@ class DryRun:
 
     @property
     def how(self) -> str:
-        return {
-            "simulate": "eth_simulateV1, balanceOf before and after",
-            "trace_call": "debug_traceCall, Transfer logs",
-            "call": "eth_call",
-        }[self.method]
+        if self.method == "simulate":
+            return Message("eth_simulateV1, balanceOf before and after")
+        if self.method == "trace_call":
+            return Message("debug_traceCall, Transfer logs")
+        return "eth_call"
 
 
 def _eth_call(token: str, data: str, sender: str | None = None) -> dict[str, str]:
@@ -106,7 +107,7 @@ def revert_reason(output: Any) -> str:
             return str(reason)
         except (DecodingError, ValueError, OverflowError):
             pass
-    return "0x" + raw.hex() if raw else "no reason given"
+    return "0x" + raw.hex() if raw else Message("no reason given")
 
 
 def _bool_false(output: Any) -> bool:
@@ -117,6 +118,10 @@ def _bool_false(output: Any) -> bool:
 
 def _short(address: str) -> str:
     return to_checksum_address(address)
+
+
+def _answered(value: str) -> str:
+    return Message("answered {value}", value=value)
 
 
 def _pct(part: int, whole: int) -> str:
@@ -360,7 +365,7 @@ async def assess_token(
     is skipped and logged.
     """
     token, holder, to = (to_checksum_address(a) for a in (token, holder, to))
-    where = f"{token} on {chain.config.name}"
+    where = Message("{token} on {chain}", token=token, chain=chain.config.name)
     code, balance_out, decimals_out = await chain.rpc.batch(
         [
             ("eth_getCode", [token, "latest"]),
@@ -371,48 +376,70 @@ async def assess_token(
     if isinstance(code, RpcError):
         raise code
     if code in (None, "", "0x", "0x0"):
-        return [TokenFinding(risk=TokenRisk.NOT_A_TOKEN, detail=f"no contract code at {where}")]
+        return [TokenFinding(risk=TokenRisk.NOT_A_TOKEN, detail=Message("no contract code at {where}", where=where))]
     problems: list[str] = []
     balance = None if isinstance(balance_out, RpcError) else _word(balance_out)
     if balance is None:
-        why = balance_out.message if isinstance(balance_out, RpcError) else f"answered {balance_out!r}"
-        problems.append(f"balanceOf({holder}) failed: {why}")
+        why = balance_out.message if isinstance(balance_out, RpcError) else _answered(repr(balance_out))
+        problems.append(Message("balanceOf({holder}) failed: {why}", holder=holder, why=why))
     decimals = None if isinstance(decimals_out, RpcError) else _word(decimals_out)
     if decimals is None or decimals > MAX_SANE_DECIMALS:
-        why = decimals_out.message if isinstance(decimals_out, RpcError) else f"answered {str(decimals_out)[:80]!r}"
-        problems.append(f"decimals() failed: {why}")
+        why = decimals_out.message if isinstance(decimals_out, RpcError) else _answered(repr(str(decimals_out)[:80]))
+        problems.append(Message("decimals() failed: {why}", why=why))
     if problems:
-        detail = f"{where} is not an ERC-20 token: " + "; ".join(problems)
+        detail = Message("{where} is not an ERC-20 token: {problems}", where=where, problems=separated(problems))
         return [TokenFinding(risk=TokenRisk.NOT_A_TOKEN, detail=detail)]
     assert balance is not None
 
     findings: list[TokenFinding] = []
     run = await dry_run_transfer(chain, token=token, holder=holder, to=to, amount=amount)
-    sweep = f"a dry run of transfer({to}, {amount}) from {holder} ({run.how})"
+    sweep = Message(
+        "a dry run of transfer({to}, {amount}) from {holder} ({how})", to=to, amount=amount, holder=holder, how=run.how
+    )
     if run.reverted:
-        detail = f"{sweep} reverted: {run.reason}"
+        detail = Message("{sweep} reverted: {reason}", sweep=sweep, reason=run.reason)
         if balance < amount:
-            detail += f" (the holder's balance is {balance}, below {amount})"
+            detail = Message(
+                "{detail} (the holder's balance is {balance}, below {amount})",
+                detail=detail,
+                balance=balance,
+                amount=amount,
+            )
         findings.append(TokenFinding(risk=TokenRisk.TRANSFER_REVERTS, detail=detail))
     elif run.returned_false:
-        findings.append(TokenFinding(risk=TokenRisk.TRANSFER_REVERTS, detail=f"{sweep} returned false"))
+        findings.append(
+            TokenFinding(risk=TokenRisk.TRANSFER_REVERTS, detail=Message("{sweep} returned false", sweep=sweep))
+        )
     elif run.delivered is not None and to != holder and run.delivered < amount:
         kept = amount - run.delivered
-        detail = f"{sweep} delivered {run.delivered} of {amount} to {to}: {kept} ({_pct(kept, amount)}) kept"
+        detail = Message(
+            "{sweep} delivered {delivered} of {amount} to {to}: {kept} ({share}) kept",
+            sweep=sweep,
+            delivered=run.delivered,
+            amount=amount,
+            to=to,
+            kept=kept,
+            share=_pct(kept, amount),
+        )
         if run.debited is not None and run.debited != amount:
-            detail += f"; the holder was debited {run.debited}"
+            detail = Message("{detail}; the holder was debited {debited}", detail=detail, debited=run.debited)
         findings.append(TokenFinding(risk=TokenRisk.FEE_ON_TRANSFER, detail=detail))
     elif run.delivered is None:
         findings.append(
             TokenFinding(
                 risk=TokenRisk.UNVERIFIED,
-                detail=f"{sweep} could not measure what the transfer delivers (the node answered neither "
-                "eth_simulateV1 nor debug_traceCall with balances): fee on transfer not ruled out",
+                detail=Message(
+                    "{sweep} could not measure what the transfer delivers (the node answered neither eth_simulateV1 "
+                    "nor debug_traceCall with balances): fee on transfer not ruled out",
+                    sweep=sweep,
+                ),
             )
         )
 
     if deposit_block is None:
-        findings.append(TokenFinding(risk=TokenRisk.UNVERIFIED, detail="no deposit block: rebasing not ruled out"))
+        findings.append(
+            TokenFinding(risk=TokenRisk.UNVERIFIED, detail=Message("no deposit block: rebasing not ruled out"))
+        )
     else:
         try:
             history = await balance_history(chain, token=token, holder=holder, deposit_block=deposit_block)
@@ -421,8 +448,12 @@ async def assess_token(
             findings.append(
                 TokenFinding(
                     risk=TokenRisk.UNVERIFIED,
-                    detail=f"the holder's balance history since block {deposit_block} could not be read "
-                    f"({exc}; it needs an archive node): rebasing not ruled out",
+                    detail=Message(
+                        "the holder's balance history since block {block} could not be read ({error}; it needs an "
+                        "archive node): rebasing not ruled out",
+                        block=deposit_block,
+                        error=str(exc),
+                    ),
                 )
             )
         else:
@@ -438,11 +469,25 @@ def rebasing_finding(history: BalanceHistory, *, holder: str, deposit_block: int
     if h.now == h.explained:
         return None
     drift = h.now - h.explained
-    detail = (
-        f"balance of {holder} at block {h.head} is {h.now}, but its balance at block {deposit_block - 1} ({h.before})"
-        f" + {h.logged_in} logged in - {h.logged_out} logged out since block {deposit_block} gives {h.explained}"
-        f" ({drift:+d} unexplained)"
+    detail = Message(
+        "balance of {holder} at block {head} is {now}, but its balance at block {before_block} ({before}) + "
+        "{logged_in} logged in - {logged_out} logged out since block {block} gives {explained} ({drift} unexplained)",
+        holder=holder,
+        head=h.head,
+        now=h.now,
+        before_block=deposit_block - 1,
+        before=h.before,
+        logged_in=h.logged_in,
+        logged_out=h.logged_out,
+        block=deposit_block,
+        explained=h.explained,
+        drift=format(drift, "+d"),
     )
     if h.logs_after_deposit == 0 and h.at_deposit != h.now:
-        detail += f"; no Transfer log touched it after block {deposit_block}, yet it moved from {h.at_deposit}"
+        detail = Message(
+            "{detail}; no Transfer log touched it after block {block}, yet it moved from {at_deposit}",
+            detail=detail,
+            block=deposit_block,
+            at_deposit=h.at_deposit,
+        )
     return TokenFinding(risk=TokenRisk.REBASING, detail=detail)

@@ -42,11 +42,12 @@ import base58
 from chains.adapter import Findings, RestAdapter
 from chains.bitcoin import memo_text
 from chains.endpoints import RpcError
+from recovery.i18n import N_, Message
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer, internal_log_index
 from recovery.settings import ChainConfig
 
 TXID_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-TXID_FORMAT = "64 hex digits, no 0x"
+TXID_FORMAT = N_("64 hex digits, no 0x")
 TRANSFER_TOPIC = "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 ADDRESS_PREFIX = 0x41
 _HEX_ADDRESS_RE = re.compile(r"^[0-9a-fA-F]{40}$")
@@ -162,17 +163,17 @@ def _amount(value: Any, what: str) -> int:
         return value
     if isinstance(value, str) and value.isdigit():
         return int(value)
-    raise Unreadable(f"{what} {value!r} is not an amount")
+    raise Unreadable(Message("{what} {value} is not an amount", what=what, value=repr(value)))
 
 
 def _address(value: Any, what: str) -> str:
     """An address in any form the API uses, as base58 ``T...``."""
     if not isinstance(value, str) or not value:
-        raise Unreadable(f"{what} is missing")
+        raise Unreadable(Message("{what} is missing", what=what))
     try:
         return to_base58(value)
     except ValueError as exc:
-        raise Unreadable(f"{what} {value!r} is not a tron address") from exc
+        raise Unreadable(Message("{what} {value} is not a tron address", what=what, value=repr(value))) from exc
 
 
 def trc10_asset_id(value: Any) -> str:
@@ -183,7 +184,7 @@ def trc10_asset_id(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)  # TriggerSmartContract.token_id is a number
     if not isinstance(value, str) or not value:
-        raise Unreadable(f"TRC-10 asset {value!r} is missing")
+        raise Unreadable(Message("TRC-10 asset {value} is missing", value=repr(value)))
     if len(value) % 2 == 0:
         try:
             text = bytes.fromhex(value).decode("ascii")
@@ -205,7 +206,9 @@ def _internal_kind(note: Any) -> str:
 
 
 def _units(amount: int, token_id: str | None) -> str:
-    return f"{amount} sun" if token_id is None else f"{amount} units of TRC-10 token {token_id}"
+    if token_id is None:
+        return Message("{amount} sun", amount=amount)
+    return Message("{amount} units of TRC-10 token {token}", amount=amount, token=token_id)
 
 
 class _Reader:
@@ -243,12 +246,18 @@ class _Reader:
         is reported as not read rather than dropped. ``optional``: a missing amount is none (a call's
         ``call_value``); else it is not read (a transfer always names its amount)."""
         if amount is None and not optional:
-            raise Unreadable(f"{kind} amount is missing")
+            raise Unreadable(Message("{what} is missing", what=kind + " amount"))
         units = _amount(amount, f"{kind} amount") if amount is not None else 0
         if units == 0:
             return
         if self._own_value_taken:
-            self.found.not_read(f"{kind} also sent {_units(units, token_id)}: a second value in one transaction")
+            self.found.not_read(
+                Message(
+                    "{kind} also sent {amount}: a second value in one transaction",
+                    kind=kind,
+                    amount=_units(units, token_id),
+                )
+            )
             return
         self.transfer(
             NATIVE_LOG_INDEX,
@@ -267,10 +276,11 @@ class _Reader:
             value = (parameter.get("value") if isinstance(parameter, dict) else None) or {}
             try:
                 if not isinstance(value, dict):
-                    raise Unreadable(f"its parameter value {value!r:.80} is not an object")
+                    raise Unreadable(Message("its parameter value {value} is not an object", value=repr(value)[:80]))
                 self._contract(kind or f"contract {position}", value)
             except Unreadable as exc:
-                self.found.not_read(f"{kind or f'contract {position}'}: {exc}")
+                part = kind or Message("contract {position}", position=position)
+                self.found.not_read(Message("{part}: {problem}", part=part, problem=str(exc)))
 
     def _contract(self, kind: str, value: dict[str, Any]) -> None:
         owner = value.get("owner_address")
@@ -286,15 +296,15 @@ class _Reader:
         elif kind == "CreateSmartContract":
             new = value.get("new_contract") or {}
             if new.get("call_value") or value.get("call_token_value"):
-                self.found.not_read("CreateSmartContract sent value to the contract it created")
+                self.found.not_read(Message("CreateSmartContract sent value to the contract it created"))
         elif kind not in NO_VALUE_CONTRACTS:
-            self.found.not_read(f"{kind}, a contract type this adapter does not read")
+            self.found.not_read(Message("{kind}, a contract type this adapter does not read", kind=kind))
 
     def logs(self, info: dict[str, Any]) -> None:
         """TRC-20 ``Transfer`` events; one it cannot decode is not read (never swallowed)."""
         logs = info.get("log") or []
         if not isinstance(logs, list):
-            self.found.not_read("the event logs (not a list)")
+            self.found.not_read(Message("the event logs (not a list)"))
             return
         for index, log in enumerate(logs):
             try:
@@ -311,29 +321,32 @@ class _Reader:
         if items is None:
             return
         if not isinstance(items, list):
-            self.found.not_read("the internal transactions (not a list)")
+            self.found.not_read(Message("the internal transactions (not a list)"))
             return
         for position, item in enumerate(items, 1):
-            what = f"internal transaction {position}"
+            what = Message("internal transaction {position}", position=position)
             if not isinstance(item, dict):
-                self.found.not_read(f"{what} (not an object)")
+                self.found.not_read(Message("{what} (not an object)", what=what))
                 continue
             if item.get("rejected") is True:
                 continue  # reverted: it moved nothing
             kind = _internal_kind(item.get("note"))
             values = item.get("callValueInfo") or []
             if not isinstance(values, list):
-                self.found.not_read(f"{what}: callValueInfo {values!r:.80} is not a list")
+                self.found.not_read(
+                    Message("{what}: callValueInfo {value} is not a list", what=what, value=repr(values)[:80])
+                )
                 continue
             for value in values:
                 try:
-                    self._internal_value(f"{what} ({kind or 'no kind given'})", kind, item, value)
+                    described = Message("{what} ({kind})", what=what, kind=kind or Message("no kind given"))
+                    self._internal_value(described, kind, item, value)
                 except Unreadable as exc:
-                    self.found.not_read(f"{what}: {exc}")
+                    self.found.not_read(Message("{part}: {problem}", part=what, problem=str(exc)))
 
     def _internal_value(self, what: str, kind: str, item: dict[str, Any], value: Any) -> None:
         if not isinstance(value, dict):
-            raise Unreadable(f"callValueInfo {value!r} is not an object")
+            raise Unreadable(Message("callValueInfo {value} is not an object", value=repr(value)))
         amount = _amount(value.get("callValue", 0), "callValue")
         if amount == 0:
             return
@@ -349,7 +362,13 @@ class _Reader:
                 f"{what} moved {_units(amount, token_id)} in the contract's own staking: no transfer"
             )
         else:
-            self.found.not_read(f"{what} moved {_units(amount, token_id)} in a way this adapter does not know")
+            self.found.not_read(
+                Message(
+                    "{what} moved {amount} in a way this adapter does not know",
+                    what=what,
+                    amount=_units(amount, token_id),
+                )
+            )
 
 
 def contract_transfers(config: ChainConfig, txid: str, tx: dict[str, Any], memo: str | None) -> Findings:
@@ -366,7 +385,7 @@ def _topic_address(topic: str) -> str:
     if len(word) == 64:
         head = word[:24].lower()
         if head not in ("0" * 24, "0" * 22 + "41"):
-            raise ValueError(f"address topic {topic!r} has non-zero upper bytes")
+            raise ValueError(Message("address topic {topic} has non-zero upper bytes", topic=repr(topic)))
         return hex_to_base58(word[24:])
     return to_base58(word)
 
@@ -376,24 +395,24 @@ def decode_trc20_log(config: ChainConfig, txid: str, index: int, log: Any) -> Tr
     topics may come in any form (hex with or without ``41``, base58); a ``Transfer`` event that still cannot
     be decoded (or a TRC-721 one, which moves a token id) raises ``Unreadable``: value moved there."""
     if not isinstance(log, dict):
-        raise Unreadable(f"log {index} is not an object")
+        raise Unreadable(Message("log {index} is not an object", index=index))
     topics = [str(t) for t in log.get("topics") or []]
     if not topics or topics[0].lower().removeprefix("0x") != TRANSFER_TOPIC:
         return None
-    where = f"Transfer event (log {index}) of {log.get('address')!r}"
+    where = Message("Transfer event (log {index}) of {contract}", index=index, contract=repr(log.get("address")))
     if len(topics) == 4:
-        raise Unreadable(f"{where} moved a TRC-721 token (an NFT, token id in its 4th topic)")
+        raise Unreadable(Message("{what} moved a TRC-721 token (an NFT, token id in its 4th topic)", what=where))
     if len(topics) != 3:
-        raise Unreadable(f"{where} has {len(topics)} topics, not 3")
+        raise Unreadable(Message("{what} has {topics} topics, not 3", what=where, topics=len(topics)))
     data = str(log.get("data") or "").removeprefix("0x")
     try:
         token_address = to_base58(str(log.get("address") or ""))
         sender, recipient = _topic_address(topics[1]), _topic_address(topics[2])
         if len(data) != 64:
-            raise ValueError(f"its data is {len(data) // 2} bytes, not 32")
+            raise ValueError(Message("its data is {size} bytes, not 32", size=len(data) // 2))
         amount = int(data, 16)
     except ValueError as exc:
-        raise Unreadable(f"{where} could not be decoded: {exc}") from exc
+        raise Unreadable(Message("{what} could not be decoded: {problem}", what=where, problem=str(exc))) from exc
     token = config.token_by_address(token_address)
     return Transfer(
         chain=config.name,

@@ -32,11 +32,12 @@ import httpx
 
 from chains.adapter import Findings, PooledAdapter
 from chains.endpoints import EndpointFailed, RpcError, send
+from recovery.i18n import N_, Message
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
 from recovery.settings import ChainConfig
 
 TX_HASH_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-TX_HASH_FORMAT = "64 hex digits, no 0x (any case)"
+TX_HASH_FORMAT = N_("64 hex digits, no 0x (any case)")
 TF_PARTIAL_PAYMENT = 0x00020000
 UNLISTED_DECIMALS = 15
 RIPPLE_EPOCH = 946_684_800
@@ -133,22 +134,28 @@ def parse_amount(config: ChainConfig, amount: Any) -> tuple[str | None, str | No
     """``(token_address, asset, decimals, base units)`` of an XRPL amount; ``_Unreadable`` otherwise."""
     if isinstance(amount, str):
         if not amount.isdigit():
-            raise _Unreadable(f"XRP amount {amount!r} is not a whole number of drops")
+            raise _Unreadable(Message("XRP amount {amount} is not a whole number of drops", amount=repr(amount)))
         return None, config.native_symbol, config.native_decimals, int(amount)
     if not isinstance(amount, dict) or not {"currency", "issuer", "value"} <= amount.keys():
-        raise _Unreadable(f"unsupported amount {amount!r}")
+        raise _Unreadable(Message("unsupported amount {amount}", amount=repr(amount)))
     token_address = f"{amount['currency']}.{amount['issuer']}"
     token = config.token_by_address(token_address)
     decimals = token.decimals if token else UNLISTED_DECIMALS
     try:
         value = Decimal(str(amount["value"]))
     except InvalidOperation as exc:
-        raise _Unreadable(f"issued amount value {amount['value']!r} is not a number") from exc
+        raise _Unreadable(Message("issued amount value {value} is not a number", value=repr(amount["value"]))) from exc
     with localcontext() as ctx:
         ctx.prec = 200
         scaled = value.scaleb(decimals)
         if not scaled.is_finite() or scaled < 0 or scaled != scaled.to_integral_value():
-            raise _Unreadable(f"{_format_amount(amount)} is not a whole number of units at {decimals} decimals")
+            raise _Unreadable(
+                Message(
+                    "{amount} is not a whole number of units at {decimals} decimals",
+                    amount=_format_amount(amount),
+                    decimals=decimals,
+                )
+            )
         units = int(scaled)
     return token_address, token.symbol if token else None, decimals, units
 
@@ -164,7 +171,10 @@ def payment_transfer(
             found.notes.append(f"{kind} is not a payment: no transfer")
         else:
             found.not_read(
-                f"a {kind or 'transaction without a type'}, which may deliver value this adapter does not read"
+                Message(
+                    "a {kind}, which may deliver value this adapter does not read",
+                    kind=kind or Message("transaction without a type"),
+                )
             )
         return
     delivered = meta.get("delivered_amount")
@@ -172,8 +182,10 @@ def payment_transfer(
         delivered = meta.get("DeliveredAmount")
     if delivered is None or delivered == "unavailable":
         found.not_read(
-            "how much the payment delivered: the ledger does not say (delivered_amount unavailable, as for "
-            "payments before 2014)"
+            Message(
+                "how much the payment delivered: the ledger does not say (delivered_amount unavailable, as for "
+                "payments before 2014)"
+            )
         )
         return
     declared = tx.get("DeliverMax", tx.get("Amount"))
@@ -185,11 +197,17 @@ def payment_transfer(
     try:
         token_address, asset, decimals, units = parse_amount(config, delivered)
     except _Unreadable as exc:
-        found.not_read(f"the delivered amount: {exc}")
+        found.not_read(Message("the delivered amount: {problem}", problem=str(exc)))
         return
     sender, recipient = tx.get("Account"), tx.get("Destination")
     if not isinstance(sender, str) or not isinstance(recipient, str):
-        found.not_read(f"the payment's Account {sender!r} or Destination {recipient!r}")
+        found.not_read(
+            Message(
+                "the payment's Account {sender} or Destination {recipient}",
+                sender=repr(sender),
+                recipient=repr(recipient),
+            )
+        )
         return
     tag = tx.get("DestinationTag")
     found.transfers.append(

@@ -10,6 +10,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from recovery.choices import refuse_fee_override
+from recovery.i18n import Message
 from recovery.models import Quote, Settlement
 from recovery.settings import FeePolicyConfig
 
@@ -57,8 +58,10 @@ def policy_fee_usd(
     elif policy.withdrawal_fee_multiple is not None:
         if withdrawal_fee_usd is None:
             raise CannotQuote(
-                "the fee policy charges a multiple of the asset's withdrawal fee, and the chain's withdrawal_fees "
-                "give none for this asset"
+                Message(
+                    "the fee policy charges a multiple of the asset's withdrawal fee, and the chain's withdrawal_fees "
+                    "give none for this asset"
+                )
             )
         fee = policy.withdrawal_fee_multiple * withdrawal_fee_usd
     else:
@@ -75,22 +78,40 @@ def policy_fee_usd(
 
 
 def fee_basis(policy: FeePolicyConfig, *, vip: bool) -> str:
-    """The policy in words, for the quote's breakdown."""
+    """The policy in words, for the quote's breakdown: a :class:`~recovery.i18n.Message` (its English is the
+    text; a reader gets it in their language)."""
     if policy.flat_usd is not None:
-        basis = f"a flat {policy.flat_usd} USD"
+        basis = Message("a flat {usd} USD", usd=str(policy.flat_usd))
     elif policy.withdrawal_fee_multiple is not None:
-        basis = f"{policy.withdrawal_fee_multiple}x the asset's withdrawal fee"
+        basis = Message("{multiple}x the asset's withdrawal fee", multiple=policy.withdrawal_fee_multiple)
     else:
-        basis = f"{Decimal(policy.percent_bps).scaleb(-2).normalize():f} % of the value"
+        basis = Message("{percent} of the value", percent=_percent(policy.percent_bps))
         if policy.free_usd:
-            basis = f"free up to {policy.free_usd} USD, then {basis} above it"
-    bounds = [f"at least {policy.min_usd} USD" if policy.min_usd is not None else "", ""]
-    bounds[1] = f"at most {policy.max_usd} USD" if policy.max_usd is not None else ""
-    if any(bounds):
-        basis += " (" + ", ".join(b for b in bounds if b) + ")"
+            basis = Message("free up to {usd} USD, then {basis} above it", usd=str(policy.free_usd), basis=basis)
+    basis = _bounded(basis, policy)
     if vip and policy.vip_discount_bps:
-        basis += f", less the VIP discount of {Decimal(policy.vip_discount_bps).scaleb(-2).normalize():f} %"
-    return basis + ("; network cost absorbed by the exchange" if policy.network_cost == "absorbed" else "")
+        basis = Message(
+            "{basis}, less the VIP discount of {percent}", basis=basis, percent=_percent(policy.vip_discount_bps)
+        )
+    if policy.network_cost == "absorbed":
+        return Message("{basis}; network cost absorbed by the exchange", basis=basis)
+    return basis
+
+
+def _percent(bps: int) -> str:
+    """``5 %``: a rate in basis points as the policy's words show it (a value, so no ``%`` is in a message id)."""
+    return f"{Decimal(bps).scaleb(-2).normalize():f} %"
+
+
+def _bounded(basis: Message, policy: FeePolicyConfig) -> Message:
+    low, high = policy.min_usd, policy.max_usd
+    if low is not None and high is not None:
+        return Message("{basis} (at least {min} USD, at most {max} USD)", basis=basis, min=str(low), max=str(high))
+    if low is not None:
+        return Message("{basis} (at least {min} USD)", basis=basis, min=str(low))
+    if high is not None:
+        return Message("{basis} (at most {max} USD)", basis=basis, max=str(high))
+    return basis
 
 
 def quote(
@@ -137,7 +158,7 @@ def quote(
         max_fee_usd=policy.max_usd,
         fee_overridden=fee_usd_override is not None,
         policy=policy_name,
-        basis="an engineer's fee" if fee_usd_override is not None else fee_basis(policy, vip=vip),
+        basis=Message("an engineer's fee") if fee_usd_override is not None else fee_basis(policy, vip=vip),
         network_cost=policy.network_cost,
         network_cost_estimate=gas_estimate,
         vip_discount_bps=policy.vip_discount_bps if vip else 0,
@@ -190,7 +211,12 @@ def waive(quoted: Quote, *, incident_id: int, reason: str) -> Quote:
             "net_estimate": quoted.amount - quoted.gas_estimate,
             "waived_by": incident_id,
             "waived_fee": quoted.fee,
-            "basis": f"fee waived: incident #{incident_id} ({reason}); the policy's fee would be {quoted.fee_usd} USD",
+            "basis": Message(
+                "fee waived: incident #{incident} ({reason}); the policy's fee would be {fee_usd} USD",
+                incident=incident_id,
+                reason=reason,
+                fee_usd=str(quoted.fee_usd),
+            ),
             "acceptance_required": False,
         }
     )

@@ -6,10 +6,12 @@ The checks run in order; the first that applies names the pattern.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from recovery.i18n import N_
+from recovery.i18n import N_, SEPARATED, amount
 from recovery.models import (
+    TOKEN_AMOUNT,
     Action,
     Classification,
     DepositFacts,
@@ -19,6 +21,7 @@ from recovery.models import (
     Transfer,
     ref_amount,
     ref_message,
+    text_param,
 )
 from recovery.units import format_units
 
@@ -43,15 +46,41 @@ def _ref(msgid: str, **params: Param) -> Reason:
     return msgid.format(**english), MessageRef(msgid=msgid, params=values)
 
 
-def _amount(deposit: Transfer, value: int | None = None) -> tuple[str, dict[str, Any]] | str:
+def _amount(deposit: Transfer, value: int | None = None) -> Param:
     """``value`` (default: the deposit's amount) of the deposit's asset, formatted per language when read; its
     English as Babel writes it (``1,234.5 USDT``), so that the reason equals its ref rendered in English."""
     base_units = deposit.amount if value is None else value
+    if deposit.asset is None:
+        return _ref(TOKEN_AMOUNT, amount=_number(base_units, deposit.decimals), address=str(deposit.token_address))
     tagged = ref_amount(base_units, deposit.decimals, deposit.label)
     if isinstance(tagged, str):
         return tagged
-    whole, _, fraction = format_units(base_units, deposit.decimals or 0).partition(".")
-    return f"{int(whole):,}" + (f".{fraction}" if fraction else "") + f" {deposit.label}", tagged
+    return f"{_grouped(base_units, deposit.decimals or 0)} {deposit.label}", tagged
+
+
+def _number(base_units: int, decimals: int | None) -> Param:
+    """A number of whole units, formatted per language when read; base units as they are without decimals."""
+    if decimals is None:
+        return str(base_units)
+    return _grouped(base_units, decimals), {"decimal": str(amount(base_units, decimals))}
+
+
+def _grouped(base_units: int, decimals: int) -> str:
+    """The number as Babel writes it in English (``1,234.5``)."""
+    whole, _, fraction = format_units(base_units, decimals).partition(".")
+    return f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+
+
+def _separated(texts: Sequence[str]) -> Param:
+    """Texts one after the other (``a; b``): each a lower layer's text (a message is rendered in the reader's
+    language), separated as the reader's language does it."""
+    values = [text_param(text) for text in texts]
+    if all(isinstance(value, str) for value in values):
+        return "; ".join(str(value) for value in values)
+    joined: Param = values[0]
+    for value in values[1:]:
+        joined = _ref(SEPARATED, first=joined, second=value)
+    return joined
 
 
 def _chain(chain: str | None) -> str | Reason:
@@ -300,7 +329,7 @@ def _unlisted(facts: DepositFacts, deposit: Transfer) -> Classification:
     name: str | Reason = (
         f"{facts.token_symbol} ({address})" if facts.token_symbol else _ref(N_("token ({address})"), address=address)
     )
-    problems = "; ".join(f.detail for f in facts.token_findings)
+    problems = _separated([f.detail for f in facts.token_findings])
     if problems and not facts.priced:
         reason = _ref(
             N_(
@@ -361,7 +390,7 @@ def _with_unread(facts: DepositFacts, verdict: Classification) -> Classification
     unread = facts.trace.unread
     if not unread:
         return verdict
-    what = "; ".join(unread)
+    what = _separated(unread)
     if verdict.route is Route.AUTOMATIC:
         return _manual(
             verdict.pattern,

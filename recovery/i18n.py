@@ -315,7 +315,8 @@ class AmountText(Message):
 
 def decode(params: Mapping[str, Any]) -> dict[str, Param]:
     """The values of a message ref's JSON ``params`` (``recovery.models.MessageRef``), ready for
-    :func:`translate`: tagged datetimes, dates, amounts and nested refs become what formats them per language."""
+    :func:`translate`: tagged datetimes, dates, amounts, decimals and nested refs become what formats them per
+    language."""
     return {name: _decode_value(value) for name, value in params.items()}
 
 
@@ -329,6 +330,8 @@ def _decode_value(value: Any) -> Param:
             return date.fromisoformat(inner)
         if tag == "amount":
             return AmountText(int(inner["base_units"]), int(inner["decimals"]), str(inner["asset"]))
+        if tag == "decimal":
+            return Decimal(inner)
         if tag == "message":
             return Message(inner["msgid"], **decode(inner.get("params") or {}))
     return value
@@ -337,3 +340,74 @@ def _decode_value(value: Any) -> Param:
 def render_ref(locale: str | None, msgid: str, params: Mapping[str, Any] | None) -> str:
     """A message ref (id and JSON values) in ``locale``; English when the catalog has no translation."""
     return translate(locale, msgid, **decode(params or {}))
+
+
+# --- messages handed on as JSON (a lower layer's text inside a reason or a timeline message) --------
+
+
+class Stored(Message):
+    """A message rebuilt from its JSON (:func:`message_json`): its English as it was sent, its id and its values
+    as a message ref keeps them (tagged). Made without formatting or reading anything, so that it can be rebuilt
+    anywhere (a workflow's sandbox decodes activity results); rendered like a ref (:func:`render_ref`)."""
+
+    def __new__(cls, english: str, msgid: str, params: Mapping[str, Any]) -> Stored:
+        self = str.__new__(cls, english)
+        self.msgid, self.params = msgid, dict(params)
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Param]]:  # type: ignore[override]
+        return (str.__str__(self), self.msgid, dict(self.params)), {}
+
+    def render(self, locale: str | None) -> str:
+        return render_ref(locale, self.msgid, self.params)
+
+
+def message_json(text: str) -> dict[str, Any] | None:
+    """A message as a message ref's JSON (``{"msgid": ..., "params": {...}}``, values tagged as :func:`decode`
+    reads them); None for plain text, and for a :class:`Joined` or :class:`Listed` (their English is handed on)."""
+    if isinstance(text, Stored):
+        return {"msgid": text.msgid, "params": dict(text.params)}
+    if isinstance(text, AmountText | Joined | Listed) or not isinstance(text, Message) or not text.msgid:
+        return None
+    return {"msgid": text.msgid, "params": encode(text.params)}
+
+
+def encode(params: Mapping[str, Param]) -> dict[str, Any]:
+    """A message's values as a message ref's JSON, the inverse of :func:`decode`: a nested message, an amount, a
+    date, a moment or a ``Decimal`` tagged; text and integers as they are."""
+    return {name: _encode_value(value) for name, value in params.items()}
+
+
+def _encode_value(value: Param) -> Any:
+    if isinstance(value, AmountText):
+        inner = {"base_units": str(value.base_units), "decimals": value.decimals, "asset": value.asset}
+        return {"amount": inner}
+    if isinstance(value, str):
+        nested = message_json(value)
+        return str.__str__(value) if nested is None else {"message": nested}
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, int):
+        return value
+    return str(value)
+
+
+SEPARATED = N_("{first}; {second}")
+"""Two texts one after the other (findings, parts not read), separated as the reader's language does it."""
+SPACED = N_("{first} {second}")
+"""Two texts one after the other with a space between them (two sentences, a note and what follows it)."""
+
+
+def separated(texts: Sequence[str], msgid: str = SEPARATED) -> str:
+    """``a; b; c`` (``a b c`` with :data:`SPACED`): the texts one after the other, each rendered in the reader's
+    language and the separator too (nested messages); plain text when none of them is a message."""
+    if not any(isinstance(text, Message) for text in texts):
+        return ("; " if msgid == SEPARATED else " ").join(texts)
+    joined = texts[0]
+    for text in texts[1:]:
+        joined = Message(msgid, first=joined, second=text)
+    return joined

@@ -2,7 +2,8 @@
 
 Every layer above reads and writes these (store, chains, services, workflows, API). The messages only a
 workflow and its activities exchange live beside the workflow (``workflows.case_messages``).
-Workflow-safe: only the standard library and pydantic. Amounts are integers in base units.
+Workflow-safe: only the standard library, pydantic and ``recovery.i18n`` (which reads no file and formats
+nothing until a text is rendered). Amounts are integers in base units.
 """
 
 from __future__ import annotations
@@ -12,14 +13,49 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer, PlainValidator
 
+from recovery.i18n import N_, AmountText, Message, Stored, amount, message_json
 from recovery.roster import ApprovalPolicy, Tier
 from recovery.units import amount_text
 
 BaseUnits = Annotated[int, PlainSerializer(str, return_type=str, when_used="json")]
 """An integer amount in base units. JSON carries it as a string: the Temporal Web UI and other
 JavaScript readers would otherwise round amounts above 2**53 (100 USDT with 18 decimals is 1e20)."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value  # a Message stays one
+    if isinstance(value, dict) and isinstance(value.get("text"), str) and isinstance(value.get("msgid"), str):
+        return Stored(value["text"], value["msgid"], value.get("params") or {})
+    raise ValueError("expected a text, or a message as {text, msgid, params}")
+
+
+def _text_json(value: str) -> str | dict[str, Any]:
+    ref = message_json(value)
+    return str.__str__(value) if ref is None else {"text": str.__str__(value), **ref}
+
+
+Text = Annotated[
+    str,
+    PlainValidator(_text, json_schema_input_type=str | dict[str, Any]),
+    PlainSerializer(_text_json, when_used="json"),
+]
+"""A text a lower layer hands on for a user to read (what an adapter could not read, a token check's finding,
+why no fee can be quoted, a quote's basis): plain text, or a :class:`~recovery.i18n.Message`, which it stays.
+JSON carries a message as ``{"text": <English>, "msgid": ..., "params": {...}}`` (a plain text as a string, as
+before), so that it crosses an activity or the database and is rendered in the reader's language where it ends
+up inside a reason or a timeline message (:func:`text_param`)."""
+
+
+def text_param(text: str) -> str | tuple[str, MessageRef]:
+    """A :data:`Text` as a value inside a reason or a timeline message: its English and its ref where it is a
+    message, else the text as it is."""
+    ref = message_json(text)
+    if ref is None:
+        return str.__str__(text)
+    return str.__str__(text), MessageRef.model_validate(ref)
 
 
 class CaseStatus(StrEnum):
@@ -125,6 +161,10 @@ def case_id_for(chain: str, tx_hash: str, log_index: int | None) -> str:
     return "case-" + deposit_key(chain, tx_hash, log_index).replace(":", "-")
 
 
+TOKEN_AMOUNT = N_("{amount} token {address}")
+"""An amount of a token that has no symbol here (``Transfer.label`` is ``token <address>``)."""
+
+
 class Transfer(BaseModel):
     """A value movement found in a transaction. ``token_address`` is None for the native asset.
 
@@ -169,6 +209,18 @@ class Transfer(BaseModel):
         """``value`` (default: the amount) of this transfer's asset, e.g. ``100.5 USDT``."""
         return amount_text(self.amount if value is None else value, self.decimals, self.label)
 
+    def amount_message(self, value: int | None = None) -> str:
+        """``value`` (default: the amount) of this transfer's asset for a reader (``1,234.5 USDT``, ``1.234,5
+        USDT``): the number formatted for their language, a token without a symbol named in it. Formats with
+        Babel: never in a workflow."""
+        base_units = self.amount if value is None else value
+        if self.asset is None:
+            number: Any = str(base_units) if self.decimals is None else amount(base_units, self.decimals)
+            return Message(TOKEN_AMOUNT, amount=number, address=str(self.token_address))
+        if self.decimals is None:
+            return f"{base_units} {self.asset}"
+        return AmountText(base_units, self.decimals, self.asset)
+
 
 class TraceResult(BaseModel):
     """What a chain says about a transaction."""
@@ -187,7 +239,7 @@ class TraceResult(BaseModel):
     notes: list[str] = Field(default_factory=list)
     """What the adapter noticed that a reader should know (e.g. an XRP partial payment delivered less
     than its ``Amount``)."""
-    unread: list[str] = Field(default_factory=list)
+    unread: list[Text] = Field(default_factory=list)
     """Parts of the transaction the adapter could not read or did not understand where value may have moved
     (a receipt without a status, a contract type it does not know, a log it could not decode), in plain
     words. Never silently "no deposit": the classifier sends a case with any of these to an engineer and
@@ -219,7 +271,8 @@ class TokenRisk(StrEnum):
 
 class TokenFinding(BaseModel):
     risk: TokenRisk
-    detail: str
+    detail: Text
+    """What the check saw, in words: the reason of a case sent to an engineer quotes it."""
 
 
 class DepositFacts(BaseModel):
@@ -272,9 +325,9 @@ class MessageRef(BaseModel):
 
     Each value is JSON: text or an integer as they are, or a tagged value formatted per language:
     ``{"datetime": "2027-01-13T10:00:00+00:00"}``, ``{"date": "2027-01-13"}``, ``{"amount": {"base_units":
-    "100500000", "decimals": 6, "asset": "USDT"}}`` (never a float) or ``{"message": {...}}`` (a ref inside a
-    sentence). Build the tagged ones with :func:`ref_datetime`, :func:`ref_date`, :func:`ref_amount`,
-    :func:`ref_message`. Workflow-safe: renders nothing itself."""
+    "100500000", "decimals": 6, "asset": "USDT"}}`` (never a float), ``{"decimal": "2.5"}``, or ``{"message":
+    {...}}`` (a ref inside a sentence). Build the tagged ones with :func:`ref_datetime`, :func:`ref_date`,
+    :func:`ref_amount`, :func:`ref_message`. Workflow-safe: renders nothing itself."""
 
     msgid: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -328,7 +381,7 @@ class Quote(BaseModel):
     """The fee is an engineer's override (who and why: the case's audit and timeline)."""
     policy: str = "default"
     """The fee policy applied: a pattern's own, or ``default``."""
-    basis: str = ""
+    basis: Text = ""
     """The policy in words ("free up to 100 USD, then 5 % of the value above it (at most 500 USD)")."""
     network_cost: str = "passed"
     """``passed``: ``gas_estimate`` is charged to the user; ``absorbed``: the exchange pays it (0 charged)."""

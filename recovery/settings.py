@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from recovery.errors import PermanentError
+from recovery.i18n import Message
 from recovery.models import Pattern
 from recovery.roster import Engineer, Tier, UnattestedRule
 
@@ -517,7 +518,11 @@ class Settings(BaseSettings):
         try:
             config = self.chain(name)
         except KeyError:
-            raise UnknownChain(f"unknown chain {name!r}: use one of {', '.join(self.chain_names)}") from None
+            raise UnknownChain(
+                Message(
+                    "unknown chain {name}: use one of {chains}", name=repr(name), chains=", ".join(self.chain_names)
+                )
+            ) from None
         if family is not None and config.family != family:
             raise UnknownChain(
                 f"chain {name!r} is a {config.family} chain: only {family} chains are {doing or 'supported'}"

@@ -35,7 +35,7 @@ from fees.policy import quote as policy_quote
 from fees.prices import PricePort, StaticPrices
 from recovery.classify import classify
 from recovery.errors import PermanentError
-from recovery.i18n import N_, AmountText, render_ref, translate
+from recovery.i18n import N_, AmountText, Message, render, render_ref, translate
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import Action, DepositFacts, Pattern, Quote, Route, TraceResult, Transfer
 from recovery.roster import ApprovalPolicy, Tier
@@ -332,7 +332,7 @@ class ClaimPreviewer:
         off_engine = verdict.action is Action.OFF_ENGINE
         # the workflow quotes nothing it cannot carry out (until an engineer books the recovery, without gas)
         fee, quoted = self._fee(
-            found, verdict.pattern, facts, on_chain=not off_engine and verdict.action is Action.SWEEP, tr=tr
+            found, verdict.pattern, facts, on_chain=not off_engine and verdict.action is Action.SWEEP, locale=locale
         )
         quote = None if off_engine else quoted
         if quote is not None and quote.net_estimate <= 0:
@@ -393,7 +393,7 @@ class ClaimPreviewer:
                 as_of=now,
             )
         steps = [_accept_step(case_id, tr)] if quote.acceptance_required else []
-        amount = _amount(found)
+        amount = found.amount_message()
         if steps:
             text = tr(
                 N_(
@@ -458,14 +458,16 @@ class ClaimPreviewer:
     # --- the fee ------------------------------------------------------------------------------
 
     def _fee(
-        self, deposit: Transfer, pattern: Pattern, facts: DepositFacts, *, on_chain: bool, tr: Tr
+        self, deposit: Transfer, pattern: Pattern, facts: DepositFacts, *, on_chain: bool, locale: str
     ) -> tuple[FeeOutlook, Quote | None]:
         """The policy that applies and the quote the workflow would make without the network cost (which
-        needs chain calls the preview does not make), or None where the workflow could make none."""
+        needs chain calls the preview does not make), or None where the workflow could make none; its texts in
+        ``locale``."""
+        tr: Tr = functools.partial(translate, locale)
         name, policy = self._settings.fee_policy(pattern)
         outlook = FeeOutlook(
             policy=name,
-            basis=fee_basis(policy, vip=facts.claimant_vip),
+            basis=render(fee_basis(policy, vip=facts.claimant_vip), locale),
             network_cost=policy.network_cost,
             asset=deposit.asset_key,
             decimals=deposit.decimals,
@@ -479,7 +481,7 @@ class ClaimPreviewer:
         if deposit.decimals is None:
             missing = tr(N_("the token {token} has no known decimals"), token=deposit.token_address or "")
         elif price is None or price <= 0:
-            missing = tr(N_("there is no USD price for {asset}"), asset=deposit.label)
+            missing = tr(N_("there is no USD price for {asset}"), asset=_asset(deposit))
         elif on_chain and (native is None or native <= 0):
             missing = tr(
                 N_("there is no USD price for {symbol}, which pays the network cost"), symbol=config.native_symbol
@@ -502,7 +504,7 @@ class ClaimPreviewer:
                 vip=facts.claimant_vip,
             )
         except CannotQuote as exc:
-            return outlook.model_copy(update={"not_estimated": str(exc)}), None
+            return outlook.model_copy(update={"not_estimated": render(str(exc), locale)}), None
         return (
             outlook.model_copy(
                 update={
@@ -668,12 +670,9 @@ def _engineer_next(sla: SlaOutlook, off_engine: bool, steps: list[UserStep], tr:
     return " ".join(parts)
 
 
-def _amount(deposit: Transfer, value: int | None = None) -> str:
-    """An amount of the deposit's asset, its number formatted per language where its decimals are known."""
-    base_units = deposit.amount if value is None else value
-    if deposit.decimals is None:
-        return deposit.amount_text(base_units)
-    return AmountText(base_units, deposit.decimals, deposit.label)
+def _asset(deposit: Transfer) -> str:
+    """The deposit's asset as a reader knows it: its symbol, else the token in their language."""
+    return deposit.asset or Message("token {address}", address=str(deposit.token_address))
 
 
 def _too_small(quote: Quote, tr: Tr) -> str:

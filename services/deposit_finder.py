@@ -19,6 +19,7 @@ from chains.evm_scan import EvmScanner, FoundTransfer, ScanBatch, UnreadLog, unc
 from chains.signer import GAS_WALLET_PATH, HOT_WALLET_PATH, Signer
 from fees.prices import StaticPrices
 from recovery.errors import PermanentError
+from recovery.i18n import Message
 from recovery.models import NewCase, Transfer
 from recovery.settings import ChainConfig, Settings
 from services.case_opening import CaseOpener, Outcome
@@ -73,12 +74,26 @@ class ConfirmedScan:
     case_ids: list[str] = field(default_factory=list)
 
 
-def scanner_message(deposit: Transfer, *, reason: str = "", block_number: int | None = None) -> str:
-    where = f" in block {block_number}" if block_number is not None else ""
-    why = f" ({reason})" if reason else ""
-    return (
-        f"Opened by the deposit scanner, before any claim: {deposit.amount_text()} sent on {deposit.chain} to "
-        f"{deposit.recipient}{where} in transaction {deposit.tx_hash} was not credited{why}."
+def scanner_message(deposit: Transfer, *, reason: str, block_number: int | None = None) -> str:
+    """The note on the timeline of a case the scanner opened: what arrived, and why it was not credited."""
+    values = {
+        "amount": deposit.amount_message(),
+        "chain": deposit.chain,
+        "recipient": deposit.recipient,
+        "tx_hash": deposit.tx_hash,
+        "reason": reason,
+    }
+    if block_number is None:
+        return Message(
+            "Opened by the deposit scanner, before any claim: {amount} sent on {chain} to {recipient} in "
+            "transaction {tx_hash} was not credited ({reason}).",
+            **values,
+        )
+    return Message(
+        "Opened by the deposit scanner, before any claim: {amount} sent on {chain} to {recipient} in block "
+        "{block} in transaction {tx_hash} was not credited ({reason}).",
+        block=block_number,
+        **values,
     )
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from sqlmodel import Session
 
+from recovery.i18n import SPACED, Message
 from recovery.models import CaseStatus
 from services.case_refs import case_ref
 from store import cases, fee_ledger, incidents
@@ -48,8 +49,14 @@ def incident_key(incident_id: int) -> str:
     return f"incident-{incident_id}"
 
 
-def waived_message(incident: Incident) -> str:
-    return f"Your recovery fee is waived: incident #{incident.id} on {incident.chain} ({incident.reason})."
+def waived_message(incident: Incident, *, paid_back: bool = False) -> str:
+    """What a case's timeline says of the incident that waives its fee (the incident's reason as declared)."""
+    values = {"incident": incident.id, "chain": incident.chain, "reason": incident.reason}
+    if paid_back:
+        return Message(
+            "Your recovery fee is waived and paid back: incident #{incident} on {chain} ({reason}).", **values
+        )
+    return Message("Your recovery fee is waived: incident #{incident} on {chain} ({reason}).", **values)
 
 
 def compensation_entry(ref: CaseRef, incident: Incident) -> FeeLedgerEntry | None:
@@ -125,12 +132,16 @@ def apply(session: Session, *, incident: Incident) -> Applied:
                 session,
                 case_id=case.case_id,
                 key=incident_key(incident.id),
-                message=waived_message(incident)
-                + (
-                    f" You will also be compensated {incident.compensation} USD when your case completes."
-                    if incident.compensation
-                    else ""
-                ),
+                message=Message(
+                    SPACED,
+                    first=waived_message(incident),
+                    second=Message(
+                        "You will also be compensated {usd} USD when your case completes.",
+                        usd=str(incident.compensation),
+                    ),
+                )
+                if incident.compensation
+                else waived_message(incident),
             )
     session.commit()
     return applied
@@ -139,7 +150,7 @@ def apply(session: Session, *, incident: Incident) -> Applied:
 def _settled(session: Session, case: Case, ref: CaseRef, incident: Incident, applied: Applied) -> None:
     assert incident.id is not None
     charged = fee_ledger.one(session, case_id=case.case_id, kind=FeeKind.CHARGED)
-    parts = [waived_message(incident).replace("is waived", "is waived and paid back")]
+    message = waived_message(incident, paid_back=True)
     if charged is not None and charged.amount > 0:
         refund = fee_ledger.entry(
             ref,
@@ -159,8 +170,9 @@ def _settled(session: Session, case: Case, ref: CaseRef, incident: Incident, app
     if compensation is not None:
         if fee_ledger.add_once(session, compensation):
             applied.compensated += 1
-        parts.append(f"You are compensated {incident.compensation} USD.")
-    cases.add_note(session, case_id=case.case_id, key=incident_key(incident.id), message=" ".join(parts))
+        compensated = Message("You are compensated {usd} USD.", usd=str(incident.compensation))
+        message = Message(SPACED, first=message, second=compensated)
+    cases.add_note(session, case_id=case.case_id, key=incident_key(incident.id), message=message)
 
 
 def covering(session: Session, *, case_id: str) -> Incident | None:

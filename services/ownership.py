@@ -12,10 +12,15 @@ from eth_account.messages import encode_defunct
 from sqlmodel import Session
 
 from recovery.errors import PermanentError
+from recovery.i18n import N_, Message
 from recovery.models import NATIVE_LOG_INDEX, TraceResult, Transfer
+from recovery.names import PROOF_METHOD_NAMES
 from recovery.settings import ChainConfig, Settings, UnknownChain
 from store import cases, ownership, users
 from store.db import norm_address, utcnow
+
+NO_PROOF_NEEDED = N_("case {case_id} needs no ownership proof")
+ALREADY_PROVEN = N_("replayed: ownership for case {case_id} was already proven; nothing more is needed.")
 
 CLOCK_SKEW = {
     "evm": timedelta(seconds=5),
@@ -57,9 +62,17 @@ def recovered_signer(message: str, signature: str) -> str | None:
 def issue(session: Session, *, case_id: str, ttl: timedelta) -> ownership.OwnershipChallenge:
     required = ownership.requirement(session, case_id=case_id)
     if required is None:
-        raise NoProofNeeded(f"case {case_id} needs no ownership proof (nothing is waiting for one)")
+        raise NoProofNeeded(
+            Message("case {case_id} needs no ownership proof (nothing is waiting for one)", case_id=case_id)
+        )
     if required.proven_at is not None:
-        raise NoProofNeeded(f"ownership for case {case_id} was already proven ({required.method})")
+        raise NoProofNeeded(
+            Message(
+                "ownership for case {case_id} was already proven ({method})",
+                case_id=case_id,
+                method=_method(required.method),
+            )
+        )
     return ownership.issue_challenge(session, requirement=required, ttl=ttl)
 
 
@@ -68,38 +81,60 @@ def check_signature(session: Session, *, case_id: str, signature: str) -> Accept
     written: the caller hands the proof to the case, then :func:`mark_proven` records it."""
     required = ownership.requirement(session, case_id=case_id)
     if required is None:
-        raise NoProofNeeded(f"case {case_id} needs no ownership proof")
+        raise NoProofNeeded(Message(NO_PROOF_NEEDED, case_id=case_id))
     if required.proven_at is not None:
-        raise ProofRefused(f"replayed: ownership for case {case_id} was already proven; nothing more is needed.")
+        raise ProofRefused(Message(ALREADY_PROVEN, case_id=case_id))
     now = utcnow()
     for challenge in ownership.challenges_for(session, address=required.address):
         if recovered_signer(challenge.message, signature) != challenge.address:
             continue
         if challenge.case_id != case_id:
             raise ProofRefused(
-                f"other case: this signature is for case {challenge.case_id}, not {case_id}. GET this case's "
-                "ownership-challenge and sign its message."
+                Message(
+                    "other case: this signature is for case {other}, not {case_id}. GET this case's "
+                    "ownership-challenge and sign its message.",
+                    other=challenge.case_id,
+                    case_id=case_id,
+                )
             )
         if challenge.used_at is not None:
-            raise ProofRefused("replayed: this signature was already used. GET a new challenge and sign it.")
+            raise ProofRefused(Message("replayed: this signature was already used. GET a new challenge and sign it."))
         if challenge.expires_at <= now:
             raise ProofRefused(
-                f"expired: the challenge expired at {challenge.expires_at.isoformat()}. GET a new challenge and "
-                "sign it before it expires."
+                Message(
+                    "expired: the challenge expired at {expired_at}. GET a new challenge and sign it before it "
+                    "expires.",
+                    expired_at=challenge.expires_at.isoformat(),
+                )
             )
         return AcceptedProof(
             case_id=case_id, address=required.address, method=ownership.SIGNATURE, reference=challenge.nonce
         )
     raise ProofRefused(
-        f"forged: the signature was not made by {required.address} over this case's challenge. Sign the exact "
-        f"message of GET /v1/cases/{case_id}/ownership-challenge with personal_sign from that wallet."
+        Message(
+            "forged: the signature was not made by {address} over this case's challenge. Sign the exact message of "
+            "GET /v1/cases/{case_id}/ownership-challenge with personal_sign from that wallet.",
+            address=required.address,
+            case_id=case_id,
+        )
     )
 
 
 def mark_proven(session: Session, proof: AcceptedProof) -> None:
     """Record the proof and use up its challenge or verification deposit (a replay is refused from now on)."""
     if not ownership.accept(session, case_id=proof.case_id, method=proof.method, reference=proof.reference):
-        raise ProofRefused(f"replayed: this {proof.method} was used at the same moment by another request.")
+        raise ProofRefused(
+            Message(
+                "replayed: this {method} was used at the same moment by another request.",
+                method=_method(proof.method),
+            )
+        )
+
+
+def _method(method: str | None) -> str:
+    """How ownership was proven, named for the reader (the code itself where it has no name)."""
+    name = PROOF_METHOD_NAMES.get(method or "")
+    return str(method) if name is None else Message(name)
 
 
 # --- verification deposits -------------------------------------------------------------------------
@@ -135,32 +170,49 @@ def check_verification_deposit(trace: TraceResult, target: VerificationTarget, *
     Pure: the caller traced the transaction and read the link."""
     chain, case_id = target.chain, target.case_id
     coin = chain.native_symbol
-    send_new = (
-        f"send a new small {coin} transfer from {target.address} to {target.recipient}"
-        + (f" with destination tag {target.memo}" if target.memo is not None else "")
-        + f" and POST its hash to /v1/cases/{case_id}/ownership-proof"
-    )
+    send_new = _send_new(target)
     if target.challenged_at is None:
         raise ProofRefused(
-            f"no challenge: a verification deposit counts only when it is made after this case's challenge, and "
-            f"none was issued yet. GET /v1/cases/{case_id}/ownership-challenge first, then {send_new}."
+            Message(
+                "no challenge: a verification deposit counts only when it is made after this case's challenge, and "
+                "none was issued yet. GET /v1/cases/{case_id}/ownership-challenge first, then {send_new}.",
+                case_id=case_id,
+                send_new=send_new,
+            )
         )
     if trace.tx_hash.lower() == target.deposit_tx_hash.lower():
-        raise ProofRefused(f"own deposit: this is the deposit the case is about, not a new transfer; {send_new}.")
+        raise ProofRefused(
+            Message(
+                "own deposit: this is the deposit the case is about, not a new transfer; {send_new}.", send_new=send_new
+            )
+        )
     if linked_to is not None and linked_to != case_id:
         raise ProofRefused(
-            f"replayed: this transaction is already the ownership proof of another case; a transaction proves one "
-            f"case only. {send_new[0].upper()}{send_new[1:]}."
+            Message(
+                "replayed: this transaction is already the ownership proof of another case; a transaction proves one "
+                "case only: {send_new}.",
+                send_new=send_new,
+            )
         )
     if not trace.found:
         raise ProofRefused(
-            f"not found: {chain.name} does not know transaction {trace.tx_hash}. Check the hash (it must be on "
-            f"{chain.name}, the chain of your deposit); if you just sent it, POST it again once it is mined."
+            Message(
+                "not found: {chain} does not know transaction {tx_hash}. Check the hash (it must be on {chain}, the "
+                "chain of your deposit); if you just sent it, POST it again once it is mined.",
+                chain=chain.name,
+                tx_hash=trace.tx_hash,
+            )
         )
     if trace.block_number is None:
         raise _not_final(trace, chain)
     if trace.succeeded is False:
-        raise ProofRefused(f"failed: the transaction failed on {chain.name} and moved nothing; {send_new}.")
+        raise ProofRefused(
+            Message(
+                "failed: the transaction failed on {chain} and moved nothing; {send_new}.",
+                chain=chain.name,
+                send_new=send_new,
+            )
+        )
     to_recipient = [
         t
         for t in trace.transfers
@@ -171,43 +223,99 @@ def check_verification_deposit(trace: TraceResult, target: VerificationTarget, *
     if not proving:
         if signed:
             raise ProofRefused(
-                f"wrong tag: the payment does not carry your destination tag {target.memo}, so it is not linked "
-                f"to you; {send_new}."
+                Message(
+                    "wrong tag: the payment does not carry your destination tag {memo}, so it is not linked to you; "
+                    "{send_new}.",
+                    memo=str(target.memo),
+                    send_new=send_new,
+                )
             )
         if to_recipient:
             raise ProofRefused(
-                f"not signed by the sender: on {chain.name} only {coin} sent by {target.address} itself counts (a "
-                f"token transfer, or value sent through a contract, does not show who signed it); {send_new}."
+                Message(
+                    "not signed by the sender: on {chain} only {coin} sent by {address} itself counts (a token "
+                    "transfer, or value sent through a contract, does not show who signed it); {send_new}.",
+                    chain=chain.name,
+                    coin=coin,
+                    address=target.address,
+                    send_new=send_new,
+                )
             )
         raise ProofRefused(
-            f"no matching transfer: the transaction moves nothing from {target.address} (the sender of your "
-            f"deposit) to {target.recipient} (the address you deposited to); {send_new}."
+            Message(
+                "no matching transfer: the transaction moves nothing from {address} (the sender of your deposit) to "
+                "{recipient} (the address you deposited to); {send_new}.",
+                address=target.address,
+                recipient=target.recipient,
+                send_new=send_new,
+            )
         )
     if trace.block_timestamp is None:
         if not trace.confirmed:
             raise _not_final(trace, chain)
         raise ProofRefused(
-            f"time unknown: {chain.name} did not say when block {trace.block_number} was made, so it cannot be "
-            "compared with the challenge. POST it again in a minute."
+            Message(
+                "time unknown: {chain} did not say when block {block} was made, so it cannot be compared with the "
+                "challenge. POST it again in a minute.",
+                chain=chain.name,
+                block=trace.block_number,
+            )
         )
     # block times have whole seconds and come from the chain's clock, not ours
     challenged_at = target.challenged_at.replace(microsecond=0) - CLOCK_SKEW.get(chain.family, timedelta(0))
     if trace.block_timestamp < challenged_at:
         raise ProofRefused(
-            f"before the challenge: the transaction was mined at {trace.block_timestamp.isoformat()}, before this "
-            f"case's first challenge ({challenged_at.isoformat()}), so it proves nothing new; {send_new}."
+            Message(
+                "before the challenge: the transaction was mined at {mined_at}, before this case's first challenge "
+                "({challenged_at}), so it proves nothing new; {send_new}.",
+                mined_at=trace.block_timestamp.isoformat(),
+                challenged_at=challenged_at.isoformat(),
+                send_new=send_new,
+            )
         )
     if not trace.confirmed:
         raise _not_final(trace, chain)
     return proving[0]
 
 
+def _send_new(target: VerificationTarget) -> str:
+    """What to do instead of a transfer that does not prove control: send a new one (and how)."""
+    values = {
+        "coin": target.chain.native_symbol,
+        "address": target.address,
+        "recipient": target.recipient,
+        "case_id": target.case_id,
+    }
+    if target.memo is None:
+        return Message(
+            "send a new small {coin} transfer from {address} to {recipient} and POST its hash to "
+            "/v1/cases/{case_id}/ownership-proof",
+            **values,
+        )
+    return Message(
+        "send a new small {coin} transfer from {address} to {recipient} with destination tag {memo} and POST its "
+        "hash to /v1/cases/{case_id}/ownership-proof",
+        memo=target.memo,
+        **values,
+    )
+
+
 def _not_final(trace: TraceResult, chain: ChainConfig) -> ProofRefused:
-    have, need = trace.confirmations, trace.required_confirmations
+    values = {"have": trace.confirmations, "need": trace.required_confirmations, "chain": chain.name}
+    if trace.block_number is None:
+        return ProofRefused(
+            Message(
+                "not final: {have} of {need} confirmation(s) on {chain} (not mined yet). POST the same hash again once "
+                "it has {need}; nothing was recorded.",
+                **values,
+            )
+        )
     return ProofRefused(
-        f"not final: {have} of {need} confirmation(s) on {chain.name}"
-        + ("" if trace.block_number is not None else " (not mined yet)")
-        + f". POST the same hash again once it has {need}; nothing was recorded."
+        Message(
+            "not final: {have} of {need} confirmation(s) on {chain}. POST the same hash again once it has {need}; "
+            "nothing was recorded.",
+            **values,
+        )
     )
 
 
@@ -217,21 +325,26 @@ def verification_target(session: Session, *, case_id: str, settings: Settings) -
     required = ownership.requirement(session, case_id=case_id)
     case = cases.get_case(session, case_id=case_id)
     if required is None or case is None:
-        raise NoProofNeeded(f"case {case_id} needs no ownership proof")
+        raise NoProofNeeded(Message(NO_PROOF_NEEDED, case_id=case_id))
     if required.proven_at is not None:
-        raise ProofRefused(f"replayed: ownership for case {case_id} was already proven; nothing more is needed.")
+        raise ProofRefused(Message(ALREADY_PROVEN, case_id=case_id))
     try:
         chain = settings.require_chain(required.chain)
     except UnknownChain:
-        raise ProofRefused(f"chain {required.chain} of this case is no longer configured; contact support.") from None
+        raise ProofRefused(
+            Message("chain {chain} of this case is no longer configured; contact support.", chain=required.chain)
+        ) from None
     memo = None
     shared = chain.shared_deposit_address
     if shared is not None and norm_address(shared) == required.recipient:
         memo = users.memo_of(session, user_id=case.user_id, address=required.recipient)
         if memo is None:
             raise ProofRefused(
-                f"no tag: {required.recipient} is shared by many accounts and yours has no destination tag on it, "
-                "so no payment to it can be linked to you; contact support."
+                Message(
+                    "no tag: {recipient} is shared by many accounts and yours has no destination tag on it, so no "
+                    "payment to it can be linked to you; contact support.",
+                    recipient=required.recipient,
+                )
             )
     return VerificationTarget(
         case_id=case_id,

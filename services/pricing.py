@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from fees.prices import PricePort
 from recovery.errors import PermanentError
+from recovery.i18n import Message
 from recovery.models import Transfer
 
 
@@ -16,12 +17,12 @@ class CannotPrice(PermanentError):
 def require_price(prices: PricePort, asset: str) -> Decimal:
     price = prices.usd_price(asset)
     if price is None or price <= 0:
-        raise CannotPrice(f"no USD price configured for {asset}")
+        raise CannotPrice(Message("no USD price configured for {asset}", asset=asset))
     return price
 
 
 def asset_and_decimals(deposit: Transfer) -> tuple[str, int]:
     """The deposit's asset key (prices, ledger) and decimals."""
     if deposit.decimals is None:
-        raise CannotPrice(f"token {deposit.token_address} has no known decimals: no fee")
+        raise CannotPrice(Message("token {token} has no known decimals: no fee", token=str(deposit.token_address)))
     return deposit.asset_key, deposit.decimals

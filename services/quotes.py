@@ -10,7 +10,9 @@ from chains.signer import HOT_WALLET_PATH, Signer
 from fees.policy import CannotQuote, native_to_asset_units, quote, refuse_fee_override, waive
 from fees.prices import PricePort
 from recovery.errors import PermanentError
+from recovery.i18n import Message
 from recovery.models import Quote, Transfer
+from recovery.names import policy_name
 from recovery.settings import Settings
 from services import incidents
 from services.evm_chains import EvmChains
@@ -98,7 +100,15 @@ class Quoter:
                 fee_usd_override=fee_usd,
             )
         except CannotQuote as exc:
-            raise PolicyIncomplete(f"{exc} (fee policy {name}, {asset} on {deposit.chain})") from None
+            raise PolicyIncomplete(
+                Message(
+                    "{problem} (fee policy {policy}, {asset} on {chain})",
+                    problem=str(exc),
+                    policy=Message(policy_name(name)),
+                    asset=asset,
+                    chain=deposit.chain,
+                )
+            ) from None
         if case_id is not None:
             incident = await run_in_session(self._engine, incidents.covering, case_id=case_id)
             if incident is not None and incident.id is not None:

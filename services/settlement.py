@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,8 @@ from sqlmodel import Session
 from fees.policy import native_to_asset_units, settle, settle_refund
 from fees.prices import PricePort
 from recovery.errors import PermanentError
+from recovery.i18n import SEPARATED, AmountText, Message
+from recovery.i18n import amount as whole_units
 from recovery.models import Quote, Refund, Settlement, Transfer, TxReceipt
 from recovery.units import amount_text
 from services.case_refs import case_ref
@@ -91,7 +94,6 @@ def settle_case(
         elif settlement.fee > 0:  # quoted before the incident was declared: waived now
             waived = settlement.fee
             settlement = settlement.model_copy(update={"credited": settlement.credited + settlement.fee, "fee": 0})
-    note = "" if incident is None else f"; {waived_message(incident)}"
 
     # the case first (its completion reads the timeline), then the ledger entries: nothing is flushed
     # before the commit, where a concurrent settlement of the same deposit surfaces as a key violation
@@ -100,12 +102,7 @@ def settle_case(
         case=case,
         settlement=settlement,
         fee_usd=fee_usd,
-        message=(
-            _credited_message(case.decimals, asset, settlement)
-            if refund is None
-            else _refunded_message(case.decimals, asset, settlement, refund)
-        )
-        + note,
+        message=_completion_message(case.decimals, asset, settlement, refund, incident),
     )
     ledger.add_entries(
         session,
@@ -177,18 +174,34 @@ def _book_incident(
         fee_ledger.add_once(session, compensation)
 
 
-def _credited_message(decimals: int | None, asset: str, settlement: Settlement) -> str:
-    return (
-        f"Credited {amount_text(settlement.credited, decimals, asset)} to your account "
-        f"(recovery fee {amount_text(settlement.fee, decimals)}, network cost {amount_text(settlement.gas, decimals)})"
-    )
+def _completion_message(
+    decimals: int | None, asset: str, settlement: Settlement, refund: Refund | None, incident: Incident | None
+) -> str:
+    """The timeline's "credited" event: what was credited (or refunded), the fee and the network cost, and the
+    incident that waived the fee."""
+    costs = {"fee": _units(settlement.fee, decimals), "gas": _units(settlement.gas, decimals)}
+    if refund is None:
+        message = Message(
+            "Credited {amount} to your account (recovery fee {fee}, network cost {gas})",
+            amount=_units(settlement.credited, decimals, asset),
+            **costs,
+        )
+    else:
+        message = Message(
+            "Refunded {amount} to {recipient} in {tx_hash} (recovery fee {fee}, network cost {gas})",
+            amount=_units(settlement.refunded, decimals, asset),
+            recipient=refund.to,
+            tx_hash=refund.tx_hash,
+            **costs,
+        )
+    return message if incident is None else Message(SEPARATED, first=message, second=waived_message(incident))
 
 
-def _refunded_message(decimals: int | None, asset: str, settlement: Settlement, refund: Refund) -> str:
-    return (
-        f"Refunded {amount_text(settlement.refunded, decimals, asset)} to {refund.to} in {refund.tx_hash} "
-        f"(recovery fee {amount_text(settlement.fee, decimals)}, network cost {amount_text(settlement.gas, decimals)})"
-    )
+def _units(base_units: int, decimals: int | None, asset: str | None = None) -> Any:
+    """An amount for a reader, formatted for their language (its base units as they are without decimals)."""
+    if decimals is None:
+        return amount_text(base_units, decimals, asset)
+    return whole_units(base_units, decimals) if asset is None else AmountText(base_units, decimals, asset)
 
 
 class Settler:

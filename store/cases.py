@@ -14,9 +14,10 @@ from sqlalchemy import Index, Text, UniqueConstraint, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from recovery.i18n import N_, render_ref
+from recovery.i18n import N_, Message, Stored, message_json, render_ref
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, Pattern, Settlement, Transfer
+from recovery.names import STATUS_NAMES
 from recovery.notifications import RERUN_TYPE, CaseOut, EventOut
 from store import notifications
 from store.db import Amount, StrEnumType, UTCDateTime, begin_write, begin_write_unless_exists, utcnow
@@ -291,9 +292,7 @@ def apply_case_update(
             case,
             key=update.event.key,
             status=case.status,
-            message=f"After the case was closed as {case.status}, a re-run reported ({update.event.status}): "
-            f"{update.event.message if update.event.text is None else english(update.event.text)}. "
-            "The case is unchanged.",
+            message=_rerun(case, update),
             at=now,
             kind=RERUN_TYPE,
         )
@@ -335,6 +334,19 @@ def apply_case_update(
         session.rollback()
         return False
     return True
+
+
+def _rerun(case: Case, update: CaseUpdate) -> str:
+    """What the timeline of a closed case says of a step a re-run reported (its own text in the reader's
+    language too)."""
+    event = update.event
+    reported = event.message if event.text is None else Stored(english(event.text), event.text.msgid, event.text.params)
+    return Message(
+        "After the case was closed as {closed}, a re-run reported ({reported}): {message}. The case is unchanged.",
+        closed=Message(STATUS_NAMES[case.status]),
+        reported=Message(STATUS_NAMES[event.status]),
+        message=reported,
+    )
 
 
 def _write_handling(session: Session, case_id: str, handling: CaseHandling) -> None:
@@ -410,7 +422,11 @@ def _add_event(
     written in the event's transaction (``store.notifications``). The only writer of :class:`CaseEvent` rows.
 
     ``text``, the message as an id and values, is stored beside it and ``message`` becomes its English rendering
-    (so both always say the same); a reader gets it in their language (docs/i18n.md)."""
+    (so both always say the same); a reader gets it in their language (docs/i18n.md). A ``message`` that is a
+    :class:`~recovery.i18n.Message` gives its own ``text``."""
+    if text is None:
+        ref = message_json(message)
+        text = None if ref is None else MessageRef.model_validate(ref)
     if text is not None:
         message = english(text)
     session.add(

@@ -148,7 +148,7 @@ async def test_escalate_and_assign_with_their_validators(time_skipping_env: Work
     assert result.status is CaseStatus.COMPLETED
     escalated = fake.saved_event("escalated-1")
     assert escalated.event.message == (
-        "Escalated by alice from the first_line to the engineering tier: the token looks like a scam"
+        "Escalated by alice from the first-line to the engineering tier: the token looks like a scam"
     )
     assert escalated.handling is not None and escalated.handling.tier == "engineering"
     assert [(r.key, r.engineer) for r in fake.audit] == [

@@ -48,7 +48,7 @@ async def test_reset_of_a_completed_case_leaves_its_record_as_it_was(dev_stack: 
     for field in ("status", "pattern", "reason", "amount", "credited", "fees", "sweep_tx_hash"):
         assert after[field] == before[field], field
     rerun_notes = [e["message"] for e in after["timeline"][len(before["timeline"]) :]]
-    assert rerun_notes and all(m.startswith("After the case was closed as COMPLETED") for m in rerun_notes)
+    assert rerun_notes and all(m.startswith("After the case was closed as completed") for m in rerun_notes)
     assert any("already" in m for m in rerun_notes), rerun_notes
     with Session(stack.engine) as session:
         case = cases.get_case(session, case_id=case_id)

@@ -134,7 +134,7 @@ async def test_ownership_proof_by_verification_deposit(dev_stack: Stack) -> None
     assert code == 0, err
     case = await stack.wait_for(token, case_id, "COMPLETED", "REJECTED", "EXPIRED")
     assert case["status"] == "COMPLETED", case
-    assert f"You proved that you control {sender} (verification_deposit)" in [e["message"] for e in case["timeline"]]
+    assert f"You proved that you control {sender} (verification deposit)" in [e["message"] for e in case["timeline"]]
     assert case["next_action"]["action"] == "none"
 
     # the sweep moved the deposit's amount only: the verification transfers stay at the deposit address

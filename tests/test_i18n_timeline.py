@@ -23,6 +23,7 @@ from recovery.models import (
     DepositFacts,
     MessageRef,
     Pattern,
+    Route,
     TimelineEvent,
     TraceResult,
     Transfer,
@@ -30,6 +31,7 @@ from recovery.models import (
     ref_date,
     ref_message,
 )
+from recovery.names import PATTERN_NAMES, ROUTE_NAMES
 from store import cases, users
 from store.notifications import Notification
 from tests.api_fixtures import TX, Api
@@ -93,7 +95,11 @@ def _write_case(session: Session, signer: MnemonicSigner, locale: str) -> None:
     assert verdict.pattern is Pattern.WRONG_NETWORK_SAME_KEY and verdict.text is not None
     classified = MessageRef(
         msgid="Classified as {pattern} ({route}): {reason}",
-        params={"pattern": verdict.pattern.value, "route": "automatic", "reason": ref_message(verdict.text)},
+        params={
+            "pattern": ref_message(MessageRef(msgid=PATTERN_NAMES[verdict.pattern])),
+            "route": ref_message(MessageRef(msgid=ROUTE_NAMES[Route.AUTOMATIC])),
+            "reason": ref_message(verdict.text),
+        },
     )
     recovering = MessageRef(
         msgid=RECOVERING,
@@ -161,10 +167,11 @@ EXPECTED = {
 
 
 CLASSIFIED_AS = {
-    "de": "Eingestuft als WRONG_NETWORK_SAME_KEY (automatic): ",
-    "ja": "WRONG_NETWORK_SAME_KEY（automatic）に分類されました：",
-    "ar": "صُنّفت على أنها WRONG_NETWORK_SAME_KEY (automatic): ",
+    "de": "Eingestuft als Einzahlung im falschen Netzwerk (automatisch): ",
+    "ja": "誤ったネットワークへの入金（自動）に分類されました：",
+    "ar": "صُنّفت على أنها إيداع على الشبكة الخطأ (تلقائي): ",
 }
+"""The pattern and the route by their names in the reader's language (``recovery.names``), never as codes."""
 
 
 @pytest.mark.parametrize("locale", sorted(EXPECTED))

@@ -347,7 +347,7 @@ def test_apply_case_update_quote_and_terminal_status(db_session: Session) -> Non
     )
     last = cases.timeline(db_session, case_id="case-1")[-1]
     assert last.key == "rejected" and last.status is CaseStatus.COMPLETED
-    assert last.message.startswith("After the case was closed as COMPLETED, a re-run reported (REJECTED)")
+    assert last.message.startswith("After the case was closed as completed, a re-run reported (rejected)")
 
 
 def test_apply_case_update_unknown_case(db_session: Session) -> None:

@@ -24,6 +24,7 @@ from recovery.models import (
     RecoveryChoice,
     Refund,
     Settlement,
+    Text,
     TraceResult,
     Transfer,
     TxReceipt,
@@ -142,7 +143,8 @@ class QuoteOutcome(BaseModel):
     """A quote, or why none can be made (no USD price, unknown decimals): an expected outcome, not a failure."""
 
     quote: Quote | None = None
-    reason: str = ""
+    reason: Text = ""
+    """Why there is no quote, in words the case's timeline quotes (a message, rendered in the reader's language)."""
 
 
 class OwnershipNeed(BaseModel):

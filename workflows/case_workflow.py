@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from recovery.attestation import Attestation, refuse_attestation
     from recovery.choices import default_choice, refuse_choice, refuse_fee_override
     from recovery.classify import classify
-    from recovery.i18n import N_
+    from recovery.i18n import N_, SEPARATED, SPACED
     from recovery.models import (
         Action,
         CaseHandling,
@@ -44,6 +44,15 @@ with workflow.unsafe.imports_passed_through():
         ref_amount,
         ref_date,
         ref_message,
+        text_param,
+    )
+    from recovery.names import (
+        CHOICE_NAMES,
+        PATTERN_NAMES,
+        PROOF_METHOD_NAMES,
+        ROUTE_NAMES,
+        STATUS_NAMES,
+        TIER_NAMES,
     )
     from recovery.roster import ESCALATION, Approval, ApprovalPolicy, Tier, refuse_approval, refuse_decision
     from recovery.units import format_units
@@ -213,6 +222,37 @@ def _reason(verdict: Classification) -> Value:
     return verdict.reason if verdict.text is None else (verdict.reason, verdict.text)
 
 
+def _named(msgid: str) -> Text:
+    """A code's name (``recovery.names``: a pattern, a tier, ...), in the reader's language."""
+    return msgid, MessageRef(msgid=msgid)
+
+
+def _joined(values: list[Value], msgid: str = SEPARATED) -> Value:
+    """``a; b`` (or ``a b`` with :data:`SPACED`), each value and the separator in the reader's language."""
+    joined = values[0]
+    for value in values[1:]:
+        joined = _ref(msgid, first=joined, second=value)
+    return joined
+
+
+def _approval_note(decision: Decision) -> Value:
+    """An approval's note on the timeline: the engineer's own words (as typed), then the fee and the action the
+    approval set; ``""`` when there is none of these."""
+    parts: list[Value] = [decision.text] if decision.text.strip() else []
+    if decision.fee_usd is not None:
+        parts.append(_ref(N_("(fee set to {fee_usd} USD)"), fee_usd=str(decision.fee_usd)))
+    if decision.action is not None:
+        parts.append(_ref(N_("(action: {action})"), action=_named(CHOICE_NAMES[decision.action])))
+    return _joined(parts, SPACED) if parts else ""
+
+
+def _refusal(msgid: str, /, **params: Value) -> ApplicationError:
+    """A refusal of an update the status API sends for the user (an answer, a proof, an answer to the quote): its
+    English is the message, its message ref the details, so that the user reads it in their language."""
+    english, ref = _ref(msgid, **params)
+    return ApplicationError(english, ref.model_dump(mode="json"), type="ValueError", non_retryable=True)
+
+
 def _approver(approval: Approval) -> Text:
     """``bob (attested)``: an approving engineer and how their approval came."""
     if approval.attested:
@@ -240,6 +280,8 @@ class CaseState:
         """The roster and approval rules (None for cases started before ROSTER_AND_FOUR_EYES)."""
         self.user_id = ""
         self.approvals: list[Approval] = []
+        self.approval_notes: list[Value] = []
+        """The timeline's note of each approval, in the order of ``approvals`` (:func:`_approval_note`)."""
         self.tier = Tier.FIRST_LINE
         self.assigned_to: str | None = None
         self.sla_terms: SlaTerms | None = None
@@ -343,21 +385,18 @@ class CaseWorkflow:
             return await self._reject(verdict.pattern, verdict.reason, text=verdict.text)
         deposit = facts.deposit
 
+        classified, classified_text = _ref(
+            N_("Classified as {pattern} ({route}): {reason}"),
+            pattern=_named(PATTERN_NAMES[verdict.pattern]),
+            route=_named(ROUTE_NAMES[verdict.route]),
+            reason=_reason(verdict),
+        )
         await self._save(
             "classified",
             CaseStatus.CLASSIFIED,
-            f"Classified as {verdict.pattern} ({verdict.route.lower()}): {verdict.reason}",
+            classified,
             waiting="quoting the fee",
-            text=None
-            if verdict.text is None
-            else MessageRef(
-                msgid=N_("Classified as {pattern} ({route}): {reason}"),
-                params={
-                    "pattern": verdict.pattern.value,
-                    "route": verdict.route.lower(),
-                    "reason": ref_message(verdict.text),
-                },
-            ),
+            text=classified_text,
             pattern=verdict.pattern,
             reason=verdict.reason,
             reason_text=verdict.text,
@@ -480,6 +519,7 @@ class CaseWorkflow:
             self._state.approvals.append(
                 Approval(engineer=decision.engineer, attested=decision.attestation is not None, note=note)
             )
+            self._state.approval_notes.append(_approval_note(decision))
         finally:
             self._state.approving = False
         await self._audit("approve", decision.engineer, decision.attestation is not None, decision, before)
@@ -704,7 +744,7 @@ class CaseWorkflow:
                 CaseActivities.quote_or_reason, request, summary=f"quote the fee of {deposit.amount_text()}"
             )
             if outcome.quote is None:
-                message, text = _ref(NO_QUOTE, reason=outcome.reason)
+                message, text = _ref(NO_QUOTE, reason=text_param(outcome.reason))
                 await self._save(f"no-quote-{self._state.quote_attempts}", self._state.status, message, text=text)
                 return None
             self._state.quote = outcome.quote
@@ -733,12 +773,13 @@ class CaseWorkflow:
                     "Waiting for a recovery engineer to approve or reject ({pattern}); it needs {needed} approvals "
                     "by distinct engineers (four-eyes)"
                 ),
-                pattern=verdict.pattern.value,
+                pattern=_named(PATTERN_NAMES[verdict.pattern]),
                 needed=needed,
             )
             if needed > 1
             else _ref(
-                N_("Waiting for a recovery engineer to approve or reject ({pattern})"), pattern=verdict.pattern.value
+                N_("Waiting for a recovery engineer to approve or reject ({pattern})"),
+                pattern=_named(PATTERN_NAMES[verdict.pattern]),
             )
         )
         handling: CaseHandling | None = None
@@ -789,9 +830,9 @@ class CaseWorkflow:
             names = _approver(self._state.approvals[0])
             for approval in self._state.approvals[1:]:
                 names = _ref(N_("{first} and {second}"), first=names, second=_approver(approval))
-            notes = "; ".join(a.note for a in self._state.approvals if a.note)  # the engineers' own words
+            notes = [n for n in self._state.approval_notes if n]  # the engineers' own words, and what they set
             message, text = (
-                _ref(N_("Approved by {engineer}: {note}"), engineer=names, note=notes)
+                _ref(N_("Approved by {engineer}: {note}"), engineer=names, note=_joined(notes))
                 if notes
                 else _ref(N_("Approved by {engineer}"), engineer=names)
             )
@@ -829,6 +870,7 @@ class CaseWorkflow:
                 return
             announced = len(self._state.approvals)
             latest = self._state.approvals[-1]
+            note = self._state.approval_notes[-1]
             needed = self._state.approvals_needed()
             message, text = (
                 _ref(
@@ -839,9 +881,9 @@ class CaseWorkflow:
                     engineer=_approver(latest),
                     count=announced,
                     needed=needed,
-                    note=latest.note,
+                    note=note,
                 )
-                if latest.note
+                if note
                 else _ref(
                     N_(
                         "Approved by {engineer}, {count} of {needed} approvals. Waiting for a second engineer (tier "
@@ -956,8 +998,11 @@ class CaseWorkflow:
             )
         proof = self._state.ownership
         assert proof is not None
+        method = PROOF_METHOD_NAMES.get(proof.method)
         message, text = _ref(
-            N_("You proved that you control {address} ({method})"), address=proof.address, method=proof.method
+            N_("You proved that you control {address} ({method})"),
+            address=proof.address,
+            method=proof.method if method is None else _named(method),
         )
         await self._save("ownership-proven", CaseStatus.RECOVERING, message, waiting="recovery", text=text)
 
@@ -1002,7 +1047,7 @@ class CaseWorkflow:
             ),
             fee=_amount(quote.fee, quote.decimals, quote.asset),
             fee_usd=str(quote.fee_usd),
-            basis=quote.basis,
+            basis=text_param(quote.basis),
             gas=_amount(quote.gas_estimate, quote.decimals, quote.asset),
             net=_amount(quote.net_estimate, quote.decimals, quote.asset),
             due=_date(expires_at),
@@ -1062,7 +1107,7 @@ class CaseWorkflow:
     @fee_acceptance.validator
     def _validate_fee_acceptance(self, answer: QuoteAnswer) -> None:
         if not self._state.quote_offered or self._state.quote_answer is not None:
-            raise ValueError("This case is not waiting for an answer to its quote.")
+            raise _refusal(N_("This case is not waiting for an answer to its quote."))
         self._refuse_unless_from_api(
             answer.attestation,
             "fee_acceptance",
@@ -1094,10 +1139,14 @@ class CaseWorkflow:
     @ownership_proven.validator
     def _validate_ownership(self, proof: OwnershipProven) -> None:
         if not self._state.ownership_needed or self._state.ownership is not None:
-            raise ValueError("This case is not waiting for an ownership proof.")
+            raise _refusal(N_("This case is not waiting for an ownership proof."))
         assert self._deposit is not None and self._state.policy is not None
         if proof.address.lower() != self._deposit.sender.lower():
-            raise ValueError(f"The proof is for {proof.address}, not the deposit's sender {self._deposit.sender}.")
+            raise _refusal(
+                N_("The proof is for {address}, not the deposit's sender {sender}."),
+                address=proof.address,
+                sender=self._deposit.sender,
+            )
         self._refuse_unless_from_api(
             proof.attestation,
             "ownership_proven",
@@ -1245,16 +1294,23 @@ class CaseWorkflow:
     def _validate_user_message(self, message: UserMessage) -> None:
         asked = self._state.waiting_for == "the user's answer"
         if self._state.status is not CaseStatus.AWAITING_USER or self._state.answer is not None or not asked:
-            raise ValueError(f"Nobody asked you anything on this case right now (it is {self._state.status}).")
+            raise _refusal(
+                N_("Nobody asked you anything on this case right now (it is {status})."),
+                status=_named(STATUS_NAMES[self._state.status]),
+            )
         if not message.text.strip():
-            raise ValueError("The answer is empty: write what the engineer asked for.")
+            raise _refusal(N_("The answer is empty: write what the engineer asked for."))
         if len(message.text) > MAX_ANSWER_CHARS:
-            raise ValueError(f"The answer is {len(message.text)} characters long; keep it under {MAX_ANSWER_CHARS}.")
+            raise _refusal(
+                N_("The answer is {length} characters long; keep it under {limit}."),
+                length=len(message.text),
+                limit=MAX_ANSWER_CHARS,
+            )
 
     async def _on_sla_event(self, event: SlaEvent) -> None:
         terms, plan = self._state.sla_terms, self._state.sla
         assert terms is not None and plan is not None
-        who: Value = self._state.assigned_to or _ref(N_("the {tier} queue"), tier=self._state.tier.value)
+        who: Value = self._state.assigned_to or _ref(N_("the {tier} queue"), tier=_named(TIER_NAMES[self._state.tier]))
         if event.kind == "reminder":
             days = sorted(d for d in terms.reminder_days if 0 < d < terms.target_days)[event.number - 1]
             message, text = _ref(
@@ -1279,8 +1335,8 @@ class CaseWorkflow:
                         "the {after} tier."
                     ),
                     days=terms.target_days,
-                    before=before.value,
-                    after=self._state.tier.value,
+                    before=_named(TIER_NAMES[before]),
+                    after=_named(TIER_NAMES[self._state.tier]),
                 )
                 if before != self._state.tier
                 else _ref(
@@ -1317,8 +1373,8 @@ class CaseWorkflow:
         message, text = _ref(
             N_("Escalated by {engineer} from the {before} to the {after} tier: {reason}"),
             engineer=request.engineer,
-            before=before.value,
-            after=self._state.tier.value,
+            before=_named(TIER_NAMES[before]),
+            after=_named(TIER_NAMES[self._state.tier]),
             reason=request.reason,  # the engineer's own words
         )
         await self._save(

@@ -53,8 +53,10 @@ from api.schemas import (
     MessageAccepted,
     MessageCreate,
 )
+from api.staff_actions import refusal_text
 from recovery.i18n import N_, Listed, Message, MessageError, render
 from recovery.models import CaseStatus, NewCase, TraceResult
+from recovery.names import STATUS_NAMES
 from recovery.settings import Settings, UnknownChain
 from services.case_opening import CaseOpener, Outcome
 from services.claim_preview import ClaimPreviewer
@@ -427,7 +429,7 @@ async def post_message(
             status_code=status.HTTP_409_CONFLICT,
             detail=Message(
                 "nobody asked you anything on this case right now (it is {status}); nothing was changed",
-                status=case.status.value,
+                status=Message(STATUS_NAMES[case.status]),
             ),
         )
     client = await _connected(temporal)
@@ -438,9 +440,8 @@ async def post_message(
         log.info("answer to %s: %s", case_id, delivered)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
-        message = (
-            cause.message if isinstance(cause, ApplicationError) else Message("the case cannot take an answer now")
-        )
+        refused = isinstance(cause, ApplicationError)
+        message = refusal_text(cause) if refused else Message("the case cannot take an answer now")
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT, detail=Message(NOTHING_CHANGED, reason=message)
         ) from None

@@ -17,6 +17,7 @@ from api.schemas import ErrorOut
 from api.staff_actions import ActionRefused, CaseNotRunning, WorkflowBusy, send_update
 from recovery.i18n import Message
 from recovery.models import CaseStatus
+from recovery.names import STATUS_NAMES
 from store import cases
 from workflows.case_messages import QuoteAnswer
 from workflows.case_workflow import OWNERSHIP_PROVER
@@ -62,7 +63,7 @@ async def fee_acceptance(
             status_code=status.HTTP_409_CONFLICT,
             detail=Message(
                 "this case is not waiting for your answer to a quote (it is {status}); nothing was changed",
-                status=case.status.value,
+                status=Message(STATUS_NAMES[case.status]),
             ),
         )
     attestation = attester.attest(
