@@ -32,6 +32,7 @@ import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from eth_abi import decode
@@ -41,7 +42,7 @@ from eth_utils import to_checksum_address
 from chains.endpoints import RpcError
 from chains.evm import BALANCE_OF_SELECTOR, EvmChain, _pad_address, build_erc20_transfer_data, method_unsupported
 from chains.evm_decode import TRANSFER_TOPIC, _hex_bytes, _topic_address, hex_to_int
-from recovery.i18n import Message, separated
+from recovery.i18n import Message, Percent, separated
 from recovery.models import TokenFinding, TokenRisk
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,12 @@ def _answered(value: str) -> str:
 
 
 def _pct(part: int, whole: int) -> str:
-    """``part / whole`` as a percentage with two decimals, in integers (no binary fractions)."""
+    """``part / whole`` as a percentage with two decimals, computed in integers (no binary fractions), written as
+    the reader's language writes one (``33.33%``, ``33,33 %``)."""
     if whole <= 0:
         return "?"
     hundredths = (part * 10_000 + whole // 2) // whole
-    return f"{hundredths // 100}.{hundredths % 100:02d}%"
+    return Percent(Decimal(hundredths).scaleb(-2))
 
 
 # --- metadata -----------------------------------------------------------------------------------

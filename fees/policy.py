@@ -10,7 +10,7 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 
 from recovery.choices import refuse_fee_override
-from recovery.i18n import Message
+from recovery.i18n import Message, Percent
 from recovery.models import Quote, Settlement
 from recovery.settings import FeePolicyConfig
 
@@ -81,13 +81,13 @@ def fee_basis(policy: FeePolicyConfig, *, vip: bool) -> str:
     """The policy in words, for the quote's breakdown: a :class:`~recovery.i18n.Message` (its English is the
     text; a reader gets it in their language)."""
     if policy.flat_usd is not None:
-        basis = Message("a flat {usd} USD", usd=str(policy.flat_usd))
+        basis = Message("a flat {usd} USD", usd=policy.flat_usd)
     elif policy.withdrawal_fee_multiple is not None:
-        basis = Message("{multiple}x the asset's withdrawal fee", multiple=policy.withdrawal_fee_multiple)
+        basis = Message("{multiple}x the asset's withdrawal fee", multiple=Decimal(policy.withdrawal_fee_multiple))
     else:
         basis = Message("{percent} of the value", percent=_percent(policy.percent_bps))
         if policy.free_usd:
-            basis = Message("free up to {usd} USD, then {basis} above it", usd=str(policy.free_usd), basis=basis)
+            basis = Message("free up to {usd} USD, then {basis} above it", usd=policy.free_usd, basis=basis)
     basis = _bounded(basis, policy)
     if vip and policy.vip_discount_bps:
         basis = Message(
@@ -98,19 +98,19 @@ def fee_basis(policy: FeePolicyConfig, *, vip: bool) -> str:
     return basis
 
 
-def _percent(bps: int) -> str:
-    """``5 %``: a rate in basis points as the policy's words show it (a value, so no ``%`` is in a message id)."""
-    return f"{Decimal(bps).scaleb(-2).normalize():f} %"
+def _percent(bps: int) -> Percent:
+    """A rate in basis points as a percentage in the reader's language (500 is ``5%``, ``5 %`` in German)."""
+    return Percent(Decimal(bps).scaleb(-2).normalize())
 
 
 def _bounded(basis: Message, policy: FeePolicyConfig) -> Message:
     low, high = policy.min_usd, policy.max_usd
     if low is not None and high is not None:
-        return Message("{basis} (at least {min} USD, at most {max} USD)", basis=basis, min=str(low), max=str(high))
+        return Message("{basis} (at least {min} USD, at most {max} USD)", basis=basis, min=low, max=high)
     if low is not None:
-        return Message("{basis} (at least {min} USD)", basis=basis, min=str(low))
+        return Message("{basis} (at least {min} USD)", basis=basis, min=low)
     if high is not None:
-        return Message("{basis} (at most {max} USD)", basis=basis, max=str(high))
+        return Message("{basis} (at most {max} USD)", basis=basis, max=high)
     return basis
 
 
@@ -215,7 +215,7 @@ def waive(quoted: Quote, *, incident_id: int, reason: str) -> Quote:
                 "fee waived: incident #{incident} ({reason}); the policy's fee would be {fee_usd} USD",
                 incident=incident_id,
                 reason=reason,
-                fee_usd=str(quoted.fee_usd),
+                fee_usd=quoted.fee_usd,
             ),
             "acceptance_required": False,
         }

@@ -20,6 +20,7 @@ from recovery.models import (
     Route,
     Transfer,
     ref_amount,
+    ref_decimal,
     ref_message,
     text_param,
 )
@@ -62,7 +63,7 @@ def _number(base_units: int, decimals: int | None) -> Param:
     """A number of whole units, formatted per language when read; base units as they are without decimals."""
     if decimals is None:
         return str(base_units)
-    return _grouped(base_units, decimals), {"decimal": str(amount(base_units, decimals))}
+    return _grouped(base_units, decimals), ref_decimal(amount(base_units, decimals))
 
 
 def _grouped(base_units: int, decimals: int) -> str:

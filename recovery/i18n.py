@@ -9,8 +9,9 @@
 - **Rendering.** ``translate(locale, msgid, **params)`` looks the id up in the locale's compiled catalog
   (English, the id itself, when the catalog, the message or a well-formed translation is missing) and fills in
   the values, each formatted for the locale: a :class:`Message` rendered in the same language, a ``datetime``
-  or ``date`` with Babel (UTC), a ``Decimal`` with Babel's number format. Integers are shown as they are
-  (counts, limits, identifiers); an amount is a ``Decimal`` made by :func:`amount` from integer base units.
+  or ``date`` with Babel (UTC), a ``Decimal`` with Babel's number format (every decimal it has: a USD figure
+  keeps its cents), a :class:`Percent` as the locale writes a percentage. Integers are shown as they are (counts,
+  limits, identifiers); an amount is a ``Decimal`` made by :func:`amount` from integer base units.
 - A :class:`Message` *is* its English text (a ``str``), so code that logs it, compares it or passes it through
   ``str(exc)`` keeps working; whoever shows it to a user calls :func:`render` with the reader's locale.
 
@@ -20,6 +21,7 @@ locale.
 
 from __future__ import annotations
 
+import copy
 import functools
 import gettext
 import logging
@@ -28,9 +30,12 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from recovery.locales import DEFAULT_LOCALE, SUPPORTED, match_locale
+
+if TYPE_CHECKING:
+    from babel.numbers import NumberPattern
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,8 @@ directories."""
 assert set(BABEL_LOCALES) == set(SUPPORTED)
 
 Param = Any
-"""A placeholder's value: text, a :class:`Message`, a number, a ``Decimal``, a ``date`` or ``datetime``."""
+"""A placeholder's value: text, a :class:`Message` (a :class:`Percent` too), a number, a ``Decimal``, a ``date`` or
+``datetime``."""
 
 
 def N_(msgid: str) -> str:
@@ -250,7 +256,10 @@ class MessageError(ValueError):
 
 def amount(base_units: int, decimals: int) -> Decimal:
     """The exact ``Decimal`` of an integer amount in base units, at any size (``amount(100_500_000, 6) ==
-    Decimal("100.5")``); built from its digits, never through a float or a rounding context."""
+    Decimal("100.5")``, without trailing zeros: ``amount(0, 18)`` is ``0``); built from its digits, never through a
+    float or a rounding context."""
+    if base_units == 0:
+        return Decimal(0)
     digits, exponent = str(abs(base_units)), -decimals
     while exponent < 0 and len(digits) > 1 and digits.endswith("0"):
         digits, exponent = digits[:-1], exponent + 1
@@ -258,13 +267,37 @@ def amount(base_units: int, decimals: int) -> Decimal:
 
 
 def format_number(value: Decimal | int, locale: str | None) -> str:
-    """A number in the locale's digits and separators, every decimal kept (``1.234,5`` in German)."""
-    from babel.numbers import format_decimal
+    """A number in the locale's digits and separators, every decimal kept as the value has it, trailing zeros too
+    (``Decimal("1234.50")`` is ``1.234,50`` in German, ``1,234.50`` in English): a cent stays a cent."""
+    return _format_decimal(value, "decimal", locale)
 
+
+def format_percent(value: Decimal | int, locale: str | None) -> str:
+    """A percentage (``5`` is five percent) as the locale writes one, every decimal kept: ``2.5%``, ``2,5 %`` in
+    German, ``%2,5`` in Turkish."""
+    return _format_decimal(value, "percent", locale)
+
+
+def _format_decimal(value: Decimal | int, kind: Literal["decimal", "percent"], locale: str | None) -> str:
     number = value if isinstance(value, Decimal) else Decimal(value)
+    digits, exponent = number.as_tuple().digits, int(number.as_tuple().exponent)
+    babel = babel_locale(locale)
     with localcontext() as context:  # Babel quantizes: wide enough for a 256-bit amount's every digit
-        context.prec = max(context.prec, len(number.as_tuple().digits) + abs(int(number.as_tuple().exponent)) + 2)
-        return format_decimal(number, locale=babel_locale(locale), decimal_quantization=False)
+        context.prec = max(context.prec, len(digits) + abs(exponent) + 4)
+        scaled = number.scaleb(-2) if kind == "percent" else number  # Babel's percent pattern multiplies by 100
+        return _number_pattern(babel, kind, max(0, -exponent)).apply(scaled, babel)
+
+
+@functools.cache
+def _number_pattern(locale: str, kind: Literal["decimal", "percent"], places: int) -> NumberPattern:
+    """The locale's pattern for a number (or a percentage) showing exactly ``places`` decimals. Babel's own
+    ``decimal_quantization=False`` keeps every decimal but drops trailing zeros (``25.00`` would be ``25``)."""
+    from babel import Locale
+
+    babel = Locale.parse(locale)
+    pattern = copy.copy((babel.percent_formats if kind == "percent" else babel.decimal_formats)[None])
+    pattern.frac_prec = (places, places)
+    return pattern
 
 
 def format_amount(base_units: int, decimals: int, locale: str | None) -> str:
@@ -313,10 +346,28 @@ class AmountText(Message):
         return f"{format_amount(self.base_units, self.decimals, locale)} {self.asset}"
 
 
+class Percent(Message):
+    """A percentage (``Percent(Decimal("2.5"))`` is 2.5 percent) as the reader's language writes one (``2.5%``,
+    ``2,5 %``, ``%2,5``), by Babel: a percent sign is never part of a message id (``%`` reads as a C format)."""
+
+    percent: Decimal
+
+    def __new__(cls, percent: Decimal) -> Percent:
+        self = str.__new__(cls, format_percent(percent, DEFAULT_LOCALE))
+        self.msgid, self.params, self.percent = "", {}, percent
+        return self
+
+    def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Param]]:  # type: ignore[override]
+        return (self.percent,), {}
+
+    def render(self, locale: str | None) -> str:
+        return format_percent(self.percent, locale)
+
+
 def decode(params: Mapping[str, Any]) -> dict[str, Param]:
     """The values of a message ref's JSON ``params`` (``recovery.models.MessageRef``), ready for
-    :func:`translate`: tagged datetimes, dates, amounts, decimals and nested refs become what formats them per
-    language."""
+    :func:`translate`: tagged datetimes, dates, amounts, decimals, percentages and nested refs become what formats
+    them per language."""
     return {name: _decode_value(value) for name, value in params.items()}
 
 
@@ -332,6 +383,8 @@ def _decode_value(value: Any) -> Param:
             return AmountText(int(inner["base_units"]), int(inner["decimals"]), str(inner["asset"]))
         if tag == "decimal":
             return Decimal(inner)
+        if tag == "percent":
+            return Percent(Decimal(inner))
         if tag == "message":
             return Message(inner["msgid"], **decode(inner.get("params") or {}))
     return value
@@ -367,14 +420,14 @@ def message_json(text: str) -> dict[str, Any] | None:
     reads them); None for plain text, and for a :class:`Joined` or :class:`Listed` (their English is handed on)."""
     if isinstance(text, Stored):
         return {"msgid": text.msgid, "params": dict(text.params)}
-    if isinstance(text, AmountText | Joined | Listed) or not isinstance(text, Message) or not text.msgid:
+    if isinstance(text, AmountText | Percent | Joined | Listed) or not isinstance(text, Message) or not text.msgid:
         return None
     return {"msgid": text.msgid, "params": encode(text.params)}
 
 
 def encode(params: Mapping[str, Param]) -> dict[str, Any]:
     """A message's values as a message ref's JSON, the inverse of :func:`decode`: a nested message, an amount, a
-    date, a moment or a ``Decimal`` tagged; text and integers as they are."""
+    percentage, a date, a moment or a ``Decimal`` tagged; text and integers as they are."""
     return {name: _encode_value(value) for name, value in params.items()}
 
 
@@ -382,6 +435,8 @@ def _encode_value(value: Param) -> Any:
     if isinstance(value, AmountText):
         inner = {"base_units": str(value.base_units), "decimals": value.decimals, "asset": value.asset}
         return {"amount": inner}
+    if isinstance(value, Percent):
+        return {"percent": str(value.percent)}
     if isinstance(value, str):
         nested = message_json(value)
         return str.__str__(value) if nested is None else {"message": nested}

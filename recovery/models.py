@@ -325,9 +325,10 @@ class MessageRef(BaseModel):
 
     Each value is JSON: text or an integer as they are, or a tagged value formatted per language:
     ``{"datetime": "2027-01-13T10:00:00+00:00"}``, ``{"date": "2027-01-13"}``, ``{"amount": {"base_units":
-    "100500000", "decimals": 6, "asset": "USDT"}}`` (never a float), ``{"decimal": "2.5"}``, or ``{"message":
-    {...}}`` (a ref inside a sentence). Build the tagged ones with :func:`ref_datetime`, :func:`ref_date`,
-    :func:`ref_amount`, :func:`ref_message`. Workflow-safe: renders nothing itself."""
+    "100500000", "decimals": 6, "asset": "USDT"}}`` (never a float), ``{"decimal": "2.5"}`` (a USD figure, a
+    number of whole units), ``{"percent": "2.5"}``, or ``{"message": {...}}`` (a ref inside a sentence). Build the
+    tagged ones with :func:`ref_datetime`, :func:`ref_date`, :func:`ref_amount`, :func:`ref_decimal`,
+    :func:`ref_message`. Workflow-safe: renders nothing itself."""
 
     msgid: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -346,6 +347,12 @@ def ref_amount(base_units: int, decimals: int | None, asset: str) -> dict[str, A
     if decimals is None:
         return f"{base_units} {asset}"
     return {"amount": {"base_units": str(base_units), "decimals": decimals, "asset": asset}}
+
+
+def ref_decimal(value: Decimal) -> dict[str, str]:
+    """A number (a USD figure, whole units), formatted per language when read with every decimal it has
+    (``Decimal("25.00")`` reads ``25.00``, ``25,00``)."""
+    return {"decimal": str(value)}
 
 
 def ref_message(ref: MessageRef) -> dict[str, Any]:
@@ -382,7 +389,7 @@ class Quote(BaseModel):
     policy: str = "default"
     """The fee policy applied: a pattern's own, or ``default``."""
     basis: Text = ""
-    """The policy in words ("free up to 100 USD, then 5 % of the value above it (at most 500 USD)")."""
+    """The policy in words ("free up to 100 USD, then 5% of the value above it (at most 500 USD)")."""
     network_cost: str = "passed"
     """``passed``: ``gas_estimate`` is charged to the user; ``absorbed``: the exchange pays it (0 charged)."""
     network_cost_estimate: BaseUnits = 0

@@ -259,12 +259,12 @@ class ClaimPreviewer:
                 tr(
                     N_("The checks on {chain} took longer than {seconds} s; the engine continues them."),
                     chain=trace.chain,
-                    seconds=self._budget.total_seconds(),
+                    seconds=_seconds(self._budget),
                 )
                 if trace.chain
                 else tr(
                     N_("The checks on the chains took longer than {seconds} s; the engine continues them."),
-                    seconds=self._budget.total_seconds(),
+                    seconds=_seconds(self._budget),
                 )
             )
             answer = ClaimPreview.unavailable(why=why, case_id=case_id, as_of=now, tr=tr)
@@ -668,6 +668,11 @@ def _engineer_next(sla: SlaOutlook, off_engine: bool, steps: list[UserStep], tr:
     if not kinds:
         parts.append(tr(N_("Nothing for you to do unless the engineer asks you something.")))
     return " ".join(parts)
+
+
+def _seconds(span: timedelta) -> Decimal:
+    """A duration in seconds, exactly (``0.2``, not a float's digits), for the reader's number format."""
+    return Decimal(span // timedelta(microseconds=1)).scaleb(-6).normalize()
 
 
 def _asset(deposit: Transfer) -> str:

@@ -137,7 +137,7 @@ def apply(session: Session, *, incident: Incident) -> Applied:
                     first=waived_message(incident),
                     second=Message(
                         "You will also be compensated {usd} USD when your case completes.",
-                        usd=str(incident.compensation),
+                        usd=incident.compensation,
                     ),
                 )
                 if incident.compensation
@@ -170,7 +170,7 @@ def _settled(session: Session, case: Case, ref: CaseRef, incident: Incident, app
     if compensation is not None:
         if fee_ledger.add_once(session, compensation):
             applied.compensated += 1
-        compensated = Message("You are compensated {usd} USD.", usd=str(incident.compensation))
+        compensated = Message("You are compensated {usd} USD.", usd=incident.compensation)
         message = Message(SPACED, first=message, second=compensated)
     cases.add_note(session, case_id=case.case_id, key=incident_key(incident.id), message=message)
 

@@ -110,7 +110,7 @@ async def test_four_eyes_case_needs_two_distinct_engineers_the_second_attested(
         "gas-topup",
         "sweep-mined",
     ]
-    assert "above the automatic limit of 20000 USD" in (fake.saved_event("above-auto-limit").reason or "")
+    assert "above the automatic limit of 20,000 USD" in (fake.saved_event("above-auto-limit").reason or "")
     assert "needs 2 approvals" in fake.saved_event("awaiting-approval").event.message
     assert fake.saved_event("approval-1").event.message.startswith("Approved by bob (attested), 1 of 2 approvals")
     assert fake.saved_event("decision-approved").event.message == (

@@ -207,7 +207,7 @@ async def test_the_answer_is_in_the_readers_language(world: World) -> None:
     german = await world.preview(30_000, confirmations=1, locale="de")
     assert german.route is english.route and german.pattern is english.pattern and german.sla == english.sla
     assert german.reason is not None and english.reason is not None
-    assert german.reason != english.reason and "30.000 USD" in german.reason  # the de number format
+    assert german.reason != english.reason and "30.000,00 USD" in german.reason  # the de number format, cents kept
     assert german.next != english.next and "Januar 2027" in german.next  # the SLA dates, in German
     assert "Bestätigung" in german.next and all(c not in english.caveats for c in german.caveats)
 
@@ -224,7 +224,7 @@ async def test_automatic_wrong_network(world: World) -> None:
     assert (fee.policy, fee.network_cost, fee.acceptance_required) == ("default", "passed", False)
     assert fee.value_usd == Decimal("100.00") and fee.fee_usd == Decimal("10.00")  # 5 % is under the 10 USD minimum
     assert fee.fee == 10 * 10**18 and fee.acceptance_above_usd == Decimal("1000")
-    assert "5 % of the value" in fee.basis
+    assert "5% of the value" in fee.basis
     assert "automatically" in answer.next and "Nothing for you to do." in answer.next
     assert any("Provisional" in c for c in answer.caveats)
     assert any("network cost" in c for c in answer.caveats)

@@ -55,7 +55,7 @@ async def test_a_quote_above_the_threshold_waits_for_the_users_acceptance(accept
     assert case["status"] == "AWAITING_USER", case
     fees = case["fees"]
     assert fees["acceptance"] == "required" and fees["policy"] == "default", fees
-    assert fees["fee_usd"] == "250.00" and fees["basis"] == "5 % of the value (at least 10 USD, at most 500 USD)"
+    assert fees["fee_usd"] == "250.00" and fees["basis"] == "5% of the value (at least 10 USD, at most 500 USD)"
     assert case["next_action"]["text"].startswith("Accept or decline the quote")
     assert case["next_action"]["action"] == "accept_fee" and case["next_action"]["due_at"] is not None
     assert case["next_action"]["request"].startswith(f"POST /v1/cases/{case['case_id']}/fee-acceptance")

@@ -80,7 +80,7 @@ async def test_four_eyes_wrong_network_recovery(dev_stack: Stack) -> None:
     case_id = response.json()["case_id"]
     case = await stack.wait_for(token, case_id, "AWAITING_APPROVAL", "COMPLETED", "REJECTED")
     assert case["status"] == "AWAITING_APPROVAL" and case["pattern"] == "WRONG_NETWORK_SAME_KEY", case
-    assert "above the automatic limit of 20000 USD" in case["reason"]
+    assert "above the automatic limit of 20,000 USD" in case["reason"]
     proof = await stack.prove_ownership(token, case_id)  # above ownership_proof_usd: the sender's signature
     assert proof.status_code == 200, proof.text
 

@@ -35,7 +35,7 @@ def test_free_up_to_the_threshold_then_a_percentage_of_the_part_above(decimals: 
         asset="USDT", amount=300 * unit, decimals=decimals, price_usd=Decimal("1"), gas_estimate=0, policy=COINBASE
     )
     assert above.fee == 10 * unit  # 5 % of the 200 above the free 100
-    assert "free up to 100 USD, then 5 % of the value above it" in above.basis
+    assert "free up to 100 USD, then 5% of the value above it" in above.basis
 
 
 def test_a_free_recovery_is_not_clamped_up_to_the_minimum() -> None:
@@ -79,7 +79,7 @@ def test_a_vip_discount_comes_off_the_clamped_fee() -> None:
     vip = quote(
         asset="USDT", amount=10**6 * 10**6, decimals=6, price_usd=Decimal("1"), gas_estimate=0, policy=policy, vip=True
     )
-    assert vip.vip_discount_bps == 2_500 and "VIP discount of 25 %" in vip.basis
+    assert vip.vip_discount_bps == 2_500 and "VIP discount of 25%" in vip.basis
 
 
 def test_an_absorbed_network_cost_is_not_charged_and_settles_with_no_gas() -> None:

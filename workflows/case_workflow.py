@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TxReceipt,
         ref_amount,
         ref_date,
+        ref_decimal,
         ref_message,
         text_param,
     )
@@ -207,6 +208,12 @@ def _amount(base_units: int, decimals: int | None, asset: str) -> Value:
     return f"{sign}{int(whole):,}" + (f".{fraction}" if fraction else "") + f" {asset}", tagged
 
 
+def _decimal(value: Decimal) -> tuple[str, dict[str, str]]:
+    """A number (a USD figure), formatted per language when read; its English as Babel writes it (``1,234.50``:
+    grouped, every decimal kept), built here without Babel."""
+    return f"{value:,f}", ref_decimal(value)
+
+
 def _date(value: datetime | date) -> tuple[str, dict[str, str]]:
     """A calendar day, in the reader's long form; its English as Babel writes it (``January 13, 2027``)."""
     day = value.date() if isinstance(value, datetime) else value
@@ -240,7 +247,7 @@ def _approval_note(decision: Decision) -> Value:
     approval set; ``""`` when there is none of these."""
     parts: list[Value] = [decision.text] if decision.text.strip() else []
     if decision.fee_usd is not None:
-        parts.append(_ref(N_("(fee set to {fee_usd} USD)"), fee_usd=str(decision.fee_usd)))
+        parts.append(_ref(N_("(fee set to {fee_usd} USD)"), fee_usd=_decimal(decision.fee_usd)))
     if decision.action is not None:
         parts.append(_ref(N_("(action: {action})"), action=_named(CHOICE_NAMES[decision.action])))
     return _joined(parts, SPACED) if parts else ""
@@ -425,8 +432,8 @@ class CaseWorkflow:
                         "deposits worth more than {floor} USD; this one is worth {value} USD."
                     ),
                     reason=_reason(verdict),
-                    floor=str(floor),
-                    value=str(quote.amount_usd),
+                    floor=_decimal(floor),
+                    value=_decimal(quote.amount_usd),
                 )
                 return await self._reject(verdict.pattern, reason, text=text)
             try:
@@ -452,7 +459,7 @@ class CaseWorkflow:
             if not accepted:
                 reason, text = _ref(
                     N_("You declined the quote (fee {fee_usd} USD), so the case is closed; nothing was moved."),
-                    fee_usd=str(quote.fee_usd),
+                    fee_usd=_decimal(quote.fee_usd),
                 )
                 return await self._close(CaseStatus.CANCELLED, verdict.pattern, reason, text=text)
 
@@ -937,12 +944,13 @@ class CaseWorkflow:
         )
         if refund:
             return None
+        assert policy.ownership_proof_usd is not None  # not a refund: only above the threshold
         return _ref(
             N_(
                 "Worth more than {limit} USD: before anything moves, prove that you control {sender} (GET {challenge}, "
                 "sign its message)"
             ),
-            limit=str(policy.ownership_proof_usd),
+            limit=_decimal(policy.ownership_proof_usd),
             sender=deposit.sender,
             challenge=f"/v1/cases/{self._case.case_id}/ownership-challenge",
         )
@@ -1046,7 +1054,7 @@ class CaseWorkflow:
                 "is signed before you accept."
             ),
             fee=_amount(quote.fee, quote.decimals, quote.asset),
-            fee_usd=str(quote.fee_usd),
+            fee_usd=_decimal(quote.fee_usd),
             basis=text_param(quote.basis),
             gas=_amount(quote.gas_estimate, quote.decimals, quote.asset),
             net=_amount(quote.net_estimate, quote.decimals, quote.asset),
@@ -1083,7 +1091,7 @@ class CaseWorkflow:
             message, text = _ref(
                 N_("You accepted the fee of {fee} (${fee_usd})"),
                 fee=_amount(quote.fee, quote.decimals, quote.asset),
-                fee_usd=str(quote.fee_usd),
+                fee_usd=_decimal(quote.fee_usd),
             )
             await self._save("quote-accepted", CaseStatus.RECOVERING, message, text=text, waiting="recovery")
         return answer.accept
@@ -1481,13 +1489,13 @@ class CaseWorkflow:
                 "engineer approves it before anything moves."
             ),
             reason=_reason(verdict),
-            value=str(quote.amount_usd),
-            limit=str(limit),
+            value=_decimal(quote.amount_usd),
+            limit=_decimal(limit),
         )
         message, text = _ref(
             N_("Above the automatic limit of {limit} USD ({amount_usd} USD): an engineer decides"),
-            limit=str(limit),
-            amount_usd=str(quote.amount_usd),
+            limit=_decimal(limit),
+            amount_usd=_decimal(quote.amount_usd),
         )
         await self._save(
             "above-auto-limit", CaseStatus.CLASSIFIED, message, text=text, reason=reason, reason_text=reason_text
@@ -1578,7 +1586,7 @@ class CaseWorkflow:
             amount=_amount(deposit.amount, quote.decimals, quote.asset),
             chain=deposit.chain,
             fee=_amount(quote.fee, quote.decimals, quote.asset),
-            fee_usd=str(quote.fee_usd),
+            fee_usd=_decimal(quote.fee_usd),
         )
         await self._save(
             "recovering",
@@ -1632,7 +1640,7 @@ class CaseWorkflow:
             sender=sender,
             chain=deposit.chain,
             fee=_amount(quote.fee, quote.decimals, quote.asset),
-            fee_usd=str(quote.fee_usd),
+            fee_usd=_decimal(quote.fee_usd),
             gas=_amount(quote.gas_estimate, quote.decimals, quote.asset),
         )
         await self._save(
