@@ -8,7 +8,8 @@ own tables and migrations (``store.schema.init_db``), in batches (executemany on
 value converted by its column's type). The cases are what the engine leaves behind: completed, rejected, waiting
 for confirmations, for an engineer (with their handling row and SLA), for the user (a quote to accept, an
 ownership proof: with its requirement row), a few refunded (with their ledger row), with 2 to 8 timeline events
-each and a quote on most.
+each (those the engine writes with a message id, such as the claim received, the trace, the confirmations and an
+approval, with their id and values: a read renders them in the reader's language) and a quote on most.
 
 Two uvicorn servers, one worker process each, started with the same settings (``--loop``, ``--http``, log level
 warning, no access log):
@@ -115,6 +116,7 @@ ASSETS = (
     Asset("polygon", "USDT", 6, Decimal("1"), "0xc2132d05d31c914a87c6611c10748aeb04b58e8f"),
     Asset("polygon", "POL", 18, Decimal("0.5"), None),
 )
+CONFIRMATIONS = "Deposit has {have} of {need} confirmations"
 KINDS = (
     ("completed", 45),
     ("rejected", 14),
@@ -177,15 +179,33 @@ def _case_rows(rng: random.Random, user_id: str, span_s: int) -> tuple[Row, list
     events: list[Row] = []
     extra: dict[str, Row] = {}
 
-    def event(key: str, status: CaseStatus, message: str, *, due_at: datetime | None = None) -> None:
+    def event(
+        key: str,
+        status: CaseStatus,
+        message: str,
+        *,
+        due_at: datetime | None = None,
+        ref: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """A timeline entry; ``ref``: its message id and values, as the engine stores them beside the English
+        (a read renders it in the reader's language)."""
         nonlocal at
         at += timedelta(seconds=rng.randrange(1, 900))
         events.append(
-            {"case_id": case_id, "key": key, "status": status, "message": message, "at": at, "due_at": due_at}
+            {
+                "case_id": case_id,
+                "key": key,
+                "status": status,
+                "message": message,
+                "message_id": None if ref is None else ref[0],
+                "message_params": None if ref is None else json.dumps(ref[1], sort_keys=True),
+                "at": at,
+                "due_at": due_at,
+            }
         )
 
-    event("received", CaseStatus.RECEIVED, "Claim received")
-    event("tracing", CaseStatus.TRACING, "Tracing the transaction")
+    event("received", CaseStatus.RECEIVED, "Claim received", ref=("Claim received", {}))
+    event("tracing", CaseStatus.TRACING, "Tracing the transaction", ref=("Tracing the transaction", {}))
     case: Row = {
         "case_id": case_id,
         "user_id": user_id,
@@ -209,7 +229,12 @@ def _case_rows(rng: random.Random, user_id: str, span_s: int) -> tuple[Row, list
         "created_at": created,
     }
     if kind == "confirming":
-        event("confirmations-1", CaseStatus.WAITING_CONFIRMATIONS, "Deposit has 1 of 12 confirmations")
+        event(
+            "confirmations-1",
+            CaseStatus.WAITING_CONFIRMATIONS,
+            "Deposit has 1 of 12 confirmations",
+            ref=(CONFIRMATIONS, {"have": 1, "need": 12}),
+        )
         case["status"] = CaseStatus.WAITING_CONFIRMATIONS
     elif kind == "rejected":
         pattern = rng.choice((Pattern.NOT_OURS, Pattern.FAILED_TX, Pattern.TOO_SMALL, Pattern.NOT_YOUR_DEPOSIT))
@@ -229,7 +254,12 @@ def _case_rows(rng: random.Random, user_id: str, span_s: int) -> tuple[Row, list
             quote_json=quote.model_dump_json(),
         )
         for k in range(1, rng.randrange(2, 4)):
-            event(f"confirmations-{k}", CaseStatus.WAITING_CONFIRMATIONS, f"Deposit has {k * 6} of 12 confirmations")
+            event(
+                f"confirmations-{k}",
+                CaseStatus.WAITING_CONFIRMATIONS,
+                f"Deposit has {k * 6} of 12 confirmations",
+                ref=(CONFIRMATIONS, {"have": k * 6, "need": 12}),
+            )
         route = "manual" if manual else "automatic"
         event("classified", CaseStatus.CLASSIFIED, f"Classified as {pattern} ({route}): {case['reason']}")
         if manual:
@@ -262,7 +292,12 @@ def _case_rows(rng: random.Random, user_id: str, span_s: int) -> tuple[Row, list
             case["status"] = CaseStatus.AWAITING_USER
         elif kind == "ownership":
             sender = _hex(rng, 20)
-            event("decision-approved", CaseStatus.AWAITING_APPROVAL, "Approved by bob")
+            event(
+                "decision-approved",
+                CaseStatus.AWAITING_APPROVAL,
+                "Approved by bob",
+                ref=("Approved by {engineer}", {"engineer": "bob"}),
+            )
             event(
                 "ownership-wait",
                 CaseStatus.AWAITING_USER,
