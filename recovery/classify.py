@@ -78,10 +78,17 @@ def _separated(texts: Sequence[str]) -> Param:
     values = [text_param(text) for text in texts]
     if all(isinstance(value, str) for value in values):
         return "; ".join(str(value) for value in values)
-    joined: Param = values[0]
-    for value in values[1:]:
-        joined = _ref(SEPARATED, first=joined, second=value)
-    return joined
+    return _halves(values)
+
+
+def _halves(values: Sequence[Param]) -> Param:
+    """``a; b; c; d`` as ``{first}; {second}`` refs nested by halves: as deep as the logarithm of the number of
+    texts, not the number (a transaction can have hundreds of parts not read, and a ref nested hundreds deep is
+    past what pydantic serializes)."""
+    if len(values) == 1:
+        return values[0]
+    middle = len(values) // 2
+    return _ref(SEPARATED, first=_halves(values[:middle]), second=_halves(values[middle:]))
 
 
 def _chain(chain: str | None) -> str | Reason:

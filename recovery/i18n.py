@@ -462,7 +462,7 @@ def separated(texts: Sequence[str], msgid: str = SEPARATED) -> str:
     language and the separator too (nested messages); plain text when none of them is a message."""
     if not any(isinstance(text, Message) for text in texts):
         return ("; " if msgid == SEPARATED else " ").join(texts)
-    joined = texts[0]
-    for text in texts[1:]:
-        joined = Message(msgid, first=joined, second=text)
-    return joined
+    if len(texts) == 1:
+        return texts[0]
+    middle = len(texts) // 2  # nested by halves: as deep as the logarithm of the number of texts
+    return Message(msgid, first=separated(texts[:middle], msgid), second=separated(texts[middle:], msgid))

@@ -291,9 +291,10 @@ def _utc(value: str) -> datetime:
     """A timestamp as JSON has it (SQLite's naive UTC text; PostgreSQL's ISO 8601 with its offset) as
     :class:`store.db.UTCDateTime` reads it: aware, in UTC. Naive text is parsed with a UTC offset added, not
     parsed and then given its zone: ``replace(tzinfo=...)`` costs several times the parsing."""
-    if value[-6] in "+-" and value[-3] == ":":
-        return datetime.fromisoformat(value).astimezone(UTC)
-    return datetime.fromisoformat(value + "+00:00")
+    if len(value) in (19, 26) and value[10] == " ":  # SQLite's naive UTC text, as the engine writes it
+        return datetime.fromisoformat(value + "+00:00")
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _enum_of(enum_cls: type[Enum]) -> Callable[[Any], Any]:

@@ -8,6 +8,7 @@ import os
 
 from temporalio.testing import WorkflowEnvironment
 
+from recovery.i18n import Message, render_ref
 from recovery.models import CaseStatus, Pattern
 from tests.stack_fixtures import HISTORIES
 from tests.workflow_fakes import FakeCase, facts, nothing_moved, running, trace, usdt_deposit, wait_for_status
@@ -57,3 +58,33 @@ async def test_an_answer_that_cannot_be_decoded_is_not_polled_for_days(time_skip
     assert result.status is CaseStatus.REJECTED and result.pattern is Pattern.NOT_FOUND
     assert "could not read the node's answer" in result.reason and "contact support" in result.reason
     nothing_moved(fake)
+
+
+NFT = (
+    "Event {name} is an NFT (ERC-721) transfer of token #{number} of contract {contract} from {sender} to "
+    "{recipient}. The engine does not recover NFTs; if it went to an exchange address an engineer must look."
+)
+
+
+async def test_hundreds_of_unread_parts_still_classify_and_read_in_any_language(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """An NFT sweep beside a deposit: one part not read per NFT transfer, each a message. They join into the
+    classification's reason as refs nested by halves (a chain of 300 nested refs is past pydantic's depth and
+    would fail the workflow task for ever)."""
+    parts = [
+        Message(NFT, name=f"log {n}", number=n, contract="0x" + "aa" * 20, sender="0x" + "bb" * 20, recipient="0x1")
+        for n in range(300)
+    ]
+    deposit = usdt_deposit()
+    fake = FakeCase(traces=[trace(deposit).model_copy(update={"unread": parts})], facts=facts(deposit))
+    async with running(time_skipping_env, fake) as handle:
+        await wait_for_status(handle, CaseStatus.AWAITING_APPROVAL)
+        await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="checked by hand"))
+        await handle.result()
+    classified = fake.saved_event("classified").event
+    assert all(str(part) in classified.message for part in parts)
+    assert classified.message.count("; Event log ") == len(parts) - 1
+    assert classified.text is not None
+    german = render_ref("de", classified.text.msgid, classified.text.params)
+    assert german != classified.message and german.count("ERC-721") == len(parts)

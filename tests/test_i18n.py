@@ -39,6 +39,8 @@ from recovery.i18n import (
     format_datetime,
     format_number,
     placeholders,
+    render,
+    separated,
     translate,
 )
 from recovery.locales import SUPPORTED
@@ -655,3 +657,17 @@ def test_the_spec_documents_accept_language_and_content_language(api: Api) -> No
             assert response["headers"]["Content-Language"] == {"$ref": "#/components/headers/ContentLanguage"}
     assert spec["components"]["headers"]["ContentLanguage"]["schema"]["enum"] == list(SUPPORTED)
     assert "Accept-Language" in spec["info"]["description"] and 422 in DOCUMENTED
+
+
+def test_many_separated_texts_nest_shallow_and_read_in_order() -> None:
+    """``separated`` nests its texts by halves: 600 findings render (a chain 600 deep would not), in order, with
+    the reader's separator."""
+    texts = [Message("{topics} topics, {data} data bytes", topics=n, data=0) for n in range(600)]
+    joined = separated(texts)
+    assert str(joined) == "; ".join(str(text) for text in texts)
+    german = render(joined, "de")
+    assert (
+        german != str(joined)
+        and german.count(";") == 599
+        and german.startswith(translate("de", texts[0].msgid, topics=0, data=0))
+    )
