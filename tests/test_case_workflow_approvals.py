@@ -130,7 +130,7 @@ async def test_four_eyes_case_needs_two_distinct_engineers_the_second_attested(
     ]
     assert accepted == [("approve", "bob", True), ("approve", "chen", True)]
     if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
-        (HISTORIES / "four_eyes_audited.json").write_text(history.to_json())
+        (HISTORIES / "four_eyes_audited_v6.json").write_text(history.to_json())
 
 
 async def test_either_engineer_can_reject_a_four_eyes_case_after_the_first_approval(

@@ -68,7 +68,7 @@ async def test_nothing_is_signed_before_the_user_accepts_the_quote(time_skipping
         result = await handle.result()
         history = await handle.fetch_history()
     if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
-        (Path(__file__).parent / "histories" / "fee_accepted_completed.json").write_text(history.to_json())
+        (Path(__file__).parent / "histories" / "fee_accepted_completed_v6.json").write_text(history.to_json())
 
     assert result.status is CaseStatus.COMPLETED
     assert fake.keys.index("quote-offered") < fake.keys.index("quote-accepted") < fake.keys.index("recovering")

@@ -77,7 +77,7 @@ async def test_an_approval_sets_the_fee_within_the_policy_bounds_and_says_so(
         result = await handle.result()
         history = await handle.fetch_history()
     if os.environ.get("RECORD_HISTORIES"):  # kept for tests/test_replay.py
-        (Path(__file__).parent / "histories" / "fee_override_completed.json").write_text(history.to_json())
+        (Path(__file__).parent / "histories" / "fee_override_completed_v6.json").write_text(history.to_json())
 
     assert answer == "approved by alice"
     assert result.status is CaseStatus.COMPLETED

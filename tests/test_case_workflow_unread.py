@@ -28,6 +28,8 @@ async def test_an_unread_part_sends_an_automatic_case_to_an_engineer(time_skippi
         nothing_moved(fake)
         await handle.execute_update(CaseWorkflow.reject, Decision(engineer="alice", reason="checked by hand"))
         result = await handle.result()
+        if os.environ.get("RECORD_HISTORIES"):  # named codes and handed-on texts as refs, for tests/test_replay.py
+            (HISTORIES / "unread_manual_rejected_v6.json").write_text((await handle.fetch_history()).to_json())
     classified = fake.saved_event("classified")
     assert "(manual)" in classified.event.message and UNREAD in classified.event.message
     assert "an engineer checks it before anything moves" in classified.event.message

@@ -30,6 +30,8 @@ def test_recorded_histories_exist() -> None:
     assert "reconcile_mismatch" in names, names
     assert "notification_dispatcher" in names, names
     assert "undecodable_rejected" in names, names
+    translated = {"four_eyes_audited_v6", "fee_override_completed_v6", "fee_accepted_completed_v6"}
+    assert translated | {"unread_manual_rejected_v6"} <= names, names  # texts as message refs, USD as Decimal
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
