@@ -367,20 +367,6 @@ class CaseDetail(CaseSummary):
     next_action: NextActionOut = Field(description="What the case waits for from you, if anything, and how to give it")
     timeline: list[TimelineEntry]
 
-    @classmethod
-    def build(
-        cls,
-        case: CaseRecord,
-        events: Sequence[EventRecord],
-        handling: CaseHandling | None = None,
-        ownership: OwnershipRecord | None = None,
-        refund: RefundRecord | None = None,
-        *,
-        locale: str = DEFAULT_LOCALE,
-    ) -> CaseDetail:
-        """The case as its reader sees it (:meth:`fields_of`)."""
-        return cls.model_validate(cls.fields_of(case, events, handling, ownership, refund, locale=locale))
-
     @staticmethod
     def fields_of(
         case: CaseRecord,
@@ -395,7 +381,8 @@ class CaseDetail(CaseSummary):
         the model's field order): the API's own texts (``next_action``), the timeline and the reason in ``locale``
         (rendered from their message ids; the stored English for texts written without one).
 
-        ``pydantic_core.to_json`` of these fields is the case read's body (:meth:`api.case_views.CaseViews.render`):
+        ``CaseDetail.model_validate`` of them is the model (the staff view's); ``pydantic_core.to_json`` of them is
+        the case read's body (:meth:`api.case_views.CaseViews.render`):
         the same bytes as the validated model's ``model_dump_json()`` (a test compares them over every kind of
         case), at a fraction of the cost, since most of a read's rendering was validating values it had just
         made."""

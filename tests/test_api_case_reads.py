@@ -448,7 +448,8 @@ async def test_a_rendered_read_is_the_validated_models_json(db_engine: Engine) -
     """A read's body is rendered from the case's fields with ``pydantic_core.to_json``, without the model: byte for
     byte what the validated ``CaseDetail`` writes, for every kind of case the engine leaves (the API bench's
     cases: each status, handling with SLA dates, ownership to prove, quotes to accept, refunds, timelines with
-    deadlines) and in languages of every script, on each database."""
+    deadlines) and in languages of every script, on each database; the fields from the case as the engine reads
+    it, the body from the driver's read."""
     data = Dataset()
     load(db_engine, generate(240, 6, 11, data), lambda _: None)
     views = CaseViews(db_engine)
@@ -463,9 +464,7 @@ async def test_a_rendered_read_is_the_validated_models_json(db_engine: Engine) -
             locale = ("en", "de", "ja", "ar", "zh-Hant")[n % 5]
             parts = (view.case, view.events, view.handling, view.ownership, view.refund)
             fields = CaseDetail.fields_of(*parts, locale=locale)
-            validated = CaseDetail.model_validate(fields)
-            assert validated == CaseDetail.build(*parts, locale=locale)
-            assert to_json(fields) == validated.model_dump_json().encode()
+            assert to_json(fields) == CaseDetail.model_validate(fields).model_dump_json().encode()
             _, rendered = await views.read(token=data.tokens[data.owners[n]], case_id=case_id, locale=locale)
             assert rendered is not None and rendered.body == to_json(fields)
     finally:

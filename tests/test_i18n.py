@@ -621,7 +621,7 @@ async def test_a_claims_refusals_in_the_claimants_language(api: Api) -> None:
 def test_closed_texts_in_every_language(status: CaseStatus) -> None:
     case = Case(case_id="c", user_id="alice", tx_hash=TX, status=status, reason="")
     for tag in SUPPORTED:
-        text = CaseDetail.build(case, [], locale=tag).next_action.text
+        text = CaseDetail.model_validate(CaseDetail.fields_of(case, [], locale=tag)).next_action.text
         assert text == translate(tag, CLOSED_TEXT[status]) and text
         assert (text == CLOSED_TEXT[status]) == (tag == "en")
 

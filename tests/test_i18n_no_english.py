@@ -424,7 +424,7 @@ def _closed_case(session: Session, signer: MnemonicSigner) -> list[Shown]:
     assert [e.key for e in events] == ["received", "incident-1", "classified", "credited", "sweep-mined"]
 
     def read(locale: str) -> dict[str, str]:
-        detail = CaseDetail.build(case, events, locale=locale)
+        detail = CaseDetail.model_validate(CaseDetail.fields_of(case, events, locale=locale))
         assert detail.fees.basis is not None
         texts = {"reason": detail.reason, "fees.basis": detail.fees.basis, "next_action": detail.next_action.text}
         return texts | {f"timeline: {e.key}": entry.message for e, entry in zip(events, detail.timeline, strict=True)}

@@ -157,5 +157,9 @@ def test_an_incidents_compensation_reads_in_the_readers_language(
     events = cases.timeline(db_session, case_id="case-1")
     keys = [e.key for e in events]
     for locale, written in WRITTEN.items():
-        note = CaseDetail.build(case, events, locale=locale).timeline[keys.index("incident-1")].message
+        note = (
+            CaseDetail.model_validate(CaseDetail.fields_of(case, events, locale=locale))
+            .timeline[keys.index("incident-1")]
+            .message
+        )
         assert written in note, (locale, note)

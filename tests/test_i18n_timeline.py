@@ -135,7 +135,7 @@ def _read(session: Session, locale: str) -> tuple[CaseDetail, dict[str, str]]:
     case = cases.get_case(session, case_id="case-i18n")
     assert case is not None
     events = cases.timeline(session, case_id="case-i18n")
-    detail = CaseDetail.build(case, events, locale=locale)
+    detail = CaseDetail.model_validate(CaseDetail.fields_of(case, events, locale=locale))
     return detail, {e.key: entry.message for e, entry in zip(events, detail.timeline, strict=True)}
 
 

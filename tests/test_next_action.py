@@ -93,7 +93,7 @@ def test_a_running_recovery_is_a_wait(status: CaseStatus) -> None:
 
 def test_the_case_detail_always_has_a_next_action_and_due_dates_on_the_timeline() -> None:
     events = [_event("received", CaseStatus.RECEIVED), _event("info-request-1", CaseStatus.AWAITING_USER, DUE)]
-    detail = CaseDetail.build(_case(CaseStatus.AWAITING_USER), events)
+    detail = CaseDetail.model_validate(CaseDetail.fields_of(_case(CaseStatus.AWAITING_USER), events))
     body = detail.model_dump(mode="json")
     assert body["next_action"]["action"] == "answer_question"
     assert [e["due_at"] for e in body["timeline"]] == [None, DUE.isoformat().replace("+00:00", "Z")]

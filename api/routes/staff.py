@@ -129,11 +129,13 @@ async def read_staff_case(
             detail = (
                 None
                 if row is None
-                else CaseDetail.build(
-                    row,
-                    cases.timeline(session, case_id=case_id),
-                    cases.get_handling(session, case_id=case_id),
-                    locale=locale,
+                else CaseDetail.model_validate(
+                    CaseDetail.fields_of(
+                        row,
+                        cases.timeline(session, case_id=case_id),
+                        cases.get_handling(session, case_id=case_id),
+                        locale=locale,
+                    )
                 )
             )
             return detail, [AuditOut.of(e) for e in audit.entries(session, case_id=case_id)]
