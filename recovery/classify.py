@@ -7,7 +7,6 @@ The checks run in order; the first that applies names the pattern.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from recovery.i18n import N_, SEPARATED, amount
 from recovery.models import (
@@ -17,12 +16,14 @@ from recovery.models import (
     DepositFacts,
     MessageRef,
     Pattern,
+    RefValue,
     Route,
     Transfer,
+    joined_refs,
     ref_amount,
     ref_decimal,
-    ref_message,
     text_param,
+    text_ref,
 )
 from recovery.units import format_units
 
@@ -30,21 +31,11 @@ ANY_CHAIN = N_("any configured chain")
 UNNAMED_TOKEN = N_("token")
 
 
-Param = str | int | tuple[str, MessageRef] | tuple[str, dict[str, Any]]
+Param = RefValue
 """A value in a reason: plain text or a number as it is, or its English with a nested ref or a tagged value
 (:func:`_amount`)."""
 Reason = tuple[str, MessageRef]
-
-
-def _ref(msgid: str, **params: Param) -> Reason:
-    """A reason's English text and its message ref (the English equals the ref rendered in English: the values
-    are plain text, or given with their English)."""
-    english = {k: v[0] if isinstance(v, tuple) else v for k, v in params.items()}
-    values = {
-        k: (ref_message(v[1]) if isinstance(v[1], MessageRef) else v[1]) if isinstance(v, tuple) else v
-        for k, v in params.items()
-    }
-    return msgid.format(**english), MessageRef(msgid=msgid, params=values)
+_ref = text_ref
 
 
 def _amount(deposit: Transfer, value: int | None = None) -> Param:
@@ -78,17 +69,7 @@ def _separated(texts: Sequence[str]) -> Param:
     values = [text_param(text) for text in texts]
     if all(isinstance(value, str) for value in values):
         return "; ".join(str(value) for value in values)
-    return _halves(values)
-
-
-def _halves(values: Sequence[Param]) -> Param:
-    """``a; b; c; d`` as ``{first}; {second}`` refs nested by halves: as deep as the logarithm of the number of
-    texts, not the number (a transaction can have hundreds of parts not read, and a ref nested hundreds deep is
-    past what pydantic serializes)."""
-    if len(values) == 1:
-        return values[0]
-    middle = len(values) // 2
-    return _ref(SEPARATED, first=_halves(values[:middle]), second=_halves(values[middle:]))
+    return joined_refs(values, SEPARATED)
 
 
 def _chain(chain: str | None) -> str | Reason:

@@ -8,6 +8,7 @@ nothing until a text is rendered). Amounts are integers in base units.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -357,6 +358,35 @@ def ref_decimal(value: Decimal) -> dict[str, str]:
 
 def ref_message(ref: MessageRef) -> dict[str, Any]:
     return {"message": ref.model_dump(mode="json")}
+
+
+RefValue = str | int | tuple[str, Any]
+"""A value in a message ref: text or an integer as it is, or its English with a tagged value (:func:`ref_amount`,
+:func:`ref_decimal`, ...) or with a nested :class:`MessageRef`."""
+
+
+def text_ref(msgid: str, /, **params: RefValue) -> tuple[str, MessageRef]:
+    """A text's English and its message ref (the English is the ref rendered in English): ``msgid`` filled in
+    with each value's English, and the values as the ref keeps them (plain, tagged, or a nested ref). Renders
+    nothing: workflow code builds its texts with it."""
+    english = {name: value[0] if isinstance(value, tuple) else value for name, value in params.items()}
+    values = {
+        name: (ref_message(value[1]) if isinstance(value[1], MessageRef) else value[1])
+        if isinstance(value, tuple)
+        else value
+        for name, value in params.items()
+    }
+    return msgid.format_map(english), MessageRef(msgid=msgid, params=values)
+
+
+def joined_refs(values: Sequence[RefValue], msgid: str) -> RefValue:
+    """Texts one after the other as ``msgid`` (``{first}; {second}``, ``{first} {second}``) refs nested by halves:
+    as deep as the logarithm of the number of texts, not the number (a transaction can have hundreds of parts not
+    read, and a ref nested hundreds deep is past what pydantic serializes)."""
+    if len(values) == 1:
+        return values[0]
+    middle = len(values) // 2
+    return text_ref(msgid, first=joined_refs(values[:middle], msgid), second=joined_refs(values[middle:], msgid))
 
 
 class Classification(BaseModel):

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Quote,
         RecoveryChoice,
         Refund,
+        RefValue,
         Route,
         Settlement,
         SignedTx,
@@ -41,11 +42,12 @@ with workflow.unsafe.imports_passed_through():
         TraceResult,
         Transfer,
         TxReceipt,
+        joined_refs,
         ref_amount,
         ref_date,
         ref_decimal,
-        ref_message,
         text_param,
+        text_ref,
     )
     from recovery.names import (
         CHOICE_NAMES,
@@ -151,7 +153,7 @@ MAX_ANSWER_CHARS = 2_000
 Text = tuple[str, MessageRef]
 """A timeline message or a reason: its English and its message ref, the ref rendered in English being the
 English (the workflow renders nothing: Babel stays out of the sandbox)."""
-Value = str | int | tuple[str, Any]
+Value = RefValue
 """A value in a message: text or an integer as it is (an engineer's or a user's own words stay as typed), or
 its English with a tagged value (:func:`_amount`, :func:`_date`) or a nested :data:`Text`."""
 
@@ -184,17 +186,8 @@ _MONTHS = (
 )
 
 
-def _ref(msgid: str, /, **params: Value) -> Text:
-    """A message's English and its ref: ``msgid`` (marked with ``N_`` where it is written) filled in with each
-    value's English, and the values as the ref keeps them (plain, tagged, or a nested ref)."""
-    english = {name: value[0] if isinstance(value, tuple) else value for name, value in params.items()}
-    values = {
-        name: (ref_message(value[1]) if isinstance(value[1], MessageRef) else value[1])
-        if isinstance(value, tuple)
-        else value
-        for name, value in params.items()
-    }
-    return msgid.format_map(english), MessageRef(msgid=msgid, params=values)
+_ref = text_ref
+"""A message's English and its ref (``msgid`` marked with ``N_`` where it is written)."""
 
 
 def _amount(base_units: int, decimals: int | None, asset: str) -> Value:
@@ -234,14 +227,6 @@ def _named(msgid: str) -> Text:
     return msgid, MessageRef(msgid=msgid)
 
 
-def _joined(values: list[Value], msgid: str = SEPARATED) -> Value:
-    """``a; b`` (or ``a b`` with :data:`SPACED`), each value and the separator in the reader's language."""
-    joined = values[0]
-    for value in values[1:]:
-        joined = _ref(msgid, first=joined, second=value)
-    return joined
-
-
 def _approval_note(decision: Decision) -> Value:
     """An approval's note on the timeline: the engineer's own words (as typed), then the fee and the action the
     approval set; ``""`` when there is none of these."""
@@ -250,7 +235,7 @@ def _approval_note(decision: Decision) -> Value:
         parts.append(_ref(N_("(fee set to {fee_usd} USD)"), fee_usd=_decimal(decision.fee_usd)))
     if decision.action is not None:
         parts.append(_ref(N_("(action: {action})"), action=_named(CHOICE_NAMES[decision.action])))
-    return _joined(parts, SPACED) if parts else ""
+    return joined_refs(parts, SPACED) if parts else ""
 
 
 def _refusal(msgid: str, /, **params: Value) -> ApplicationError:
@@ -839,7 +824,7 @@ class CaseWorkflow:
                 names = _ref(N_("{first} and {second}"), first=names, second=_approver(approval))
             notes = [n for n in self._state.approval_notes if n]  # the engineers' own words, and what they set
             message, text = (
-                _ref(N_("Approved by {engineer}: {note}"), engineer=names, note=_joined(notes))
+                _ref(N_("Approved by {engineer}: {note}"), engineer=names, note=joined_refs(notes, SEPARATED))
                 if notes
                 else _ref(N_("Approved by {engineer}"), engineer=names)
             )
