@@ -1,12 +1,15 @@
 """Case reads answered from a rendered copy while the case has not changed.
 
 A read costs one query (:class:`store.case_views.CaseReads`: the token's user and their language, the case's owner
-and its view version, and the case itself, its row, timeline, handling, ownership requirement and refund in the
-same snapshot, when the kept copies are not of the version it finds). The case's JSON and ETag are rendered once per
-view version and language (its texts, such as ``next_action``, are in the reader's) and kept in a bounded,
-per-process cache. The version is moved by database triggers in the transaction of every change a read shows, so a
-copy is never served after its case changed, whichever process wrote the change. A second query reads the case
-only for a language not kept at its current version.
+and its view version, and the case's answer: its body kept rendered in the database (``store.case_bodies``) when
+there is one of the case's current version in the language asked, else the case itself, its row, timeline,
+handling, ownership requirement and refund in the same snapshot, to render now). Nothing is read but the access
+when this process keeps a copy of the version it finds. The case's JSON and ETag are rendered once per view
+version and language (its texts, such as ``next_action``, are in the reader's): by the API's refresher when the
+case changes, in its owner's language (``api.case_bodies``), else on the read, and kept in a bounded, per-process
+cache. The version is moved by database triggers in the transaction of every change a read shows, so a copy is
+never served after its case changed, whichever process wrote the change. A second query reads the case only for
+a language not kept at its current version.
 
 The queries run on the driver's own connections, not through SQLAlchemy's engine, whose work per execution and
 per transaction costs several times what the database takes to answer:
@@ -29,28 +32,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from fastapi import HTTPException, Request, Response, status
-from pydantic_core import to_json
 from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.case_bodies import Rendered, rendered_of, renderer_id
 from api.deps import bearer_token
 from api.languages import negotiated, with_language
 from api.rate_limits import Budget, limiter_of_app
-from api.schemas import CaseDetail
 from api.security import with_security_headers
 from recovery.i18n import supported
 from recovery.locales import match_locale
-from store.case_views import CaseAccess, CaseReads, CaseView, case_access, case_view
+from store.case_views import CaseAccess, CaseReads, CaseView, KeptBody, case_access, case_view
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,6 @@ pages are the operating system's page cache): a read's dozen or so page visits t
 system call, about a fifth of the statement's time on a 100,000-case database (measured on its own)."""
 
 
-class Rendered(NamedTuple):
-    version: int
-    body: bytes
-    etag: str
-
-
 class _Copies(NamedTuple):
     """A case's rendered copies of one view version, by language (a new version replaces them all)."""
 
@@ -95,6 +90,7 @@ class CaseViews:
         self._bodies = 0
         self._lock = threading.Lock()
         self._reads = CaseReads(engine.dialect)
+        self.renderer = renderer_id()
         self._sqlite: _SqliteReads | None = None
         self._postgres: _PostgresReads | None = None
         dialect = engine.dialect.name
@@ -147,28 +143,40 @@ class CaseViews:
             self._copies.move_to_end(case_id)
             return copies.by_locale.get(locale)
 
+    def read_params(self, *, token: str, case_id: str, locale: str | None) -> Any:
+        """The parameters of a read's one query (:attr:`store.case_views.CaseReads.read`)."""
+        return self._reads.read_params(
+            token=token,
+            case_id=case_id,
+            kept_version=self.kept_version(case_id),
+            locale=locale,
+            renderer=self.renderer,
+        )
+
     def answer(
-        self, found: CaseAccess | None, view: CaseView | None, case_id: str, locale: str | None
+        self, found: CaseAccess | None, view: CaseView | None, body: KeptBody | None, case_id: str, locale: str | None
     ) -> tuple[tuple[str, str] | None, Rendered | None]:
-        """What a read's one query gives: the copy to answer with (its key, and the copy when it is kept or
-        ``view`` was read with the query); (key, None) when the case must be read for the key's language."""
+        """What a read's one query gives: the copy to answer with (its key, and the copy when it is kept, here
+        or in the database, or ``view`` was read with the query); (key, None) when the case must be read for the
+        key's language."""
         key = self.key_to_render(found, case_id, locale)
         if key is None:
             return None, None
+        assert found is not None and found.view_version is not None
+        if body is not None:
+            return key, self.keep(key, Rendered(found.view_version, body.body, body.etag))
         if view is not None:
             return key, self.render(view, key)
-        assert found is not None and found.view_version is not None
         return key, self.kept(key, found.view_version)
 
     def render(self, view: CaseView, key: tuple[str, str]) -> Rendered:
         """Render the case in the key's language and keep it under the version read with it (in the same
         snapshot): a change committed since moves the version, so the next read renders again."""
+        return self.keep(key, rendered_of(view, key[1]))
+
+    def keep(self, key: tuple[str, str], rendered: Rendered) -> Rendered:
         case_id, locale = key
-        body = to_json(
-            CaseDetail.fields_of(view.case, view.events, view.handling, view.ownership, view.refund, locale=locale)
-        )
-        version = view.case.view_version
-        rendered = Rendered(version, body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        version = rendered.version
         with self._lock:
             copies = self._copies.get(case_id)
             if copies is None or copies.version < version:
@@ -220,12 +228,12 @@ class _SqliteReads:
         self, views: CaseViews, *, token: str, case_id: str, locale: str | None
     ) -> tuple[CaseAccess | None, Rendered | None]:
         reads = self._reads
-        params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
+        params = views.read_params(token=token, case_id=case_id, locale=locale)
         with self._lock:
             connection = self._connection()
             cursor = connection.execute(reads.read.sql, params)
-            found, view = reads.read_of(cursor, cursor.fetchall())
-            key, rendered = views.answer(found, view, case_id, locale)
+            found, view, body = reads.read_of(cursor, cursor.fetchall())
+            key, rendered = views.answer(found, view, body, case_id, locale)
             if key is None or rendered is not None:
                 return found, rendered
             # the kept version, not kept in this language
@@ -285,7 +293,7 @@ class _PostgresReads:
         if self._loop is not loop:  # first use, or another loop (tests): connections of this loop
             self._loop, self._idle, self._slots = loop, [], asyncio.Semaphore(self._size)
         assert self._slots is not None
-        params = reads.read_params(token=token, case_id=case_id, kept_version=views.kept_version(case_id))
+        params = views.read_params(token=token, case_id=case_id, locale=locale)
         if self._slots.locked():  # all connections busy: wait for one, a bounded time
             try:
                 await asyncio.wait_for(self._slots.acquire(), self._slot_wait_s)
@@ -297,8 +305,8 @@ class _PostgresReads:
             cursor = self._idle.pop() if self._idle else await self._connect()
             try:
                 await cursor.execute(reads.read.sql, params, prepare=True)
-                found, view = reads.read_of(cursor, await cursor.fetchall())
-                key, rendered = views.answer(found, view, case_id, locale)
+                found, view, body = reads.read_of(cursor, await cursor.fetchall())
+                key, rendered = views.answer(found, view, body, case_id, locale)
                 if key is not None and rendered is None:  # the kept version, not kept in this language
                     await cursor.execute(reads.view.sql, reads.view.params(case_id=case_id), prepare=True)
                     view = reads.view_of(cursor, await cursor.fetchall())

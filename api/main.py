@@ -6,6 +6,8 @@ first request and Temporal on the first claim.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +26,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
+from api.case_bodies import start_case_body_refresher
 from api.case_views import CaseViews, install_case_read_lane
 from api.deps import TemporalConnector, temporal_connector
 from api.docs import add_offline_docs
@@ -210,10 +213,15 @@ def create_app(
         # at shutdown: nothing made before stays uncollectable after.
         gc.collect()
         gc.freeze()
+        refresher = start_case_body_refresher(engine)
         try:
             yield
         finally:
             gc.unfreeze()
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
         views: CaseViews | None = getattr(app.state, "case_views", None)
         if views is not None:
             await views.close()

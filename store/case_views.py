@@ -20,8 +20,10 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    func,
     select,
     text,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -33,6 +35,7 @@ from sqlalchemy.types import Integer, String, TypeDecorator, TypeEngine
 from recovery.locales import DEFAULT_LOCALE
 from recovery.models import CaseHandling
 from store.api_tokens import hash_token
+from store.case_bodies import CaseBody
 from store.cases import Case, CaseEvent, CaseHandlingRow
 from store.db import StrEnumType, UTCDateTime, utcnow
 from store.ledger import RefundEntry
@@ -319,29 +322,73 @@ _TIMELINE_CONVERSIONS: Conversions = tuple(
     (i, fn) for i, column in enumerate(_EVENT_ROWS.columns) if (fn := _json_conversion(column)) is not None
 )
 
-_READ = (
-    select(*_ACCESS_COLUMNS, *_SHOWN_PARTS, _TIMELINE)
-    .select_from(
-        _USERS.outerjoin(_ASKED, _ASKED.c.case_id == bindparam("case_id"))
-        .outerjoin(
-            _SHOWN,
-            and_(
-                _SHOWN.c.case_id == _ASKED.c.case_id,
-                _ASKED.c.user_id == _USERS.c.user_id,
-                _ASKED.c.view_version != bindparam("kept_version"),
-            ),
-        )
-        .outerjoin(_HANDLINGS, _HANDLINGS.c.case_id == _SHOWN.c.case_id)
+_BODIES = CaseBody.__table__  # type: ignore[attr-defined]
+_CALLERS_OTHER_VERSION = and_(_ASKED.c.user_id == _USERS.c.user_id, _ASKED.c.view_version != bindparam("kept_version"))
+"""The case is the caller's, and not of the version the reader keeps."""
+_KEPT_BODY = and_(
+    _BODIES.c.case_id == _ASKED.c.case_id,
+    _CALLERS_OTHER_VERSION,
+    _BODIES.c.locale == func.coalesce(bindparam("locale", type_=String()), _USERS.c.locale),
+    _BODIES.c.view_version == _ASKED.c.view_version,
+    _BODIES.c.renderer == bindparam("renderer", type_=String()),
+)
+_ACCESSED = _USERS.outerjoin(_ASKED, _ASKED.c.case_id == bindparam("case_id")).outerjoin(_BODIES, _KEPT_BODY)
+_TO_RENDER = and_(_SHOWN.c.case_id == _ASKED.c.case_id, _CALLERS_OTHER_VERSION, _BODIES.c.case_id.is_(None))
+"""The case is read to be rendered: the caller's, not kept by the reader, and no body of its version kept."""
+
+
+def _shown_parts(left: Any) -> Any:
+    return (
+        left.outerjoin(_HANDLINGS, _HANDLINGS.c.case_id == _SHOWN.c.case_id)
         .outerjoin(_OWNERSHIPS, _OWNERSHIPS.c.case_id == _SHOWN.c.case_id)
         .outerjoin(_REFUNDS, _REFUNDS.c.case_id == _SHOWN.c.case_id)
     )
+
+
+_READ = (
+    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag, *_SHOWN_PARTS, _TIMELINE)
+    .select_from(_shown_parts(_ACCESSED.outerjoin(_SHOWN, _TO_RENDER)))
     .where(_USERS.c.token_hash == bindparam("token_hash"))
 )
 """:data:`_ACCESS` and, when the case is the caller's and its view version is not ``kept_version`` (the one of
-the copy the reader keeps; -1: none), :data:`_VIEW`, in one statement (one snapshot): a read that renders anew
-costs one round trip, not two. One row (one per refund of the case, each with the same timeline), the timeline in
-its last column (:data:`_TIMELINE`)."""
+the copy the reader keeps; -1: none), its body kept rendered (``store.case_bodies``) at that version, in the
+language asked (``locale``; NULL: the user's) by ``renderer``, or else :data:`_VIEW`, in one statement (one
+snapshot): a read costs one round trip. One row (one per refund of the case, each with the same timeline), the
+timeline in its last column (:data:`_TIMELINE`)."""
+_SHOWN_VIEW = (
+    select(*_SHOWN_PARTS, _TIMELINE)
+    .select_from(_shown_parts(_SHOWN))
+    .where(_TO_RENDER)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+    .offset(0)  # a fence: PostgreSQL would otherwise pull the subquery up into the joins (and read it all)
+    .lateral("shown_view")
+)
+_READ_POSTGRESQL = (
+    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag, *_SHOWN_VIEW.c)
+    .select_from(_ACCESSED.outerjoin(_SHOWN_VIEW, true()))
+    .where(_USERS.c.token_hash == bindparam("token_hash"))
+)
+""":data:`_READ` with the case's view in a lateral subquery: PostgreSQL then reads none of it when a body is kept
+(a one-time filter on ``case_bodies.case_id IS NULL``), where the joins of :data:`_READ` look up the case's parts
+by its id all the same (about half the backend's work of a read that answers with a kept body). SQLite has no
+``LATERAL``, and its nested loops skip the parts of a null case anyway."""
 _ACCESS_TYPES: tuple[TypeEngine[Any] | None, ...] = (None, UTCDateTime(), None, None, None, None)
+
+
+class KeptBody(NamedTuple):
+    """A case's body kept rendered (``store.case_bodies``), of the view version the read found."""
+
+    body: bytes
+    etag: str
+
+
+class ReadResult(NamedTuple):
+    access: CaseAccess | None
+    """None: no user has the token."""
+    view: CaseView | None
+    """The case read to be rendered; None when it is not the caller's, or its copy is kept (here or by the
+    reader)."""
+    body: KeptBody | None
 
 
 _PARTS_WIDTH = sum(len(table.columns) for table in _PARTS)
@@ -355,7 +402,8 @@ class CaseReads:
 
     def __init__(self, dialect: Dialect) -> None:
         self.view = Statement(_VIEW, dialect, _VIEW_TYPES)
-        self.read = Statement(_READ, dialect, [*_ACCESS_TYPES, *_PARTS_TYPES, None])
+        statement = _READ_POSTGRESQL if dialect.name == "postgresql" else _READ
+        self.read = Statement(statement, dialect, [*_ACCESS_TYPES, None, None, *_PARTS_TYPES, None])
         self._spans: list[tuple[Any, int, int, int]] = []
         """Each table's record class (:data:`_RECORDS`), where its columns start and end among the case's and its
         parts' columns (the timeline's among its own), and where its key is."""
@@ -366,24 +414,31 @@ class CaseReads:
             self._spans.append((_RECORDS[table.name], at, at + len(names), at + key))
             at = 0 if table is _PARTS[-1] else at + len(names)
 
-    def read_params(self, *, token: str, case_id: str, kept_version: int) -> Sequence[Any] | dict[str, Any]:
-        return self.read.params(case_id=case_id, token_hash=hash_token(token), kept_version=kept_version)
+    def read_params(
+        self, *, token: str, case_id: str, kept_version: int, locale: str | None, renderer: str
+    ) -> Sequence[Any] | dict[str, Any]:
+        return self.read.params(
+            case_id=case_id, token_hash=hash_token(token), kept_version=kept_version, locale=locale, renderer=renderer
+        )
 
-    def read_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> tuple[CaseAccess | None, CaseView | None]:
-        """The answer of :attr:`read` from its ``cursor`` and the rows it fetched: who asks, and the case's view
-        when the statement read it (the case is the caller's and its version not the kept one)."""
+    def read_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> ReadResult:
+        """The answer of :attr:`read` from its ``cursor`` and the rows it fetched: who asks, and the case's kept
+        body or its view when the statement read one (the case is the caller's and its version not the kept
+        one)."""
         if not rows:
-            return None, None
+            return ReadResult(None, None, None)
         head = rows[0]
         at = len(_ACCESS_TYPES)
         access = self._access(self.read, cursor, head)
-        view = self._view(self.read, cursor, head, at)
+        if head[at] is not None:
+            return ReadResult(access, None, KeptBody(bytes(head[at]), head[at + 1]))
+        view = self._view(self.read, cursor, head, at + 2)
         if view is None:
-            return access, None
+            return ReadResult(access, None, None)
         record, start, end, key = self._spans[4]
         entries = sorted(_json_array(head[-1]), key=lambda entry: entry[key])  # by id: the order they were written
         events = [record._make(_converted(entry, _TIMELINE_CONVERSIONS, start, end)) for entry in entries]
-        return access, view._replace(events=events)
+        return ReadResult(access, view._replace(events=events), None)
 
     def view_of(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> CaseView | None:
         """The view from the rows of :attr:`view` its ``cursor`` fetched (several refunds of one case repeat its

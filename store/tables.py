@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from store import (
     audit,
+    case_bodies,
     cases,
     fee_ledger,
     feedback,
@@ -23,6 +24,7 @@ from store import (
 TABLE_MODULES = (
     users,
     cases,
+    case_bodies,
     signed_txs,
     scan_cursors,
     ledger,

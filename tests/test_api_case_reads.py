@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic_core import to_json
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 from sqlmodel import Session, select
 
 from api.case_views import CaseReadLane, CaseViews, ReadsBusy, _PostgresReads
@@ -141,10 +141,21 @@ def _version(session: Session, case_id: str) -> int:
     return case.view_version
 
 
+def _version_queued(session: Session, case_id: str) -> int:
+    """The case's view version, which the triggers also queued its body to be rendered at (store.case_bodies)."""
+    version = _version(session, case_id)
+    queued = session.connection().execute(
+        text("SELECT view_version FROM case_body_queue WHERE case_id = :id"), {"id": case_id}
+    )
+    assert queued.scalar_one() == version
+    return version
+
+
 def test_every_change_a_case_read_shows_moves_its_view_version(db_session: Session) -> None:
-    """By triggers, on both databases: the case row, its timeline, handling, ownership requirement, refund."""
+    """By triggers, on both databases: the case row, its timeline, handling, ownership requirement, refund; each
+    change queues the case's body at its new version."""
     cases.create_case(db_session, case_id="case-v", user_id="alice", chain="bsc", tx_hash=TX, log_index=0)
-    seen = [_version(db_session, "case-v")]
+    seen = [_version_queued(db_session, "case-v")]
     db_session.commit()
     cases.apply_case_update(  # an event, the case row and its handling in one transaction
         db_session,
@@ -154,20 +165,20 @@ def test_every_change_a_case_read_shows_moves_its_view_version(db_session: Sessi
             handling=CaseHandling(tier=Tier.FIRST_LINE),
         ),
     )
-    seen.append(_version(db_session, "case-v"))
+    seen.append(_version_queued(db_session, "case-v"))
     db_session.commit()
     ownership.require(db_session, case_id="case-v", chain="bsc", address="0x" + "11" * 20, recipient="0x" + "22" * 20)
-    seen.append(_version(db_session, "case-v"))
+    seen.append(_version_queued(db_session, "case-v"))
     db_session.commit()
     db_session.add(_refund("refund-v", "case-v"))
     db_session.commit()
-    seen.append(_version(db_session, "case-v"))
+    seen.append(_version_queued(db_session, "case-v"))
     db_session.commit()
     db_session.connection().execute(
         update(cases.CaseHandlingRow).where(cases.CaseHandlingRow.case_id == "case-v").values(assigned_to="bob")  # type: ignore[arg-type]
     )
     db_session.commit()
-    seen.append(_version(db_session, "case-v"))
+    seen.append(_version_queued(db_session, "case-v"))
     assert seen == sorted(set(seen)), seen  # strictly moving at every step
 
 
