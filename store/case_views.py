@@ -23,7 +23,6 @@ from sqlalchemy import (
     func,
     select,
     text,
-    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
@@ -336,18 +335,14 @@ _ACCESSED = _USERS.outerjoin(_ASKED, _ASKED.c.case_id == bindparam("case_id")).o
 _TO_RENDER = and_(_SHOWN.c.case_id == _ASKED.c.case_id, _CALLERS_OTHER_VERSION, _BODIES.c.case_id.is_(None))
 """The case is read to be rendered: the caller's, not kept by the reader, and no body of its version kept."""
 
-
-def _shown_parts(left: Any) -> Any:
-    return (
-        left.outerjoin(_HANDLINGS, _HANDLINGS.c.case_id == _SHOWN.c.case_id)
+_READ = (
+    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag, *_SHOWN_PARTS, _TIMELINE)
+    .select_from(
+        _ACCESSED.outerjoin(_SHOWN, _TO_RENDER)
+        .outerjoin(_HANDLINGS, _HANDLINGS.c.case_id == _SHOWN.c.case_id)
         .outerjoin(_OWNERSHIPS, _OWNERSHIPS.c.case_id == _SHOWN.c.case_id)
         .outerjoin(_REFUNDS, _REFUNDS.c.case_id == _SHOWN.c.case_id)
     )
-
-
-_READ = (
-    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag, *_SHOWN_PARTS, _TIMELINE)
-    .select_from(_shown_parts(_ACCESSED.outerjoin(_SHOWN, _TO_RENDER)))
     .where(_USERS.c.token_hash == bindparam("token_hash"))
 )
 """:data:`_ACCESS` and, when the case is the caller's and its view version is not ``kept_version`` (the one of
@@ -355,23 +350,16 @@ the copy the reader keeps; -1: none), its body kept rendered (``store.case_bodie
 language asked (``locale``; NULL: the user's) by ``renderer``, or else :data:`_VIEW`, in one statement (one
 snapshot): a read costs one round trip. One row (one per refund of the case, each with the same timeline), the
 timeline in its last column (:data:`_TIMELINE`)."""
-_SHOWN_VIEW = (
-    select(*_SHOWN_PARTS, _TIMELINE)
-    .select_from(_shown_parts(_SHOWN))
-    .where(_TO_RENDER)
-    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
-    .offset(0)  # a fence: PostgreSQL would otherwise pull the subquery up into the joins (and read it all)
-    .lateral("shown_view")
-)
-_READ_POSTGRESQL = (
-    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag, *_SHOWN_VIEW.c)
-    .select_from(_ACCESSED.outerjoin(_SHOWN_VIEW, true()))
+_READ_ACCESS = (
+    select(*_ACCESS_COLUMNS, _BODIES.c.body, _BODIES.c.etag)
+    .select_from(_ACCESSED)
     .where(_USERS.c.token_hash == bindparam("token_hash"))
 )
-""":data:`_READ` with the case's view in a lateral subquery: PostgreSQL then reads none of it when a body is kept
-(a one-time filter on ``case_bodies.case_id IS NULL``), where the joins of :data:`_READ` look up the case's parts
-by its id all the same (about half the backend's work of a read that answers with a kept body). SQLite has no
-``LATERAL``, and its nested loops skip the parts of a null case anyway."""
+""":data:`_READ` without the case's view: for a database across the network (PostgreSQL), where a read whose body
+is kept (most, once the refresher has caught up) then costs the backend about a third less, and one that must
+render reads the view with a second statement (:data:`_VIEW`). (With the view in a lateral subquery of
+:data:`_READ` behind a one-time filter, PostgreSQL did not read the view, but the wider statement still cost it
+half as much again.)"""
 _ACCESS_TYPES: tuple[TypeEngine[Any] | None, ...] = (None, UTCDateTime(), None, None, None, None)
 
 
@@ -400,10 +388,15 @@ class CaseReads:
     run :attr:`read` (or :attr:`view`) on its cursor, then make its answer with :meth:`read_of`
     (:meth:`view_of`)."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, *, view_in_read: bool = True) -> None:
         self.view = Statement(_VIEW, dialect, _VIEW_TYPES)
-        statement = _READ_POSTGRESQL if dialect.name == "postgresql" else _READ
-        self.read = Statement(statement, dialect, [*_ACCESS_TYPES, None, None, *_PARTS_TYPES, None])
+        self.view_in_read = view_in_read
+        """:attr:`read` reads the case's view too (:data:`_READ`), else only who asks and the kept body
+        (:data:`_READ_ACCESS`)."""
+        if view_in_read:
+            self.read = Statement(_READ, dialect, [*_ACCESS_TYPES, None, None, *_PARTS_TYPES, None])
+        else:
+            self.read = Statement(_READ_ACCESS, dialect, [*_ACCESS_TYPES, None, None])
         self._spans: list[tuple[Any, int, int, int]] = []
         """Each table's record class (:data:`_RECORDS`), where its columns start and end among the case's and its
         parts' columns (the timeline's among its own), and where its key is."""
@@ -432,6 +425,8 @@ class CaseReads:
         access = self._access(self.read, cursor, head)
         if head[at] is not None:
             return ReadResult(access, None, KeptBody(bytes(head[at]), head[at + 1]))
+        if not self.view_in_read:
+            return ReadResult(access, None, None)
         view = self._view(self.read, cursor, head, at + 2)
         if view is None:
             return ReadResult(access, None, None)

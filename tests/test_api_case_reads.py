@@ -22,7 +22,7 @@ from recovery.models import CaseHandling, CaseStatus, CaseUpdate, MessageRef, Ti
 from recovery.roster import Tier
 from recovery.settings import RateLimitConfig
 from store import cases, ownership, users
-from store.case_views import CaseReads, case_view
+from store.case_views import case_view
 from store.db import utcnow
 from store.ledger import RefundEntry
 from tests.api_fixtures import TX, Api
@@ -303,7 +303,7 @@ async def test_postgresql_reads_wait_a_bounded_time_for_a_connection(
         cases.create_case(session, case_id=case_id, user_id=user_id, chain="bsc", tx_hash=TX, log_index=0)
     views = CaseViews(db_engine)
     assert views._postgres is not None
-    views._postgres = _PostgresReads(db_engine, CaseReads(db_engine.dialect), size=1, slot_wait_s=0.2)
+    views._postgres = _PostgresReads(db_engine, size=1, slot_wait_s=0.2)
     try:
         found, rendered = await views.read(token=token, case_id=case_id)
         assert found is not None and rendered is not None
