@@ -17,7 +17,7 @@ from api.main import create_app
 from bench.bench_api import Dataset, generate, load
 from recovery.models import CaseStatus, CaseUpdate, TimelineEvent
 from recovery.settings import Settings
-from store import case_bodies, cases
+from store import case_bodies, cases, users
 from store.case_bodies import CaseBody, CaseBodyQueue, Queued, StoredBody
 from store.case_views import case_view
 from store.users import User
@@ -52,6 +52,11 @@ def _queued(engine: Engine) -> dict[str, int]:
 def _bodies(engine: Engine) -> dict[str, CaseBody]:
     with Session(engine) as session:
         return {body.case_id: body for body in session.exec(select(CaseBody)).scalars()}  # type: ignore[call-overload]
+
+
+def _owner_of(engine: Engine, case_id: str) -> str:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT user_id FROM cases WHERE case_id = :id"), {"id": case_id}).scalar_one()
 
 
 def _owner_locale(engine: Engine, case_id: str) -> str:
@@ -141,6 +146,23 @@ async def test_a_body_of_another_renderer_is_never_served_and_is_rendered_again(
     assert CaseBodyRefresher(db_engine).refresh_once() == 1  # nothing queued: the stale body is taken
     body = _bodies(db_engine)[case_id]
     assert (body.renderer, bytes(body.body)) == (renderer_id(), right)
+
+
+def test_a_users_new_language_queues_their_cases_and_their_bodies_follow(db_engine: Engine) -> None:
+    data = _loaded(db_engine, count=10, users=2)
+    _drain(CaseBodyRefresher(db_engine))
+    owner = data.owners[0]
+    theirs = {case_id for case_id, n in zip(data.case_ids, data.owners, strict=True) if n == owner}
+    user_id = _owner_of(db_engine, data.case_ids[0])
+    new = "ko" if _owner_locale(db_engine, data.case_ids[0]) != "ko" else "vi"
+    with Session(db_engine) as session:
+        users.set_locale(session, user_id=user_id, locale=new)
+    assert set(_queued(db_engine)) == theirs
+    _drain(CaseBodyRefresher(db_engine))
+    in_theirs = CaseBody.case_id.in_(theirs)  # type: ignore[attr-defined]
+    with db_engine.connect() as connection:  # one body a case, in the new language: the old ones are gone
+        locales = connection.execute(select(CaseBody.locale).where(in_theirs)).scalars().all()  # type: ignore[call-overload]
+    assert locales == [new] * len(theirs)
 
 
 def test_saving_never_goes_back_a_version_nor_takes_a_case_queued_again_off_the_queue(db_engine: Engine) -> None:

@@ -1,6 +1,6 @@
 """Users' case reads kept rendered (store/case_bodies.py): the bodies, and the queue of cases to render that
-triggers fill whenever a case's ``view_version`` moves (migration 0005's triggers move it), in the change's own
-transaction. Every case there is is queued here, so an upgraded database gets its bodies rendered too.
+triggers fill whenever a case's ``view_version`` moves (migration 0005's triggers move it) or its owner's language
+changes, in the change's own transaction. Every case there is is queued here, so an upgraded database gets its bodies rendered too.
 
 Revision ID: 0007
 Revises: 0006
@@ -23,10 +23,17 @@ _UPSERT = (
     "INSERT INTO case_body_queue (case_id, view_version) VALUES (NEW.case_id, NEW.view_version) "
     "ON CONFLICT (case_id) DO UPDATE SET view_version = excluded.view_version"
 )
+_UPSERT_USERS_CASES = (
+    "INSERT INTO case_body_queue (case_id, view_version) SELECT case_id, view_version FROM cases "
+    "WHERE user_id = NEW.user_id ON CONFLICT (case_id) DO UPDATE SET view_version = excluded.view_version"
+)
+"""A user's every case, when their language changes: bodies are rendered in the owner's language."""
 QUEUE_SQLITE = [
     f"CREATE TRIGGER cases_insert_body_queue AFTER INSERT ON cases BEGIN {_UPSERT}; END",
     "CREATE TRIGGER cases_update_body_queue AFTER UPDATE ON cases WHEN NEW.view_version <> OLD.view_version "
     f"BEGIN {_UPSERT}; END",
+    "CREATE TRIGGER users_locale_body_queue AFTER UPDATE ON users WHEN NEW.locale <> OLD.locale "
+    f"BEGIN {_UPSERT_USERS_CASES}; END",
 ]
 QUEUE_POSTGRESQL = [
     f"CREATE FUNCTION case_body_queue() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {_UPSERT}; RETURN NULL; END $$",
@@ -35,6 +42,10 @@ QUEUE_POSTGRESQL = [
     # BEFORE trigger moves it in most updates
     "CREATE TRIGGER cases_update_body_queue AFTER UPDATE ON cases FOR EACH ROW "
     "WHEN (NEW.view_version IS DISTINCT FROM OLD.view_version) EXECUTE FUNCTION case_body_queue()",
+    "CREATE FUNCTION users_locale_body_queue() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    f"{_UPSERT_USERS_CASES}; RETURN NULL; END $$",
+    "CREATE TRIGGER users_locale_body_queue AFTER UPDATE ON users FOR EACH ROW "
+    "WHEN (NEW.locale IS DISTINCT FROM OLD.locale) EXECUTE FUNCTION users_locale_body_queue()",
 ]
 
 
@@ -66,10 +77,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER users_locale_body_queue ON users")
+        op.execute("DROP FUNCTION users_locale_body_queue()")
         op.execute("DROP TRIGGER cases_update_body_queue ON cases")
         op.execute("DROP TRIGGER cases_insert_body_queue ON cases")
         op.execute("DROP FUNCTION case_body_queue()")
     else:
+        op.execute("DROP TRIGGER users_locale_body_queue")
         op.execute("DROP TRIGGER cases_update_body_queue")
         op.execute("DROP TRIGGER cases_insert_body_queue")
     op.drop_table("case_body_queue")
