@@ -17,7 +17,7 @@ LINE = re.compile(
 
 def test_parser_defaults_and_discovery() -> None:
     args = build_parser().parse_args([])
-    assert args.claims == 100 and not args.keep_data
+    assert args.claims == 100 and args.rounds == 1 and not args.keep_data
     assert "claim" in discover()
 
 
@@ -29,15 +29,16 @@ def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_final_line_and_ratios() -> None:
-    results = Results(claims=4, claim_seconds=[0.2, 0.3, 0.3, 0.4], floor_seconds=[0.1, 0.2, 0.2, 0.2])
+    results = Results(claims=4, rounds=1, claim_seconds=[0.2, 0.3, 0.3, 0.4], floor_seconds=[0.1, 0.2, 0.2, 0.2])
     assert results.final_line() == "bench claim: p99 0.40 s, ratio 2.00 vs direct lookups (p50 0.30 s, ratio 1.50)"
     assert LINE.match(results.final_line())
 
 
 def test_tiny_run_prints_the_line(capsys: pytest.CaptureFixture[str]) -> None:
     # main() runs its own event loop: a sync test keeps it off pytest-asyncio's loop.
-    assert main(["--claims", "3"]) == 0
+    assert main(["--claims", "3", "--rounds", "2"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
+    assert any(re.search(r"samples\s*│\s*6 \(2 rounds\)\s*│\s*9 \(3 rounds\)", line) for line in out), out
     match = LINE.match(out[-1])
     assert match is not None, out[-1]
     assert float(match.group(1)) > 0 and float(match.group(2)) > 0
