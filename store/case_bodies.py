@@ -6,10 +6,10 @@ renderer, answers with it in the same query that checks the token (``store.case_
 rendered on the read, as before, so a body that is missing or behind never changes an answer, only its cost.
 
 Who renders: triggers queue every case whose ``view_version`` moves, and every case of a user whose language
-changes (migration 0007), in the transaction of the change, with the case's version; the API's refresher (``api.case_bodies``) renders the queued cases and
-saves their bodies here, and takes a case off the queue only when the version it rendered is still the queued
-one. Bodies cascade with their case, so a case id used again (a claim whose workflow could not start, claimed
-again) never meets the body of the case deleted before it.
+changes (migration 0007), in the transaction of the change, with the case's version; the API's refresher
+(``api.case_bodies``) renders the queued cases and saves their bodies here, and takes a case off the queue only
+when the version it rendered is still the queued one. Bodies cascade with their case, so a case id used again (a
+claim whose workflow could not start, claimed again) never meets the body of the case deleted before it.
 """
 
 from __future__ import annotations

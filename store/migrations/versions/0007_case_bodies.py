@@ -1,6 +1,7 @@
 """Users' case reads kept rendered (store/case_bodies.py): the bodies, and the queue of cases to render that
 triggers fill whenever a case's ``view_version`` moves (migration 0005's triggers move it) or its owner's language
-changes, in the change's own transaction. Every case there is is queued here, so an upgraded database gets its bodies rendered too.
+changes, in the change's own transaction. Every existing case is queued here, so an upgraded database gets its
+bodies rendered too.
 
 Revision ID: 0007
 Revises: 0006
