@@ -17,7 +17,7 @@ LINE = re.compile(
 
 def test_parser_defaults_and_discovery() -> None:
     args = build_parser().parse_args([])
-    assert args.claims == 100 and args.rounds == 1 and not args.keep_data
+    assert args.claims == 100 and args.rounds == 2 and not args.keep_data
     assert "claim" in discover()
 
 
